@@ -1,0 +1,224 @@
+"""The Kubernetes API, as plain wire-format dicts.
+
+The official client is synchronous; handlers that use this module are sync
+handlers (Kopf runs them in its thread pool). Objects come back as the JSON the
+API server sent (camelCase dicts), which the pure logic reads directly, rather
+than the client's model classes. Errors are translated into `KubeError` and its
+subclasses, with the client's exception chained.
+
+Exceptions:
+    KubeError
+     +-- NotFound
+     +-- Conflict      (optimistic-concurrency failure: re-read and retry)
+     +-- Forbidden     (RBAC: the message names the verb and resource)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from ..names import HOLD_ANNOTATION
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "Kube",
+    "KubeError",
+    "NotFound",
+    "WorkloadKind",
+    "api_client",
+]
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+WorkloadKind = str  # "Deployment" | "StatefulSet"
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed."""
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    pass
+
+
+class Forbidden(KubeError):
+    pass
+
+
+def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """A client from KUBECONFIG / the given file, or the in-cluster service account."""
+    try:
+        config.load_kube_config(config_file=kubeconfig)
+    except config.ConfigException:
+        config.load_incluster_config()
+    return client.ApiClient()
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        response = fn(*args, _preload_content=False, **kwargs)
+    except ApiException as exc:
+        reason = _reason(exc)
+        if exc.status == 404:
+            raise NotFound(reason) from exc
+        if exc.status == 409:
+            raise Conflict(reason) from exc
+        if exc.status == 403:
+            raise Forbidden(reason) from exc
+        raise KubeError(f"HTTP {exc.status}: {reason}") from exc
+    data = response.data
+    return json.loads(data) if data else None
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(exc.reason)
+
+
+class Kube:
+    """The calls the handlers need, and no more (the RBAC in deploy/ mirrors them)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    # --- workloads -------------------------------------------------------
+
+    def get_workload(self, kind: WorkloadKind, namespace: str, name: str) -> Obj:
+        if kind == "StatefulSet":
+            return _call(self.apps.read_namespaced_stateful_set, name, namespace)  # type: ignore[no-any-return]
+        return _call(self.apps.read_namespaced_deployment, name, namespace)  # type: ignore[no-any-return]
+
+    def patch_workload(self, kind: WorkloadKind, namespace: str, name: str, patch: Obj) -> Obj:
+        """A strategic-merge patch (the client's default for dict bodies)."""
+        if kind == "StatefulSet":
+            return _call(self.apps.patch_namespaced_stateful_set, name, namespace, patch)  # type: ignore[no-any-return]
+        return _call(self.apps.patch_namespaced_deployment, name, namespace, patch)  # type: ignore[no-any-return]
+
+    def get_deployment(self, namespace: str, name: str) -> Obj:
+        return self.get_workload("Deployment", namespace, name)
+
+    def patch_deployment(self, namespace: str, name: str, patch: Obj) -> Obj:
+        return self.patch_workload("Deployment", namespace, name, patch)
+
+    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
+        listing = _call(
+            self.apps.list_namespaced_replica_set, namespace, label_selector=label_selector
+        )
+        return list(listing["items"])
+
+    # --- autoscaling -----------------------------------------------------
+
+    def find_hpa(self, namespace: str, kind: WorkloadKind, name: str) -> Obj | None:
+        """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if any."""
+        listing = _call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)
+        for hpa in listing["items"]:
+            ref = hpa["spec"]["scaleTargetRef"]
+            if ref.get("kind") == kind and ref.get("name") == name:
+                return hpa  # type: ignore[no-any-return]
+        return None
+
+    def patch_hpa(self, namespace: str, name: str, patch: Obj) -> Obj:
+        return _call(  # type: ignore[no-any-return]
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, name, namespace, patch
+        )
+
+    # --- config ----------------------------------------------------------
+
+    def get_configmap(self, namespace: str, name: str) -> Obj:
+        return _call(self.core.read_namespaced_config_map, name, namespace)  # type: ignore[no-any-return]
+
+    def patch_configmap(self, namespace: str, name: str, patch: Obj) -> Obj:
+        return _call(self.core.patch_namespaced_config_map, name, namespace, patch)  # type: ignore[no-any-return]
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
+        """One key of one Secret (the operator may `get` Secrets, never list or watch them)."""
+        import base64
+
+        secret = _call(self.core.read_namespaced_secret, name, namespace)
+        data = secret.get("data") or {}
+        if key not in data:
+            raise NotFound(f"Secret {name} has no key {key!r}")
+        return base64.b64decode(data[key])
+
+    # --- holds: one operation per workload --------------------------------
+
+    def acquire_hold(
+        self, kind: WorkloadKind, namespace: str, name: str, holder: str
+    ) -> str | None:
+        """Mark the workload as held by `holder`.
+
+        Returns None when the hold is ours (newly or already), or the name of the
+        operation that holds it. The write carries the resourceVersion read, so
+        two operations racing for the same workload cannot both win.
+        """
+        for _ in range(5):
+            obj = self.get_workload(kind, namespace, name)
+            annotations = obj["metadata"].get("annotations") or {}
+            current = annotations.get(HOLD_ANNOTATION)
+            if current == holder:
+                return None
+            if current:
+                return str(current)
+            patch = {
+                "metadata": {
+                    "resourceVersion": obj["metadata"]["resourceVersion"],
+                    "annotations": {HOLD_ANNOTATION: holder},
+                }
+            }
+            try:
+                self.patch_workload(kind, namespace, name, patch)
+                return None
+            except Conflict:
+                continue
+        raise Conflict(f"{kind} {name} kept changing while taking the hold")
+
+    def release_hold(self, kind: WorkloadKind, namespace: str, name: str, holder: str) -> None:
+        """Remove our hold; someone else's is left alone; a missing workload is fine."""
+        try:
+            obj = self.get_workload(kind, namespace, name)
+        except NotFound:
+            return
+        annotations = obj["metadata"].get("annotations") or {}
+        if annotations.get(HOLD_ANNOTATION) != holder:
+            return
+        patch = {
+            "metadata": {
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+                "annotations": {HOLD_ANNOTATION: None},
+            }
+        }
+        try:
+            self.patch_workload(kind, namespace, name, patch)
+        except Conflict:
+            self.release_hold(kind, namespace, name, holder)
+
+    # --- our own objects ---------------------------------------------------
+
+    def list_custom(self, plural: str, namespace: str, label_selector: str = "") -> list[Obj]:
+        from ..api.common import GROUP, VERSION
+
+        listing = _call(
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            label_selector=label_selector,
+        )
+        return list(listing["items"])

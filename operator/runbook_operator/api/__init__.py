@@ -1,0 +1,15 @@
+"""The custom resources' models: the schema's single source.
+
+Every kind lives in its own module and declares one `Resource`; `RESOURCES`
+lists them for `crdgen` and the operator.
+"""
+
+from __future__ import annotations
+
+from .common import GROUP, VERSION
+from .emergencyscale import EMERGENCY_SCALE
+from .resource import CATEGORY, Resource
+
+__all__ = ["CATEGORY", "GROUP", "RESOURCES", "VERSION", "Resource"]
+
+RESOURCES: tuple[Resource, ...] = (EMERGENCY_SCALE,)

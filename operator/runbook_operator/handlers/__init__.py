@@ -1,0 +1,7 @@
+"""Thin Kopf glue: observe -> logic -> act -> status. Importing registers the handlers."""
+
+from __future__ import annotations
+
+from . import lifecycle
+
+__all__ = ["lifecycle"]

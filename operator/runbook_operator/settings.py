@@ -1,0 +1,39 @@
+"""The operator's settings, grouped, each with its unit.
+
+Read once at start-up from the command line and the environment
+(`RUNBOOK_*`), then passed to handlers through Kopf's `memo`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"RUNBOOK_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces (or globs like `team-*`) to serve; empty means all."""
+    metrics_address: str = field(default_factory=lambda: _env("METRICS_ADDRESS", "0.0.0.0"))
+    """Address of the Prometheus /metrics endpoint."""
+    metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "8080")))
+    """Port of the /metrics endpoint; 0 disables it."""
+    liveness_port: int = field(default_factory=lambda: int(_env("LIVENESS_PORT", "8081")))
+    """Port of the /healthz liveness endpoint; 0 disables it."""
+    prometheus_url: str = field(default_factory=lambda: _env("PROMETHEUS_URL", ""))
+    """Default Prometheus for triggers and health checks, e.g. http://prometheus:9090."""
+    max_replicas: int = field(default_factory=lambda: int(_env("MAX_REPLICAS", "50")))
+    """Policy cap on the replicas an EmergencyScale may ask for."""
+    backup_root: Path = field(
+        default_factory=lambda: Path(_env("BACKUP_ROOT", "/var/lib/runbook/backups"))
+    )
+    """Where DatabaseBackups are written (a mounted volume)."""
+    tick_seconds: float = field(default_factory=lambda: float(_env("TICK_SECONDS", "2")))
+    """How often time-driven work (windows, gates, rollouts) is re-evaluated, in seconds."""
