@@ -1,0 +1,261 @@
+"""A real Prometheus (Debian's /usr/bin/prometheus) scraping an exporter the test controls.
+
+Gates on Prometheus queries (EmergencyScale triggers, armed Rollbacks) are
+proven against the real server, not a mock: the test sets a gauge on a tiny
+exporter, Prometheus scrapes it every second, and the operator's query sees it.
+
+    from support.prometheus import prometheus  # noqa: F401  (the fixture)
+
+    def test_gate(prometheus):
+        prometheus.exporter.set("http_errors_ratio", 0.2, {"service": "backend"})
+        prometheus.wait_for('http_errors_ratio{service="backend"}', lambda v: v == 0.2)
+        ... RUNBOOK_PROMETHEUS_URL=prometheus.url ...
+        prometheus.stop()     # "Prometheus is down"
+        prometheus.start()    # back, same port, same data
+
+Without the fixture: `with running_prometheus(tmp_dir) as prom: ...`.
+
+Everything listens on 127.0.0.1 on free ports; the TSDB lives in a temp dir;
+both servers are stopped when the fixture ends. The scrape interval is 1 s and
+the lookback delta 5 s, so a series the test removes (or an exporter that
+stops) disappears from queries within a few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+__all__ = ["PROMETHEUS_BINARY", "Exporter", "Prometheus", "prometheus", "running_prometheus"]
+
+PROMETHEUS_BINARY = os.environ.get("RUNBOOK_TEST_PROMETHEUS", "/usr/bin/prometheus")
+SCRAPE_INTERVAL = "1s"
+LOOKBACK_DELTA = "5s"
+JOB = "exporter"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Exporter:
+    """Gauges served on loopback from a private registry, set by the test.
+
+    A metric's label names are fixed by its first `set()`.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._gauges: dict[str, Gauge] = {}
+        self._lock = threading.Lock()
+        self._server, self._thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
+        self.port = int(self._server.server_port)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _gauge(self, name: str, labels: dict[str, str]) -> Gauge:
+        with self._lock:
+            gauge = self._gauges.get(name)
+            if gauge is None:
+                gauge = Gauge(
+                    name, f"{name} (set by the test)", sorted(labels), registry=self.registry
+                )
+                self._gauges[name] = gauge
+            return gauge
+
+    def set(self, name: str, value: float, labels: dict[str, str] | None = None) -> None:
+        """Set one series of a gauge, creating the gauge on first use."""
+        labels = labels or {}
+        gauge = self._gauge(name, labels)
+        (gauge.labels(**labels) if labels else gauge).set(value)
+
+    def remove(self, name: str, labels: dict[str, str] | None = None) -> None:
+        """Stop exposing one series (the query then returns no data after the lookback)."""
+        gauge = self._gauges.get(name)
+        if gauge is None:
+            return
+        if labels:
+            with contextlib.suppress(KeyError):
+                gauge.remove(*(labels[k] for k in sorted(labels)))
+        else:
+            with self._lock:
+                self.registry.unregister(gauge)
+                del self._gauges[name]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class Prometheus:
+    """One Prometheus server process; `stop()`/`start()` keep its port and data."""
+
+    def __init__(self, workdir: Path, exporter: Exporter) -> None:
+        self.workdir = workdir
+        self.exporter = exporter
+        self.port = free_port()
+        self.config = workdir / "prometheus.yml"
+        self.data = workdir / "data"
+        self.log_path = workdir / "prometheus.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config.write_text(
+            json.dumps(
+                {
+                    "global": {
+                        "scrape_interval": SCRAPE_INTERVAL,
+                        "scrape_timeout": SCRAPE_INTERVAL,
+                        "evaluation_interval": SCRAPE_INTERVAL,
+                    },
+                    "scrape_configs": [
+                        {"job_name": JOB, "static_configs": [{"targets": [exporter.target]}]}
+                    ],
+                }
+            )
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 30) -> None:
+        """Start the server and wait until it is ready and has scraped the exporter once."""
+        if self.running:
+            return
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    PROMETHEUS_BINARY,
+                    f"--config.file={self.config}",
+                    f"--storage.tsdb.path={self.data}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    f"--query.lookback-delta={LOOKBACK_DELTA}",
+                    "--storage.tsdb.retention.time=1h",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._wait(self._ready, timeout, "Prometheus to become ready")
+        self._wait(lambda: self.query(f'up{{job="{JOB}"}}') == [1.0], timeout, "the first scrape")
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM and wait: afterwards the URL refuses connections."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        self.process = None
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"Prometheus exited early; see {self.log_path}:\n{self._log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return ""
+
+    def query(self, promql: str) -> list[float]:
+        """The values of an instant query's series (an empty list when there are none)."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: dict[str, Any] = json.load(response)
+        result = body["data"]["result"]
+        if body["data"]["resultType"] == "scalar":
+            return [float(result[1])]
+        return [float(series["value"][1]) for series in result]
+
+    def wait_for(
+        self,
+        promql: str,
+        predicate: Callable[[list[float]], bool] | None = None,
+        timeout: float = 20,
+    ) -> list[float]:
+        """Poll a query until `predicate(values)` holds (default: exactly one series)."""
+        check = predicate or (lambda values: len(values) == 1)
+        found: list[float] = []
+
+        def probe() -> bool:
+            nonlocal found
+            try:
+                found = self.query(promql)
+            except (urllib.error.URLError, OSError):
+                return False
+            return check(found)
+
+        self._wait(probe, timeout, f"{promql} to satisfy the condition (last: {found})")
+        return found
+
+    @staticmethod
+    def _wait(probe: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not probe():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running_prometheus(workdir: Path | None = None) -> Iterator[Prometheus]:
+    """An exporter and a Prometheus scraping it, both stopped afterwards."""
+    if not Path(PROMETHEUS_BINARY).exists():
+        pytest.skip(f"{PROMETHEUS_BINARY} is not installed (apt-get install prometheus)")
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="runbook-prometheus-")) if workdir is None else workdir
+    root.mkdir(parents=True, exist_ok=True)
+    exporter = Exporter()
+    server = Prometheus(root, exporter)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        exporter.close()
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
+    """A fresh Prometheus + exporter for one test (about 6 s to start: discovery settles in 5 s)."""
+    with running_prometheus(tmp_path / "prometheus") as server:
+        yield server
