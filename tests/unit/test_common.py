@@ -20,7 +20,14 @@ CRON = TypeAdapter(CronSchedule)
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("2h30m", 9000), ("90s", 90), ("1.5h", 5400), ("500ms", 0.5), ("1h0m0s", 3600), ("24h", 86400)],
+    [
+        ("2h30m", 9000),
+        ("90s", 90),
+        ("1.5h", 5400),
+        ("500ms", 0.5),
+        ("1h0m0s", 3600),
+        ("24h", 86400),
+    ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -39,7 +46,9 @@ def test_zero_duration_is_refused() -> None:
         DURATION.validate_python("0s")
 
 
-@pytest.mark.parametrize("text", ["0 2 * * 0", "*/5 * * * *", "@daily", "0 0 1 1 *", "30 3 * * MON"])
+@pytest.mark.parametrize(
+    "text", ["0 2 * * 0", "*/5 * * * *", "@daily", "0 0 1 1 *", "30 3 * * MON"]
+)
 def test_good_cron(text: str) -> None:
     assert CRON.validate_python(text) == text
 

@@ -61,8 +61,16 @@ def test_other_conditions_are_kept_in_order() -> None:
 
 
 def test_unknown_status_and_wire_format() -> None:
-    conds = c.set_condition([], "Verified", ConditionStatus.UNKNOWN, "Pending", "", generation=None,
-                            now=T0)
+    conds = c.set_condition(
+        [], "Verified", ConditionStatus.UNKNOWN, "Pending", "", generation=None, now=T0
+    )
     wire = c.to_wire(conds)
-    assert wire == [{"type": "Verified", "status": "Unknown", "reason": "Pending", "message": "",
-                     "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    assert wire == [
+        {
+            "type": "Verified",
+            "status": "Unknown",
+            "reason": "Pending",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    ]

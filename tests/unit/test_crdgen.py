@@ -18,7 +18,9 @@ FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "const", "defi
 def test_committed_crds_are_up_to_date() -> None:
     rendered = render_all()
     on_disk = {p.name: p.read_text() for p in CRDS.glob("*.yaml")}
-    assert set(on_disk) == set(rendered), "crds/ has missing or extra files: run `runbook-operator crds`"
+    assert set(on_disk) == set(rendered), (
+        "crds/ has missing or extra files: run `runbook-operator crds`"
+    )
     stale = [name for name, text in rendered.items() if on_disk[name] != text]
     assert not stale, f"stale CRDs {stale}: run `runbook-operator crds`"
 
@@ -98,8 +100,11 @@ def test_optional_becomes_nullable_without_null_default() -> None:
     schema = {
         "type": "object",
         "properties": {
-            "x": {"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}], "default": None,
-                  "description": "an x"},
+            "x": {
+                "anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}],
+                "default": None,
+                "description": "an x",
+            },
         },
         "$defs": {"X": {"type": "object", "title": "X", "properties": {"a": {"type": "integer"}}}},
     }
