@@ -74,7 +74,8 @@ def immutable(what: str) -> dict[str, Any]:
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_DURATION_CEL = r"^([0-9]+(\.[0-9]+)?(h|ms|m|s))+$"
+# CEL string literals reject regex escapes such as \. and \s: use character classes.
+_DURATION_CEL = r"^([0-9]+([.][0-9]+)?(h|ms|m|s))+$"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -119,11 +120,11 @@ GoDuration = Annotated[
 
 # --- cron ------------------------------------------------------------------
 
-_CRON_FIELD = r"[0-9A-Za-z*?/,\-]+"
+_CRON_FIELD = r"[0-9A-Za-z*?/,-]+"
 _CRON_CEL = (
     r"^(@(yearly|annually|monthly|weekly|daily|hourly)|("
     + _CRON_FIELD
-    + r"\s+){4}"
+    + r"[ ]+){4}"
     + _CRON_FIELD
     + r")$"
 )
