@@ -1,0 +1,156 @@
+"""Prometheus, asked for exactly one number.
+
+Gates need one value: `query_one` returns it, or raises an error that says in
+plain words why there is none. `sample` wraps that into the gate's `Sample`
+(logic/gate.py), which never raises, for the handlers.
+
+Exceptions:
+    PrometheusError
+     +-- Unreachable     (connection refused, timeout, HTTP 5xx)
+     +-- QueryRefused    (HTTP 4xx: a PromQL error; the message is Prometheus's)
+     +-- NoData          (no series)
+     +-- SeveralSeries   (more than one series: which one counts is unclear)
+
+URLs may carry credentials (http://user:secret@host); messages never show them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from ..logic.gate import Problem, Sample
+
+__all__ = [
+    "NoData",
+    "PrometheusError",
+    "QueryRefused",
+    "SeveralSeries",
+    "Unreachable",
+    "query_one",
+    "redact",
+    "sample",
+]
+
+TIMEOUT_SECONDS = 5
+"""Per request; the gate asks again on the next tick rather than waiting long."""
+MAX_LABELS_SHOWN = 3
+
+
+class PrometheusError(Exception):
+    problem = Problem.UNREACHABLE
+
+
+class Unreachable(PrometheusError):
+    problem = Problem.UNREACHABLE
+
+
+class QueryRefused(PrometheusError):
+    problem = Problem.BAD_QUERY
+
+
+class NoData(PrometheusError):
+    problem = Problem.NO_DATA
+
+
+class SeveralSeries(PrometheusError):
+    problem = Problem.SEVERAL_SERIES
+
+
+def redact(url: str) -> str:
+    """The URL without user:password."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_local = threading.local()
+
+
+def _client(url: str) -> PrometheusConnect:
+    """One client (and its connection pool) per URL and thread; no retries inside."""
+    clients: dict[str, PrometheusConnect] = getattr(_local, "clients", None) or {}
+    _local.clients = clients
+    if url not in clients:
+        clients[url] = PrometheusConnect(
+            url=url.rstrip("/"),
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=TIMEOUT_SECONDS,
+        )
+    return clients[url]
+
+
+def _refusal(exc: PrometheusApiClientException, url: str) -> PrometheusError:
+    """prometheus-api-client reports `HTTP Status Code 400 (b'{...}')`: pick it apart."""
+    text = str(exc)
+    status = text.split("HTTP Status Code ", 1)[-1].split(" ", 1)[0]
+    detail = text
+    start = text.find("{")
+    if start >= 0:
+        try:
+            body = json.loads(text[start : text.rfind("}") + 1].encode().decode("unicode_escape"))
+            detail = str(body.get("error") or text)
+        except ValueError:
+            pass
+    if status.startswith("4"):
+        return QueryRefused(f"Prometheus refused the query: {detail}")
+    return Unreachable(f"Prometheus at {redact(url)} answered HTTP {status}")
+
+
+def _series_name(series: dict[str, Any]) -> str:
+    labels = series.get("metric") or {}
+    shown = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())[:MAX_LABELS_SHOWN])
+    return "{" + shown + ("" if len(labels) <= MAX_LABELS_SHOWN else ", ...") + "}"
+
+
+def query_one(url: str, query: str) -> float:
+    """The value of an instant query that returns exactly one series (or a scalar)."""
+    try:
+        result = _client(url).custom_query(query)
+    except PrometheusApiClientException as exc:
+        raise _refusal(exc, url) from exc
+    except requests.RequestException as exc:
+        raise Unreachable(
+            f"Prometheus at {redact(url)} cannot be reached ({type(exc).__name__})"
+        ) from exc
+    except ValueError as exc:  # not JSON: not a Prometheus
+        raise Unreachable(f"{redact(url)} did not answer like Prometheus") from exc
+    return _one_value(result)
+
+
+def _one_value(result: Any) -> float:
+    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+        return float(result[1])  # a scalar: [time, "value"]
+    if not isinstance(result, list):
+        raise QueryRefused("the query must return an instant vector or a scalar")
+    if not result:
+        raise NoData("the query returned no series")
+    if len(result) > 1:
+        names = ", ".join(_series_name(s) for s in result[:MAX_LABELS_SHOWN])
+        more = "" if len(result) <= MAX_LABELS_SHOWN else ", ..."
+        raise SeveralSeries(
+            f"the query returned {len(result)} series ({names}{more}); it must return "
+            "exactly one (aggregate it, e.g. with sum() or max())"
+        )
+    series = result[0]
+    if "value" not in series:
+        raise QueryRefused("the query returned a range vector; it must return an instant vector")
+    return float(series["value"][1])
+
+
+def sample(url: str, query: str) -> Sample:
+    """query_one as the gate's Sample: a value or the problem; never raises."""
+    try:
+        return Sample.of(query_one(url, query))
+    except PrometheusError as exc:
+        return Sample.failed(exc.problem, str(exc))
