@@ -1,0 +1,1 @@
+"""End-to-end tests: against the local test bed, or the cluster KUBECONFIG names."""
