@@ -182,10 +182,14 @@ def _cache_root() -> Path:
     return Path(xdg) / "runbook-operator" / "testbed"
 
 
+def _missing_binaries(bin_dir: Path) -> list[str]:
+    """What a usable bin dir lacks (a dangling symlink counts as missing)."""
+    missing = [name for name in BINARIES if not (bin_dir / name).exists()]
+    return missing if (bin_dir / "kwok-stages").is_dir() else [*missing, "kwok-stages/"]
+
+
 def _has_binaries(bin_dir: Path) -> bool:
-    return (
-        all((bin_dir / name).exists() for name in BINARIES) and (bin_dir / "kwok-stages").is_dir()
-    )
+    return not _missing_binaries(bin_dir)
 
 
 def cached_bin_dir() -> Path | None:
@@ -214,7 +218,8 @@ def find_bin_dir(*, build: bool = True) -> Path:
         raise TestbedError(f"{BUILD_SCRIPT} failed (exit code {result.returncode})")
     bin_dir = Path(lines[-1])
     if not _has_binaries(bin_dir):
-        raise TestbedError(f"{BUILD_SCRIPT} printed {bin_dir}, which lacks some of {BINARIES}")
+        missing = ", ".join(_missing_binaries(bin_dir))
+        raise TestbedError(f"{BUILD_SCRIPT} printed {bin_dir}, which lacks {missing}")
     return bin_dir
 
 
