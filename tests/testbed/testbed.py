@@ -348,10 +348,8 @@ class LocalTestBed:
         self._lock_path = Path(tempfile.gettempdir()) / f"runbook-testbed-{digest}.lock"
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._records: list[ProcessRecord] = []
-        self._recorded = self._load_state()
-        if self._recorded:
-            self.ports = Ports(**self._recorded["ports"])
-            self.bin_dir = Path(self._recorded["bin_dir"])
+        self._recorded: dict[str, Any] | None = None
+        self._refresh()
 
     # ----------------------------------------------------------------- paths
 
@@ -392,6 +390,13 @@ class LocalTestBed:
         return self.bin_dir / name
 
     # ----------------------------------------------------------------- state
+
+    def _refresh(self) -> None:
+        """Reads state.json: a running test bed keeps the ports and binaries it started with."""
+        self._recorded = self._load_state()
+        if self._recorded:
+            self.ports = Ports(**self._recorded["ports"])
+            self.bin_dir = Path(self._recorded["bin_dir"])
 
     def _load_state(self) -> dict[str, Any] | None:
         try:
@@ -512,7 +517,7 @@ class LocalTestBed:
         `TestbedError` (a `ComponentError` naming the culprit) is raised.
         """
         with self._lock():
-            self._recorded = self._load_state()
+            self._refresh()
             if self._recorded:
                 problem = self.problem()
                 if problem is None:
@@ -520,6 +525,10 @@ class LocalTestBed:
                     return False
                 self.log(f"{self.state_dir} is not healthy ({problem}); starting afresh")
                 self._down_locked()
+            self.bin_dir = self.bin_dir or find_bin_dir()  # may build: not part of the timeout
+            missing = _missing_binaries(self.bin_dir)
+            if missing:
+                raise TestbedError(f"{self.bin_dir} lacks {', '.join(missing)}")
             begin = time.monotonic()
             try:
                 self._start(begin + timeout)
@@ -543,7 +552,6 @@ class LocalTestBed:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _start(self, deadline: float) -> None:
-        self.bin_dir = self.bin_dir or find_bin_dir()
         self._records = []
         self._check_ports()
         for sub in ("logs", "pki", "home"):
@@ -612,11 +620,10 @@ class LocalTestBed:
         problem: Callable[[], str | None],
     ) -> None:
         """Polls `problem` until it says None; fails early when any process died."""
-        last = "not checked"
         while True:
             self._check_alive()
-            last = problem() or ""
-            if not last:
+            last = problem()
+            if last is None:
                 return
             if time.monotonic() > deadline:
                 break
@@ -798,7 +805,7 @@ class LocalTestBed:
     def down(self, timeout: float = 10.0) -> None:
         """Stops every process this test bed started (by pid), then removes its state."""
         with self._lock():
-            self._recorded = self._load_state()
+            self._refresh()
             self._down_locked(timeout)
 
     def _down_locked(self, timeout: float = 10.0) -> None:
