@@ -122,6 +122,14 @@ class Kube:
         )
         return list(listing["items"])
 
+    def json_patch_deployment(self, namespace: str, name: str, operations: list[Obj]) -> Obj:
+        """A JSON patch (RFC 6902), the kind `kubectl rollout undo` sends. One that sets
+        metadata.resourceVersion raises Conflict when the Deployment changed since."""
+        return _call(self.apps.patch_namespaced_deployment, name, namespace, operations)  # type: ignore[no-any-return]
+
+    def patch_replicaset(self, namespace: str, name: str, patch: Obj) -> Obj:
+        return _call(self.apps.patch_namespaced_replica_set, name, namespace, patch)  # type: ignore[no-any-return]
+
     # --- autoscaling -----------------------------------------------------
 
     def find_hpa(self, namespace: str, kind: WorkloadKind, name: str) -> Obj | None:
@@ -209,6 +217,13 @@ class Kube:
             self.release_hold(kind, namespace, name, holder)
 
     # --- our own objects ---------------------------------------------------
+
+    def get_custom(self, plural: str, namespace: str, name: str) -> Obj:
+        from ..api.common import GROUP, VERSION
+
+        return _call(  # type: ignore[no-any-return]
+            self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+        )
 
     def list_custom(self, plural: str, namespace: str, label_selector: str = "") -> list[Obj]:
         from ..api.common import GROUP, VERSION

@@ -9,7 +9,8 @@ from __future__ import annotations
 from .common import GROUP, VERSION
 from .emergencyscale import EMERGENCY_SCALE
 from .resource import CATEGORY, Resource
+from .rollback import ROLLBACK
 
 __all__ = ["CATEGORY", "GROUP", "RESOURCES", "VERSION", "Resource"]
 
-RESOURCES: tuple[Resource, ...] = (EMERGENCY_SCALE,)
+RESOURCES: tuple[Resource, ...] = (EMERGENCY_SCALE, ROLLBACK)

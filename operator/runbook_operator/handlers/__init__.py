@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import lifecycle
+from . import lifecycle, rollback
 
-__all__ = ["lifecycle"]
+__all__ = ["lifecycle", "rollback"]

@@ -1,0 +1,358 @@
+"""`kubectl rollout undo` and `kubectl rollout status`, as pure functions of wire objects.
+
+Written from kubectl's documentation and from its observed behaviour on a
+real control plane (the parity e2e test compares the two): the ReplicaSets a
+Deployment controls (by owner uid), the revision each carries in its
+`deployment.kubernetes.io/revision` annotation, "previous" as the second highest
+revision, the pod template copied back without `pod-template-hash`, the
+annotations kubectl keeps from the Deployment and those it copies from the
+ReplicaSet, its refusals, and when `rollout status` calls a rollout done.
+Also: which GitOps tool tracks a Deployment, since its next sync undoes an undo.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..names import HOLD_ANNOTATION
+
+__all__ = [
+    "HASH_LABEL",
+    "KEPT_ANNOTATIONS",
+    "REVISION_ANNOTATION",
+    "Choice",
+    "Refusal",
+    "Rollout",
+    "annotations_of",
+    "choose",
+    "controller_behind",
+    "equal_ignore_hash",
+    "gitops_manager",
+    "images",
+    "label_selector",
+    "meta",
+    "new_replica_set",
+    "owned_replica_sets",
+    "parse_time",
+    "progressing_condition",
+    "revision",
+    "rollback_annotations",
+    "rollback_patch",
+    "rollout_status",
+    "template_of",
+]
+
+Obj = dict[str, Any]
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+HASH_LABEL = "pod-template-hash"
+TIMED_OUT_REASON = "ProgressDeadlineExceeded"
+DEFAULT_PROGRESS_DEADLINE = 600
+KEPT_ANNOTATIONS = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION_ANNOTATION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
+"""kubectl keeps these from the Deployment and never copies them from the ReplicaSet."""
+
+_INT = re.compile(r"^[+-]?[0-9]+$")
+
+
+# --- kubectl rollout undo -----------------------------------------------------
+
+
+def meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def annotations_of(obj: Obj) -> dict[str, str]:
+    return dict(meta(obj).get("annotations") or {})
+
+
+def revision(obj: Obj) -> int | None:
+    """The revision annotation: 0 when absent (like kubectl), None when not a number."""
+    text = annotations_of(obj).get(REVISION_ANNOTATION)
+    if text is None:
+        return 0
+    return int(text) if _INT.match(text) else None
+
+
+def owned_replica_sets(deployment: Obj, replica_sets: Iterable[Obj]) -> list[Obj]:
+    """The ReplicaSets whose controller is this Deployment (by uid), in listing order."""
+    uid = meta(deployment).get("uid")
+    return [
+        rs
+        for rs in replica_sets
+        if any(
+            ref.get("controller") and ref.get("uid") == uid
+            for ref in meta(rs).get("ownerReferences") or []
+        )
+    ]
+
+
+def _normal(value: Any) -> Any:
+    """Empty maps and lists count as absent, as in the API machinery's semantic equality."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items() if v not in ({}, [], None)}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _without_hash(template: Obj) -> Obj:
+    out = copy.deepcopy(template)
+    labels = (out.get("metadata") or {}).get("labels")
+    if labels:
+        labels.pop(HASH_LABEL, None)
+    return out
+
+
+def equal_ignore_hash(a: Obj, b: Obj) -> bool:
+    """Whether two pod templates are equal once `pod-template-hash` is ignored."""
+    return bool(_normal(_without_hash(a)) == _normal(_without_hash(b)))
+
+
+def template_of(obj: Obj) -> Obj:
+    return (obj.get("spec") or {}).get("template") or {}
+
+
+def new_replica_set(deployment: Obj, owned: Sequence[Obj]) -> Obj | None:
+    """The oldest ReplicaSet whose template is the Deployment's (the controller's choice)."""
+    by_age = sorted(
+        owned, key=lambda rs: (meta(rs).get("creationTimestamp") or "", meta(rs).get("name"))
+    )
+    current = template_of(deployment)
+    return next((rs for rs in by_age if equal_ignore_hash(template_of(rs), current)), None)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why kubectl (and so the operator) refuses to roll this Deployment back."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The ReplicaSet to go back to, and whether the Deployment already has its template."""
+
+    replica_set: Obj
+    to_revision: int
+    already: bool
+
+
+def _history(owned: Sequence[Obj]) -> list[int]:
+    return sorted({r for r in (revision(rs) for rs in owned) if r is not None})
+
+
+def _unknown_revision(name: str, wanted: int, owned: Sequence[Obj]) -> Refusal:
+    known = ", ".join(str(r) for r in _history(owned)) or "none"
+    return Refusal(
+        "RevisionNotFound",
+        f"Deployment {name} has no revision {wanted} in its history "
+        f"(available revisions: {known}; see `kubectl rollout history deployment/{name}`)",
+    )
+
+
+def choose(
+    name: str, deployment: Obj | None, replica_sets: Iterable[Obj], to_revision: int | None
+) -> Choice | Refusal:
+    """kubectl rollout undo's choice: refusals first, then the ReplicaSet by revision."""
+    if deployment is None:
+        return Refusal("DeploymentNotFound", f"Deployment {name} does not exist in this namespace")
+    if (deployment.get("spec") or {}).get("paused"):
+        return Refusal(
+            "DeploymentPaused",
+            f"Deployment {name} is paused and kubectl refuses to roll back a paused Deployment: "
+            f"resume it with `kubectl rollout resume deployment/{name}`, then create the "
+            "Rollback again",
+        )
+    owned = owned_replica_sets(deployment, replica_sets)
+    new = new_replica_set(deployment, owned)
+    ordered = [rs for rs in owned if rs is not new] + ([new] if new is not None else [])
+    chosen = _by_revision(ordered, to_revision)
+    if chosen is None:
+        if to_revision is not None:
+            return _unknown_revision(name, to_revision, owned)
+        return Refusal(
+            "NoRolloutHistory",
+            f"Deployment {name} has no previous revision to roll back to "
+            "(it has never been changed since it was created)",
+        )
+    rs, number = chosen
+    return Choice(rs, number, equal_ignore_hash(template_of(rs), template_of(deployment)))
+
+
+def _by_revision(ordered: Sequence[Obj], to_revision: int | None) -> tuple[Obj, int] | None:
+    """The named revision, or the second highest one (kubectl's scan, ties included)."""
+    latest: tuple[Obj, int] | None = None
+    previous: tuple[Obj, int] | None = None
+    for rs in ordered:
+        number = revision(rs)
+        if number is None:
+            continue
+        if to_revision is not None:
+            if number == to_revision:
+                return rs, number
+        elif latest is None or latest[1] < number:
+            previous, latest = latest, (rs, number)
+        elif previous is None or previous[1] < number:
+            previous = (rs, number)
+    return previous if to_revision is None else None
+
+
+def rollback_annotations(
+    deployment: Obj, replica_set: Obj, holder: str | None = None
+) -> dict[str, str]:
+    """The Deployment's annotations after the undo, as kubectl computes them.
+
+    kubectl keeps the Deployment's own bookkeeping annotations (KEPT_ANNOTATIONS),
+    copies every other annotation of the ReplicaSet (so `kubernetes.io/change-cause`
+    comes back), and drops the rest. The operator's hold, when given, is kept on top.
+    """
+    current = annotations_of(deployment)
+    out = {k: v for k, v in current.items() if k in KEPT_ANNOTATIONS}
+    out.update({k: v for k, v in annotations_of(replica_set).items() if k not in KEPT_ANNOTATIONS})
+    out.pop(HOLD_ANNOTATION, None)  # a stale hold copied with an old template never comes back
+    if holder is not None:
+        out[HOLD_ANNOTATION] = holder
+    return out
+
+
+def rollback_patch(deployment: Obj, replica_set: Obj, holder: str | None = None) -> list[Obj]:
+    """The JSON patch kubectl sends, guarded by the resourceVersion the decision was made on."""
+    template = _without_hash(template_of(replica_set))
+    return [
+        {  # the API server answers 409 Conflict when the object changed since it was read
+            "op": "replace",
+            "path": "/metadata/resourceVersion",
+            "value": meta(deployment).get("resourceVersion"),
+        },
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {
+            "op": "add",
+            "path": "/metadata/annotations",
+            "value": rollback_annotations(deployment, replica_set, holder),
+        },
+    ]
+
+
+def images(template: Obj) -> list[str]:
+    """The template's containers as `name=image` (init containers first)."""
+    spec = template.get("spec") or {}
+    return [
+        f"{c.get('name')}={c.get('image')}"
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    ]
+
+
+def label_selector(deployment: Obj) -> str:
+    """The Deployment's selector as a label-selector string, for listing its ReplicaSets."""
+    selector = (deployment.get("spec") or {}).get("selector") or {}
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        if operator == "Exists":
+            parts.append(key)
+        elif operator == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            parts.append(f"{key} {operator.lower()} ({','.join(values or [])})")
+    return ",".join(parts)
+
+
+# --- kubectl rollout status ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rollout:
+    done: bool
+    failed: bool
+    message: str
+
+
+def progressing_condition(deployment: Obj) -> Obj:
+    conditions = (deployment.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Progressing"), {})
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def rollout_status(deployment: Obj, applied_at: datetime | None, now: datetime) -> Rollout:
+    """`kubectl rollout status`, except that a progress deadline exceeded before the
+    rollback started does not count (the controller keeps that condition until the
+    restored template makes progress); then the deadline is counted from `applied_at`."""
+    name = meta(deployment).get("name")
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    if (meta(deployment).get("generation") or 0) > (status.get("observedGeneration") or 0):
+        return Rollout(False, False, "waiting for the Deployment controller to see the change")
+    if _timed_out(deployment, applied_at, now):
+        return Rollout(False, True, f"Deployment {name} exceeded its progress deadline")
+    wanted = spec.get("replicas", 1)
+    updated = status.get("updatedReplicas") or 0
+    total = status.get("replicas") or 0
+    available = status.get("availableReplicas") or 0
+    if updated < wanted:
+        return Rollout(False, False, f"{updated} out of {wanted} new replicas have been updated")
+    if total > updated:
+        return Rollout(False, False, f"{total - updated} old replicas are pending termination")
+    if available < updated:
+        return Rollout(False, False, f"{available} of {updated} updated replicas are available")
+    return Rollout(True, False, f"Deployment {name} successfully rolled out")
+
+
+def controller_behind(deployment: Obj) -> bool:
+    status = deployment.get("status") or {}
+    return bool((meta(deployment).get("generation") or 0) > (status.get("observedGeneration") or 0))
+
+
+def _timed_out(deployment: Obj, applied_at: datetime | None, now: datetime) -> bool:
+    condition = progressing_condition(deployment)
+    if condition.get("reason") != TIMED_OUT_REASON:
+        return False
+    updated = parse_time(condition.get("lastUpdateTime"))
+    if applied_at is None or updated is None:
+        return True
+    if updated >= applied_at.replace(microsecond=0):
+        return True
+    deadline = (deployment.get("spec") or {}).get(
+        "progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE
+    )
+    return now >= applied_at + timedelta(seconds=deadline)
+
+
+# --- GitOps -------------------------------------------------------------------
+
+
+def gitops_manager(deployment: Obj) -> str | None:
+    """Which GitOps tool tracks this Deployment (so its next sync re-applies Git's revision)."""
+    labels = meta(deployment).get("labels") or {}
+    annotations = annotations_of(deployment)
+    tracking = annotations.get("argocd.argoproj.io/tracking-id")
+    if tracking:
+        return f"Argo CD application {tracking.split(':', 1)[0]}"
+    if "argocd.argoproj.io/instance" in labels:
+        return f"Argo CD application {labels['argocd.argoproj.io/instance']}"
+    if "app.kubernetes.io/instance" in labels and any(
+        k.startswith("argocd.argoproj.io/") for k in annotations
+    ):
+        return f"Argo CD application {labels['app.kubernetes.io/instance']}"
+    for tool, kind in (("kustomize", "Kustomization"), ("helm", "HelmRelease")):
+        name = labels.get(f"{tool}.toolkit.fluxcd.io/name")
+        if name:
+            namespace = labels.get(f"{tool}.toolkit.fluxcd.io/namespace")
+            return f"Flux {kind} {namespace + '/' if namespace else ''}{name}"
+    return None
