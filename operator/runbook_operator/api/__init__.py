@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from .common import GROUP, VERSION
 from .emergencyscale import EMERGENCY_SCALE
+from .maintenancewindow import MAINTENANCE_WINDOW
 from .resource import CATEGORY, Resource
 from .rollback import ROLLBACK
 
 __all__ = ["CATEGORY", "GROUP", "RESOURCES", "VERSION", "Resource"]
 
-RESOURCES: tuple[Resource, ...] = (EMERGENCY_SCALE, ROLLBACK)
+RESOURCES: tuple[Resource, ...] = (EMERGENCY_SCALE, MAINTENANCE_WINDOW, ROLLBACK)
