@@ -1,0 +1,276 @@
+"""The pre-maintenance checklist of a MaintenanceWindow, one rule per condition.
+
+Each rule returns a `RuleResult` that becomes a status condition of the same
+type, so `kubectl describe` shows the checklist with a sentence per rule. A
+rule the window does not ask for is reported as met (reason NotRequired).
+Nothing here does I/O: the handler observes backups and objects, this module
+judges them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ..api.common import parse_duration
+from ..api.maintenancewindow import MaintenanceWindowSpec
+
+__all__ = [
+    "APPROVED",
+    "BACKUP_FRESH",
+    "NOTICE_GIVEN",
+    "POLICY_CONDITIONS",
+    "ROLLBACK_PLAN_READY",
+    "SCHEDULE_LABEL",
+    "TARGETS_FOUND",
+    "BackupSeen",
+    "PolicyObservation",
+    "RuleResult",
+    "changed_objects",
+    "evaluate",
+    "instant",
+    "needed_objects",
+    "span",
+    "summary",
+]
+
+NOTICE_GIVEN = "NoticeGiven"
+BACKUP_FRESH = "BackupFresh"
+APPROVED = "Approved"
+ROLLBACK_PLAN_READY = "RollbackPlanReady"
+TARGETS_FOUND = "TargetsFound"
+POLICY_CONDITIONS = (NOTICE_GIVEN, BACKUP_FRESH, APPROVED, ROLLBACK_PLAN_READY, TARGETS_FOUND)
+
+SCHEDULE_LABEL = "ops.mailscore.com/schedule"
+"""On a DatabaseBackup created by a scheduled one: the name of that schedule."""
+BACKUP_COMPLETED = "Completed"
+
+
+@dataclass(frozen=True)
+class BackupSeen:
+    """A DatabaseBackup as the policy needs it."""
+
+    name: str
+    phase: str | None
+    completed_at: datetime | None
+    schedule: str | None = None
+    """The value of its ops.mailscore.com/schedule label (a run of that schedule)."""
+
+
+@dataclass(frozen=True)
+class PolicyObservation:
+    """What the handler saw: backups in the namespace and which named objects exist."""
+
+    backups: tuple[BackupSeen, ...] = ()
+    backups_error: str | None = None
+    """Why backups could not be listed (then the backup rule is unmet)."""
+    missing: frozenset[str] = frozenset()
+    """Objects named by the spec that do not exist, as 'Deployment/x' or 'ConfigMap/y'."""
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    type: str
+    ok: bool
+    reason: str
+    message: str
+
+
+def span(delta: timedelta) -> str:
+    """A duration for people: 26h, 2h30m, 45s."""
+    seconds = round(abs(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    parts.append(f"{secs}s" if secs or not (hours or minutes) else "")
+    return "".join(parts)
+
+
+def instant(at: datetime) -> str:
+    """An instant for people and machines: 2025-03-02T01:00:00Z."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def changed_objects(spec: MaintenanceWindowSpec) -> list[str]:
+    """Every object the window changes, as 'Kind/name'."""
+    names: list[str] = []
+    mode = spec.maintenance_mode
+    if mode is not None:
+        names.append(f"ConfigMap/{mode.config_map}")
+        names += [f"Deployment/{d.name}" for d in mode.restart]
+    names += [f"Deployment/{t.name}" for t in spec.scale_down]
+    return list(dict.fromkeys(names))
+
+
+def needed_objects(spec: MaintenanceWindowSpec) -> list[str]:
+    """Every object the window reads or changes, as 'Kind/name', for the existence check."""
+    names = changed_objects(spec)
+    if spec.policy.rollback_plan is not None:
+        names += [f"Deployment/{d.name}" for d in spec.policy.rollback_plan.deployments]
+    return list(dict.fromkeys(names))
+
+
+def evaluate(
+    spec: MaintenanceWindowSpec,
+    created: datetime,
+    start: datetime,
+    observed: PolicyObservation,
+    now: datetime,
+) -> list[RuleResult]:
+    """Every rule of the checklist for the occurrence starting at `start`."""
+    return [
+        _notice(spec, created, start),
+        _backup(spec, start, observed, now),
+        _approvals(spec),
+        _rollback_plan(spec, observed),
+        _targets(spec, observed),
+    ]
+
+
+def summary(results: Iterable[RuleResult]) -> str:
+    """The unmet rules in one sentence each."""
+    return " ".join(r.message for r in results if not r.ok)
+
+
+def _notice(spec: MaintenanceWindowSpec, created: datetime, start: datetime) -> RuleResult:
+    minimum = parse_duration(spec.policy.minimum_notice)
+    if spec.emergency is not None:
+        return RuleResult(
+            NOTICE_GIVEN,
+            True,
+            "EmergencyWaiver",
+            f"Minimum notice of {span(minimum)} waived for an emergency: {spec.emergency.reason}",
+        )
+    given = start - created
+    if given >= minimum:
+        return RuleResult(
+            NOTICE_GIVEN,
+            True,
+            "NoticeGiven",
+            f"Announced {span(given)} before the start (minimum {span(minimum)}).",
+        )
+    when = f"only {span(given)} before" if given > timedelta(0) else f"{span(given)} after"
+    return RuleResult(
+        NOTICE_GIVEN,
+        False,
+        "NoticeTooShort",
+        f"Created {when} the start; the policy asks for at least {span(minimum)} of notice "
+        "(an emergency window with a written reason may skip this).",
+    )
+
+
+def _backup(
+    spec: MaintenanceWindowSpec, start: datetime, observed: PolicyObservation, now: datetime
+) -> RuleResult:
+    rule = spec.policy.backup
+    if rule is None:
+        return RuleResult(BACKUP_FRESH, True, "NotRequired", "No backup required by the policy.")
+    if observed.backups_error is not None:
+        return RuleResult(
+            BACKUP_FRESH,
+            False,
+            "BackupUnknown",
+            f"Cannot check DatabaseBackup {rule.name}: {observed.backups_error}.",
+        )
+    max_age = parse_duration(rule.max_age)
+    oldest_ok = start - max_age
+    runs = [b for b in observed.backups if rule.name in (b.name, b.schedule)]
+    completed = sorted(
+        (b for b in runs if b.phase == BACKUP_COMPLETED and b.completed_at is not None),
+        key=lambda b: b.completed_at or start,
+    )
+    fresh = [b for b in completed if b.completed_at and oldest_ok <= b.completed_at <= now]
+    if fresh:
+        best = fresh[-1]
+        assert best.completed_at is not None
+        return RuleResult(
+            BACKUP_FRESH,
+            True,
+            "BackupFresh",
+            f"DatabaseBackup {best.name} completed at {instant(best.completed_at)}, "
+            f"{span(start - best.completed_at)} before the start (at most {span(max_age)}).",
+        )
+    return RuleResult(
+        BACKUP_FRESH,
+        False,
+        "BackupMissing",
+        f"No successful DatabaseBackup of {rule.name} completed after {instant(oldest_ok)} "
+        f"(at most {span(max_age)} before the start){_latest(runs, completed)}.",
+    )
+
+
+def _latest(runs: Sequence[BackupSeen], completed: Sequence[BackupSeen]) -> str:
+    if not runs:
+        return "; there is none at all"
+    if completed:
+        last = completed[-1]
+        assert last.completed_at is not None
+        return f"; the latest completed is {last.name}, at {instant(last.completed_at)}"
+    phases = ", ".join(sorted({f"{b.name} {b.phase or 'Pending'}" for b in runs}))
+    return f"; none has completed ({phases})"
+
+
+def _approvals(spec: MaintenanceWindowSpec) -> RuleResult:
+    rule = spec.policy.approvals
+    if rule is None:
+        return RuleResult(APPROVED, True, "NotRequired", "No approval required by the policy.")
+    named = set(rule.approvers)
+    counted = [a.approver for a in spec.approvals if not named or a.approver in named]
+    ignored = [a.approver for a in spec.approvals if named and a.approver not in named]
+    note = f" Not counted (not a named approver): {', '.join(ignored)}." if ignored else ""
+    if len(counted) >= rule.required:
+        return RuleResult(
+            APPROVED,
+            True,
+            "Approved",
+            f"Approved by {', '.join(counted)} ({len(counted)} of {rule.required} needed).{note}",
+        )
+    who = f" by {', '.join(counted)}" if counted else ""
+    missing = sorted(named - set(counted))
+    from_ = f" from {', '.join(missing)}" if missing else ""
+    return RuleResult(
+        APPROVED,
+        False,
+        "NotApproved",
+        f"{len(counted)} of {rule.required} approvals recorded{who}; "
+        f"waiting for {rule.required - len(counted)} more{from_} in spec.approvals.{note}",
+    )
+
+
+def _rollback_plan(spec: MaintenanceWindowSpec, observed: PolicyObservation) -> RuleResult:
+    rule = spec.policy.rollback_plan
+    if rule is None:
+        return RuleResult(
+            ROLLBACK_PLAN_READY, True, "NotRequired", "No rollback plan required by the policy."
+        )
+    names = [d.name for d in rule.deployments]
+    missing = [n for n in names if f"Deployment/{n}" in observed.missing]
+    if missing:
+        return RuleResult(
+            ROLLBACK_PLAN_READY,
+            False,
+            "RollbackPlanIncomplete",
+            f"Deployment {', '.join(missing)} not found, so the rollback plan cannot record "
+            "its revision.",
+        )
+    return RuleResult(
+        ROLLBACK_PLAN_READY,
+        True,
+        "RollbackPlanReady",
+        f"The revisions and images of {', '.join(names)} will be recorded at the start.",
+    )
+
+
+def _targets(spec: MaintenanceWindowSpec, observed: PolicyObservation) -> RuleResult:
+    missing = [n for n in changed_objects(spec) if n in observed.missing]
+    if missing:
+        return RuleResult(
+            TARGETS_FOUND,
+            False,
+            "TargetNotFound",
+            f"{', '.join(m.replace('/', ' ') for m in missing)} not found in this namespace.",
+        )
+    return RuleResult(
+        TARGETS_FOUND, True, "TargetsFound", "Every object the window changes exists."
+    )

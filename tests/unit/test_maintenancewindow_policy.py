@@ -1,0 +1,193 @@
+"""The pre-maintenance checklist: one rule per condition, each with its reason in words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from runbook_operator.api.maintenancewindow import MaintenanceWindowSpec
+from runbook_operator.logic.maintenancewindow_policy import (
+    APPROVED,
+    BACKUP_FRESH,
+    NOTICE_GIVEN,
+    ROLLBACK_PLAN_READY,
+    TARGETS_FOUND,
+    BackupSeen,
+    PolicyObservation,
+    RuleResult,
+    changed_objects,
+    evaluate,
+    needed_objects,
+    span,
+    summary,
+)
+
+START = datetime(2025, 3, 2, 2, 0, tzinfo=UTC)
+CREATED = START - timedelta(hours=48)
+NOW = START - timedelta(minutes=1)
+
+
+def spec(**fields: Any) -> MaintenanceWindowSpec:
+    return MaintenanceWindowSpec.model_validate(
+        {"start": START.isoformat(), "duration": "2h", **fields}
+    )
+
+
+def rules(
+    s: MaintenanceWindowSpec,
+    observed: PolicyObservation | None = None,
+    created: datetime = CREATED,
+    now: datetime = NOW,
+) -> dict[str, RuleResult]:
+    found = evaluate(s, created, START, observed or PolicyObservation(), now)
+    return {r.type: r for r in found}
+
+
+def test_nothing_asked_everything_met() -> None:
+    result = rules(spec())
+    assert all(r.ok for r in result.values())
+    assert {r.reason for t, r in result.items() if t != NOTICE_GIVEN} == {
+        "NotRequired",
+        "TargetsFound",
+    }
+    assert summary(result.values()) == ""
+
+
+def test_notice_given_and_too_short() -> None:
+    assert rules(spec())[NOTICE_GIVEN].message == ("Announced 48h before the start (minimum 24h).")
+    short = rules(spec(), created=START - timedelta(hours=2))[NOTICE_GIVEN]
+    assert not short.ok and short.reason == "NoticeTooShort"
+    assert "only 2h before the start" in short.message and "at least 24h" in short.message
+
+
+def test_notice_for_a_window_created_after_its_start() -> None:
+    late = rules(spec(), created=START + timedelta(minutes=3))[NOTICE_GIVEN]
+    assert not late.ok and "Created 3m after the start" in late.message
+
+
+def test_emergency_waives_notice_and_says_why() -> None:
+    result = rules(
+        spec(emergency={"reason": "INC-42 disk full"}), created=START - timedelta(minutes=5)
+    )[NOTICE_GIVEN]
+    assert result.ok and result.reason == "EmergencyWaiver"
+    assert "INC-42 disk full" in result.message
+
+
+def test_custom_minimum_notice() -> None:
+    s = spec(policy={"minimumNotice": "1h"})
+    assert rules(s, created=START - timedelta(minutes=90))[NOTICE_GIVEN].ok
+
+
+def backup(name: str, hours_before: float, phase: str = "Completed", **kw: Any) -> BackupSeen:
+    return BackupSeen(name, phase, START - timedelta(hours=hours_before), **kw)
+
+
+def test_fresh_backup_by_name() -> None:
+    s = spec(policy={"backup": {"name": "nightly", "maxAge": "24h"}})
+    result = rules(s, PolicyObservation(backups=(backup("nightly", 3),)))[BACKUP_FRESH]
+    assert result.ok and "nightly completed at 2025-03-01T23:00:00Z, 3h before" in result.message
+
+
+def test_child_of_a_schedule_counts_and_the_newest_wins() -> None:
+    s = spec(policy={"backup": {"name": "nightly"}})
+    seen = (
+        backup("nightly-1", 30, schedule="nightly"),
+        backup("nightly-2", 5, schedule="nightly"),
+        backup("other", 1),
+    )
+    result = rules(s, PolicyObservation(backups=seen))[BACKUP_FRESH]
+    assert result.ok and "nightly-2" in result.message
+
+
+def test_stale_backup_blocks_with_the_latest_named() -> None:
+    s = spec(policy={"backup": {"name": "nightly", "maxAge": "24h"}})
+    result = rules(s, PolicyObservation(backups=(backup("nightly", 30),)))[BACKUP_FRESH]
+    assert not result.ok and result.reason == "BackupMissing"
+    assert "completed after 2025-03-01T02:00:00Z" in result.message
+    assert "the latest completed is nightly, at 2025-02-28T20:00:00Z" in result.message
+
+
+def test_failed_or_running_backups_do_not_count() -> None:
+    s = spec(policy={"backup": {"name": "nightly"}})
+    seen = (backup("nightly", 2, phase="Failed"),)
+    result = rules(s, PolicyObservation(backups=seen))[BACKUP_FRESH]
+    assert not result.ok and "none has completed (nightly Failed)" in result.message
+
+
+def test_no_backup_at_all() -> None:
+    s = spec(policy={"backup": {"name": "nightly"}})
+    result = rules(s)[BACKUP_FRESH]
+    assert not result.ok and result.message.endswith("there is none at all.")
+
+
+def test_backup_completed_in_the_future_is_not_trusted() -> None:
+    s = spec(policy={"backup": {"name": "nightly"}})
+    seen = (BackupSeen("nightly", "Completed", NOW + timedelta(hours=1)),)
+    assert not rules(s, PolicyObservation(backups=seen))[BACKUP_FRESH].ok
+
+
+def test_backups_unknown() -> None:
+    s = spec(policy={"backup": {"name": "nightly"}})
+    result = rules(s, PolicyObservation(backups_error="the DatabaseBackup kind is not installed"))
+    assert result[BACKUP_FRESH].reason == "BackupUnknown"
+    assert "not installed" in result[BACKUP_FRESH].message
+
+
+def test_approvals_counted_from_named_approvers_only() -> None:
+    policy = {"approvals": {"required": 2, "approvers": ["alice", "bob", "carol"]}}
+    one = rules(spec(policy=policy, approvals=[{"approver": "alice"}, {"approver": "mallory"}]))
+    assert not one[APPROVED].ok and one[APPROVED].reason == "NotApproved"
+    assert "1 of 2 approvals recorded by alice" in one[APPROVED].message
+    assert "waiting for 1 more from bob, carol" in one[APPROVED].message
+    assert "Not counted (not a named approver): mallory." in one[APPROVED].message
+    two = rules(spec(policy=policy, approvals=[{"approver": "alice"}, {"approver": "bob"}]))
+    assert two[APPROVED].ok and two[APPROVED].message == "Approved by alice, bob (2 of 2 needed)."
+
+
+def test_approvals_from_anyone_when_no_names() -> None:
+    s = spec(policy={"approvals": {"required": 1}}, approvals=[{"approver": "dave"}])
+    assert rules(s)[APPROVED].ok
+    assert not rules(spec(policy={"approvals": {"required": 1}}))[APPROVED].ok
+
+
+def test_rollback_plan_needs_the_deployments() -> None:
+    s = spec(policy={"rollbackPlan": {"deployments": [{"name": "api"}, {"name": "web"}]}})
+    assert rules(s)[ROLLBACK_PLAN_READY].ok
+    missing = rules(s, PolicyObservation(missing=frozenset({"Deployment/web"})))
+    assert not missing[ROLLBACK_PLAN_READY].ok
+    assert "Deployment web not found" in missing[ROLLBACK_PLAN_READY].message
+    assert missing[TARGETS_FOUND].ok  # the rollback plan only reads it
+
+
+def test_targets_found() -> None:
+    s = spec(
+        maintenanceMode={"restart": [{"name": "web"}]},
+        scaleDown=[{"name": "api", "replicas": 1}],
+    )
+    assert changed_objects(s) == ["ConfigMap/frontend-config", "Deployment/web", "Deployment/api"]
+    missing = rules(s, PolicyObservation(missing=frozenset({"ConfigMap/frontend-config"})))
+    assert not missing[TARGETS_FOUND].ok
+    assert (
+        missing[TARGETS_FOUND].message == "ConfigMap frontend-config not found in this namespace."
+    )
+
+
+def test_needed_objects_include_the_rollback_plan_once() -> None:
+    s = spec(
+        scaleDown=[{"name": "api", "replicas": 1}],
+        policy={"rollbackPlan": {"deployments": [{"name": "api"}, {"name": "db"}]}},
+    )
+    assert needed_objects(s) == ["Deployment/api", "Deployment/db"]
+
+
+def test_summary_joins_unmet_rules() -> None:
+    s = spec(policy={"approvals": {"required": 1}, "backup": {"name": "b"}})
+    text = summary(rules(s).values())
+    assert "approvals recorded" in text and "DatabaseBackup of b" in text
+
+
+def test_span() -> None:
+    assert span(timedelta(hours=26, minutes=3, seconds=4)) == "26h3m4s"
+    assert span(timedelta(minutes=90)) == "1h30m"
+    assert span(timedelta(0)) == "0s"
+    assert span(timedelta(seconds=-45)) == "45s"
