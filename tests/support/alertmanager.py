@@ -1,0 +1,151 @@
+"""A real Alertmanager (Debian's /usr/bin/prometheus-alertmanager) on loopback.
+
+MaintenanceWindow silences are proven against the real server, not a mock:
+the operator creates and expires silences through its v2 API, and the test
+reads them back from the same API.
+
+    from support.alertmanager import alertmanager  # noqa: F401  (the fixture)
+
+    def test_silence(alertmanager):
+        ... spec.silence.url = alertmanager.url ...
+        alertmanager.silences()       # every silence, with status.state
+        alertmanager.stop()           # "Alertmanager is down"
+        alertmanager.start()          # back, same port, same data
+
+Everything listens on 127.0.0.1 on free ports, clustering is off, silences
+live in a temp dir; the server is stopped when the fixture ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["ALERTMANAGER_BINARY", "Alertmanager", "alertmanager", "running_alertmanager"]
+
+ALERTMANAGER_BINARY = os.environ.get(
+    "RUNBOOK_TEST_ALERTMANAGER", "/usr/bin/prometheus-alertmanager"
+)
+CONFIG = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Alertmanager:
+    """One Alertmanager process; `stop()`/`start()` keep its port and its silences."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.config = workdir / "alertmanager.yml"
+        self.data = workdir / "data"
+        self.log_path = workdir / "alertmanager.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config.write_text(CONFIG)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 30) -> None:
+        if self.running:
+            return
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    ALERTMANAGER_BINARY,
+                    f"--config.file={self.config}",
+                    f"--storage.path={self.data}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Alertmanager not ready after {timeout}s; see {self.log_path}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM and wait: afterwards the URL refuses connections."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        self.process = None
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"Alertmanager exited early:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def silences(self) -> list[dict[str, Any]]:
+        """Every silence Alertmanager knows, active, pending and expired."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/silences", timeout=5) as response:
+            return list(json.load(response))
+
+    def active(self) -> list[dict[str, Any]]:
+        return [s for s in self.silences() if s["status"]["state"] == "active"]
+
+
+@contextlib.contextmanager
+def running_alertmanager(workdir: Path | None = None) -> Iterator[Alertmanager]:
+    if not Path(ALERTMANAGER_BINARY).exists():
+        pytest.skip(
+            f"{ALERTMANAGER_BINARY} is not installed (apt-get install prometheus-alertmanager)"
+        )
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="runbook-alertmanager-")) if workdir is None else workdir
+    root.mkdir(parents=True, exist_ok=True)
+    server = Alertmanager(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
+    """A fresh Alertmanager for one test (well under a second to start)."""
+    with running_alertmanager(tmp_path / "alertmanager") as server:
+        yield server
