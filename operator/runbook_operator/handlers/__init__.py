@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import lifecycle, rollback
+from . import lifecycle, maintenancewindow, rollback
 
-__all__ = ["lifecycle", "rollback"]
+__all__ = ["lifecycle", "maintenancewindow", "rollback"]

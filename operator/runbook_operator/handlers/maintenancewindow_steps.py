@@ -1,0 +1,551 @@
+"""The I/O of a MaintenanceWindow's steps: each one an "ensure" that may safely run twice.
+
+`execute()` carries out one step and returns an `Outcome` (logic judges it).
+Record steps read the current values and return them for status; apply steps
+read only what status recorded, so a repeat after a crash sets the same
+values again (the restart stamp, the silence found by its marker) and never
+records a changed value as an original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..adapters.alertmanager import AlertmanagerError, Silences
+from ..adapters.httpcheck import HttpCheckError
+from ..adapters.kube import Kube, KubeError, NotFound
+from ..api.maintenancewindow import (
+    MaintenanceWindowSpec,
+    MaintenanceWindowStatus,
+    Originals,
+    RestartOriginal,
+    SilenceStatus,
+)
+from ..logic.maintenancewindow import SILENCE_MARGIN
+from ..logic.maintenancewindow_policy import (
+    SCHEDULE_LABEL,
+    BackupSeen,
+    PolicyObservation,
+    instant,
+    needed_objects,
+)
+from ..logic.maintenancewindow_steps import (
+    Outcome,
+    Step,
+    compare,
+    flag_drift,
+    flag_original,
+    flag_patch,
+    hpa_bounds_patch,
+    pins_hpa,
+    replicas_drift,
+    replicas_original,
+    replicas_patch,
+    restart_patch,
+    restored,
+    rollback_entry,
+    rollout_state,
+    scaled_down,
+    template_annotation,
+)
+from ..names import holder_id
+
+__all__ = ["Env", "Target", "execute", "extend_silence", "observe_policy", "release_holds"]
+
+DEPLOYMENT = "Deployment"
+
+
+@dataclass(frozen=True)
+class Env:
+    """The outside world, as the steps reach it (fakes in unit tests)."""
+
+    kube: Kube
+    silences: Callable[[str], Silences]
+    """An Alertmanager client for a base URL."""
+    http_status: Callable[[str], int]
+    """GET a URL, return its status (raises HttpCheckError when there is no answer)."""
+    prometheus: Callable[[str, str], float]
+    """(url, query) -> the one value (raises an Exception saying why there is none)."""
+    prometheus_url: str = ""
+    """The operator's default Prometheus."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The window being worked on."""
+
+    namespace: str
+    name: str
+    uid: str
+    spec: MaintenanceWindowSpec
+    status: MaintenanceWindowStatus
+    now: datetime
+
+    @property
+    def holder(self) -> str:
+        return holder_id("MaintenanceWindow", self.name)
+
+    @property
+    def marker(self) -> str:
+        """Written into the silence's comment, so a repeat finds it instead of adding one."""
+        start = instant(self.status.next_start or self.now)
+        return f"mw:{self.uid}:{start}"
+
+    @property
+    def originals(self) -> Originals:
+        return self.status.originals or Originals()
+
+
+# --- the checklist -------------------------------------------------------------------
+
+
+def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
+    """Which named objects exist, and the DatabaseBackups the backup rule counts."""
+    missing = set()
+    for ref in needed_objects(spec):
+        kind, name = ref.split("/", 1)
+        try:
+            if kind == "ConfigMap":
+                env.kube.get_configmap(namespace, name)
+            else:
+                env.kube.get_deployment(namespace, name)
+        except NotFound:
+            missing.add(ref)
+    if spec.policy.backup is None:
+        return PolicyObservation(missing=frozenset(missing))
+    try:
+        items = env.kube.list_custom("databasebackups", namespace)
+    except NotFound:
+        return PolicyObservation(
+            backups_error="the DatabaseBackup kind is not installed", missing=frozenset(missing)
+        )
+    except KubeError as exc:
+        return PolicyObservation(backups_error=str(exc), missing=frozenset(missing))
+    return PolicyObservation(backups=tuple(_backup(b) for b in items), missing=frozenset(missing))
+
+
+def _backup(obj: dict[str, Any]) -> BackupSeen:
+    status = obj.get("status") or {}
+    completed = status.get("completedAt")
+    return BackupSeen(
+        name=obj["metadata"]["name"],
+        phase=status.get("phase"),
+        completed_at=datetime.fromisoformat(completed) if completed else None,
+        schedule=(obj["metadata"].get("labels") or {}).get(SCHEDULE_LABEL),
+    )
+
+
+# --- one step --------------------------------------------------------------------------
+
+
+def execute(env: Env, t: Target, step: Step) -> Outcome:
+    """Carry out one step; errors of the outside world become a retry, never an exception."""
+    try:
+        return _STEPS[step](env, t)
+    except (KubeError, AlertmanagerError) as exc:
+        return Outcome.retry(str(exc))
+
+
+def _workloads(t: Target) -> list[str]:
+    """Every Deployment the window changes (or may have changed), sorted: the holds."""
+    names = set(t.status.holds)
+    if t.spec.maintenance_mode is not None:
+        names |= {d.name for d in t.spec.maintenance_mode.restart}
+    names |= {s.name for s in t.spec.scale_down}
+    return sorted(names)
+
+
+def _acquire_holds(env: Env, t: Target) -> Outcome:
+    names = _workloads(t)
+    for name in names:
+        try:
+            other = env.kube.acquire_hold(DEPLOYMENT, t.namespace, name, t.holder)
+        except NotFound:
+            release_holds(env, t)
+            return Outcome.retry(f"Deployment {name} not found")
+        if other is not None:
+            release_holds(env, t)
+            return Outcome(done=False, held_by=f"Deployment {name} is held by {other}")
+    return Outcome.ok(
+        f"holding {', '.join(names)}" if names else "no Deployment to hold", holds=names
+    )
+
+
+def release_holds(env: Env, t: Target) -> Outcome:
+    """Remove our hold from every Deployment the window names (other holders are left alone)."""
+    names = _workloads(t)
+    try:
+        for name in names:
+            env.kube.release_hold(DEPLOYMENT, t.namespace, name, t.holder)
+    except KubeError as exc:
+        return Outcome.retry(str(exc))
+    return Outcome.ok(f"released {', '.join(names)}" if names else "no holds to release")
+
+
+def _record_rollback_plan(env: Env, t: Target) -> Outcome:
+    rule = t.spec.policy.rollback_plan
+    assert rule is not None
+    entries = []
+    for ref in rule.deployments:
+        try:
+            entries.append(rollback_entry(env.kube.get_deployment(t.namespace, ref.name)))
+        except NotFound:
+            return Outcome(done=False, failed=f"Deployment {ref.name} not found")
+    words = "; ".join(
+        f"{e.name} revision {e.revision or '?'} ({', '.join(i.image for i in e.images)})"
+        for e in entries
+    )
+    return Outcome.ok(f"rollback plan: {words}", rollback_plan=entries)
+
+
+# --- silence ---------------------------------------------------------------------------
+
+
+def _silence_comment(t: Target) -> str:
+    extra = t.spec.silence.comment if t.spec.silence and t.spec.silence.comment else ""
+    what = t.spec.reason or "maintenance"
+    return f"MaintenanceWindow {t.namespace}/{t.name}: {what}. {extra} [{t.marker}]".replace(
+        ".  [", ". ["
+    )
+
+
+def _create_silence(env: Env, t: Target) -> Outcome:
+    spec = t.spec.silence
+    assert spec is not None and t.status.next_end is not None
+    am = env.silences(spec.url)
+    ends = t.status.next_end + SILENCE_MARGIN
+    found = am.find(t.marker)
+    if found:
+        silence_id = str(found[0]["id"])
+        note = "found the silence created before a restart"
+    else:
+        matchers = [m.wire() for m in spec.matchers]
+        silence_id = am.create(matchers, t.now, ends, _silence_comment(t))
+        note = "created"
+    return Outcome.ok(
+        f"silence {silence_id} {note}, until {instant(ends)}",
+        silence=SilenceStatus(id=silence_id, ends_at=ends),
+    )
+
+
+def extend_silence(env: Env, t: Target) -> Outcome:
+    """The window was extended: move the silence's end with it (same id where possible)."""
+    spec = t.spec.silence
+    assert spec is not None and t.status.next_end is not None
+    ends = t.status.next_end + SILENCE_MARGIN
+    try:
+        am = env.silences(spec.url)
+        found = am.find(t.marker)
+        starts = datetime.fromisoformat(found[0]["startsAt"]) if found else t.now
+        old_id = str(found[0]["id"]) if found else None
+        matchers = found[0]["matchers"] if found else [m.wire() for m in spec.matchers]
+        silence_id = am.create(matchers, starts, ends, _silence_comment(t), old_id)
+    except AlertmanagerError as exc:
+        return Outcome.retry(str(exc))
+    return Outcome.ok(
+        f"silence {silence_id} now ends at {instant(ends)}",
+        silence=SilenceStatus(id=silence_id, ends_at=ends),
+    )
+
+
+def _expire_silence(env: Env, t: Target) -> Outcome:
+    spec = t.spec.silence
+    recorded = t.status.silence.id if t.status.silence else None
+    if spec is None:
+        return Outcome.ok("no silence configured any more; nothing to expire")
+    am = env.silences(spec.url)
+    ids = [i for i in [recorded, *(str(s["id"]) for s in am.find(t.marker))] if i]
+    for silence_id in dict.fromkeys(ids):
+        am.expire(silence_id)
+    return Outcome.ok(
+        f"silence {', '.join(dict.fromkeys(ids))} expired" if ids else "no silence to expire"
+    )
+
+
+# --- the maintenance flag ----------------------------------------------------------------
+
+
+def _record_flag(env: Env, t: Target) -> Outcome:
+    mode = t.spec.maintenance_mode
+    assert mode is not None
+    if t.originals.maintenance_flag is not None:  # recorded by an earlier attempt: keep it
+        return Outcome.ok("original already recorded", originals=t.originals)
+    try:
+        original = flag_original(env.kube.get_configmap(t.namespace, mode.config_map), mode)
+    except NotFound:
+        return Outcome(done=False, failed=f"ConfigMap {mode.config_map} not found")
+    shown = repr(original.value) if original.present else "absent"
+    return Outcome.ok(
+        f"{original.key} in ConfigMap {original.config_map} was {shown}",
+        originals=t.originals.model_copy(update={"maintenance_flag": original}),
+    )
+
+
+def _set_flag(env: Env, t: Target) -> Outcome:
+    original = t.originals.maintenance_flag
+    assert original is not None
+    patch = flag_patch(original.key, original.maintenance_value)
+    try:
+        env.kube.patch_configmap(t.namespace, original.config_map, patch)
+    except NotFound:
+        return Outcome(done=False, failed=f"ConfigMap {original.config_map} not found")
+    return Outcome.ok(
+        f"{original.key}={original.maintenance_value!r} in ConfigMap {original.config_map}"
+    )
+
+
+def _restore_flag(env: Env, t: Target) -> Outcome:
+    original = t.originals.maintenance_flag
+    assert original is not None
+    try:
+        config_map = env.kube.get_configmap(t.namespace, original.config_map)
+    except NotFound:
+        return Outcome(
+            done=False,
+            failed=f"ConfigMap {original.config_map} was deleted during the window; "
+            f"its {original.key} could not be restored",
+        )
+    value = original.value if original.present else None
+    env.kube.patch_configmap(t.namespace, original.config_map, flag_patch(original.key, value))
+    shown = repr(value) if original.present else "removed (it was absent)"
+    return Outcome(
+        message=f"{original.key} in ConfigMap {original.config_map} back to {shown}",
+        drift=tuple(flag_drift(original, config_map)),
+    )
+
+
+# --- restarts ------------------------------------------------------------------------------
+
+
+def _record_restart(env: Env, t: Target) -> Outcome:
+    mode = t.spec.maintenance_mode
+    assert mode is not None
+    if t.originals.restarts is not None:  # recorded by an earlier attempt: keep it
+        return Outcome.ok("originals already recorded", originals=t.originals)
+    restarts = []
+    for ref in mode.restart:
+        try:
+            deployment = env.kube.get_deployment(t.namespace, ref.name)
+        except NotFound:
+            return Outcome(done=False, failed=f"Deployment {ref.name} not found")
+        restarts.append(
+            RestartOriginal(name=ref.name, restarted_at=template_annotation(deployment))
+        )
+    stamp = instant(t.now)
+    originals = t.originals.model_copy(update={"restart_stamp": stamp, "restarts": restarts})
+    names = ", ".join(r.name for r in restarts)
+    return Outcome.ok(f"restart stamp {stamp} for {names}", originals=originals)
+
+
+def _restart(env: Env, t: Target) -> Outcome:
+    stamp, restarts = t.originals.restart_stamp, t.originals.restarts or []
+    for original in restarts:
+        deployment = env.kube.get_deployment(t.namespace, original.name)
+        if template_annotation(deployment) != stamp:
+            env.kube.patch_deployment(t.namespace, original.name, restart_patch(stamp))
+    return Outcome.ok(f"rolling restart of {', '.join(r.name for r in restarts)}")
+
+
+def _undo_restart(env: Env, t: Target) -> Outcome:
+    stamp, restarts = t.originals.restart_stamp, t.originals.restarts or []
+    drift, gone = [], []
+    for original in restarts:
+        try:
+            deployment = env.kube.get_deployment(t.namespace, original.name)
+        except NotFound:
+            gone.append(original.name)
+            continue
+        current = template_annotation(deployment)
+        if current not in (stamp, original.restarted_at):
+            drift.append(
+                f"Deployment {original.name} was restarted by someone else during "
+                f"the window (restartedAt {current})"
+            )
+        if current != original.restarted_at:
+            patch = restart_patch(original.restarted_at)
+            env.kube.patch_deployment(t.namespace, original.name, patch)
+    if gone:
+        return Outcome(
+            done=False,
+            failed=f"Deployment {', '.join(gone)} was deleted during the window",
+            drift=tuple(drift),
+        )
+    names = ", ".join(r.name for r in restarts)
+    return Outcome(
+        message=f"pod template of {names} restored; rolling again to read the flag",
+        drift=tuple(drift),
+    )
+
+
+def _await_rollouts(env: Env, names: list[str], t: Target) -> Outcome:
+    words = []
+    for name in names:
+        complete, text = rollout_state(env.kube.get_deployment(t.namespace, name))
+        if not complete:
+            return Outcome.wait(f"rollout in progress: {text}")
+        words.append(text)
+    return Outcome.ok("; ".join(words))
+
+
+def _await_restart(env: Env, t: Target) -> Outcome:
+    return _await_rollouts(env, [r.name for r in t.originals.restarts or []], t)
+
+
+# --- replicas --------------------------------------------------------------------------
+
+
+def _record_replicas(env: Env, t: Target) -> Outcome:
+    if t.originals.replicas is not None:  # recorded by an earlier attempt: keep it
+        return Outcome.ok("originals already recorded", originals=t.originals)
+    recorded = []
+    for target in t.spec.scale_down:
+        try:
+            deployment = env.kube.get_deployment(t.namespace, target.name)
+        except NotFound:
+            return Outcome(done=False, failed=f"Deployment {target.name} not found")
+        hpa = env.kube.find_hpa(t.namespace, DEPLOYMENT, target.name)
+        recorded.append(replicas_original(deployment, hpa, target.replicas))
+    words = "; ".join(
+        f"{r.name} {r.replicas}"
+        + (f" (HPA {r.hpa} {r.min_replicas}-{r.max_replicas})" if r.hpa else "")
+        for r in recorded
+    )
+    return Outcome.ok(
+        f"replicas were {words}", originals=t.originals.model_copy(update={"replicas": recorded})
+    )
+
+
+def _scale_down(env: Env, t: Target) -> Outcome:
+    words = []
+    for original in t.originals.replicas or []:
+        n = original.maintenance_replicas
+        if pins_hpa(original):
+            assert original.hpa is not None
+            try:
+                env.kube.patch_hpa(t.namespace, original.hpa, hpa_bounds_patch(n, n))
+                words.append(f"HPA {original.hpa} pinned to {n}")
+            except NotFound:
+                words.append(f"HPA {original.hpa} is gone")
+        env.kube.patch_deployment(t.namespace, original.name, replicas_patch(n))
+        words.append(f"{original.name} to {n}")
+    return Outcome.ok(", ".join(words))
+
+
+def _await_scale_down(env: Env, t: Target) -> Outcome:
+    words = []
+    for original in t.originals.replicas or []:
+        ok, text = scaled_down(env.kube.get_deployment(t.namespace, original.name), original)
+        if not ok:
+            return Outcome.wait(f"scaling down: {text}")
+        words.append(text)
+    return Outcome.ok("; ".join(words))
+
+
+def _restore_replicas(env: Env, t: Target) -> Outcome:
+    drift: list[str] = []
+    gone: list[str] = []
+    words = []
+    for original in t.originals.replicas or []:
+        try:
+            deployment = env.kube.get_deployment(t.namespace, original.name)
+        except NotFound:
+            gone.append(f"Deployment {original.name}")
+            continue
+        hpa = env.kube.find_hpa(t.namespace, DEPLOYMENT, original.name)
+        drift += replicas_drift(original, deployment, hpa)
+        if pins_hpa(original):
+            if hpa is not None and hpa["metadata"]["name"] == original.hpa:
+                bounds = hpa_bounds_patch(original.min_replicas, original.max_replicas)
+                env.kube.patch_hpa(t.namespace, str(original.hpa), bounds)
+                words.append(f"HPA {original.hpa} {original.min_replicas}-{original.max_replicas}")
+            else:
+                gone.append(f"HPA {original.hpa}")
+        env.kube.patch_deployment(t.namespace, original.name, replicas_patch(original.replicas))
+        words.append(f"{original.name} {original.replicas}")
+    if gone:
+        return Outcome(
+            done=False,
+            failed=f"{', '.join(gone)} deleted during the window; not recreated",
+            drift=tuple(drift),
+        )
+    return Outcome(message=f"back to {', '.join(words)}", drift=tuple(drift))
+
+
+def _await_restored(env: Env, t: Target) -> Outcome:
+    words = []
+    for original in t.originals.replicas or []:
+        ok, text = restored(env.kube.get_deployment(t.namespace, original.name), original)
+        if not ok:
+            return Outcome.wait(f"scaling back: {text}")
+        words.append(text)
+    scaled = {r.name for r in t.originals.replicas or []}
+    others = [r.name for r in t.originals.restarts or [] if r.name not in scaled]
+    rollouts = _await_rollouts(env, others, t)
+    if not rollouts.done:
+        return rollouts
+    return Outcome.ok("; ".join([*words, rollouts.message]).strip("; ") or "nothing to wait for")
+
+
+# --- health ------------------------------------------------------------------------------
+
+
+def _health_check(env: Env, t: Target) -> Outcome:
+    check = t.spec.health_check
+    if check is None:
+        return Outcome.ok("no health check configured any more")
+    if check.http is not None:
+        try:
+            status = env.http_status(check.http.url)
+        except HttpCheckError as exc:
+            return Outcome.wait(f"unhealthy: {exc}")
+        wanted = check.http.expected_status
+        healthy = status == wanted if wanted is not None else 200 <= status < 300
+        text = f"{check.http.url} answered HTTP {status}"
+        return Outcome.ok(f"healthy: {text}") if healthy else Outcome.wait(f"unhealthy: {text}")
+    assert check.prometheus is not None
+    prom = check.prometheus
+    url = prom.url or env.prometheus_url
+    if not url:
+        return Outcome(
+            done=False,
+            failed="no Prometheus URL: set healthCheck.prometheus.url "
+            "or the operator's RUNBOOK_PROMETHEUS_URL",
+        )
+    try:
+        value = env.prometheus(url, prom.query)
+    except Exception as exc:  # the adapter's errors say why there is no value
+        return Outcome.wait(f"unhealthy: {exc}")
+    text = f"{prom.query} = {value:g} (healthy when {prom.comparison} {prom.threshold:g})"
+    if compare(value, prom.comparison, prom.threshold):
+        return Outcome.ok(f"healthy: {text}")
+    return Outcome.wait(f"unhealthy: {text}")
+
+
+def _release(env: Env, t: Target) -> Outcome:
+    outcome = release_holds(env, t)
+    return Outcome.ok(outcome.message, holds=[]) if outcome.done else outcome
+
+
+_STEPS: dict[Step, Callable[[Env, Target], Outcome]] = {
+    Step.ACQUIRE_HOLDS: _acquire_holds,
+    Step.RECORD_ROLLBACK_PLAN: _record_rollback_plan,
+    Step.CREATE_SILENCE: _create_silence,
+    Step.RECORD_FLAG: _record_flag,
+    Step.SET_FLAG: _set_flag,
+    Step.RECORD_RESTART: _record_restart,
+    Step.RESTART: _restart,
+    Step.AWAIT_RESTART: _await_restart,
+    Step.RECORD_REPLICAS: _record_replicas,
+    Step.SCALE_DOWN: _scale_down,
+    Step.AWAIT_SCALE_DOWN: _await_scale_down,
+    Step.RESTORE_REPLICAS: _restore_replicas,
+    Step.RESTORE_FLAG: _restore_flag,
+    Step.UNDO_RESTART: _undo_restart,
+    Step.AWAIT_ROLLOUTS: _await_restored,
+    Step.HEALTH_CHECK: _health_check,
+    Step.EXPIRE_SILENCE: _expire_silence,
+    Step.RELEASE_HOLDS: _release,
+}

@@ -1,0 +1,468 @@
+"""MaintenanceWindow on the real test bed, with a real Alertmanager from Debian's package.
+
+Each test runs the Mail Score app (examples/app/mail-score.yaml) in its own
+namespace, served by the operator under test (a real process with deploy/'s
+RBAC). The runbook's window comes from examples/maintenancewindow/; tests only
+move its start to a few seconds from now and shorten it. Helpers used by the
+other test_maintenancewindow_* files live here too.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from support.alertmanager import (
+    Alertmanager,
+    alertmanager,  # noqa: F401  (fixture)
+)
+from support.crs import (
+    condition,
+    create_cr,
+    delete_cr,
+    get_cr,
+    patch_cr,
+    patch_cr_status,
+    wait_gone,
+    wait_phase,
+)
+from support.kube import Cluster, wait_for_rollout
+from support.operator import OperatorProcess
+from support.wait import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "examples" / "app" / "mail-score.yaml"
+EXAMPLES = ROOT / "examples" / "maintenancewindow"
+KIND = "MaintenanceWindow"
+HOLD = "ops.mailscore.com/held-by"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+BACKEND, FRONTEND = "mail-score-backend", "mail-score-frontend"
+Obj = dict[str, Any]
+
+
+# --- helpers (also used by the other MaintenanceWindow e2e files) ---------------------------
+
+
+def deploy_app(kube: Cluster, namespace: str) -> None:
+    """The Mail Score app, rolled out: backend 3 (backend-hpa 3..10), frontend 2."""
+    kube.run_kubectl("apply", "-n", namespace, "-f", str(APP))
+    for name in (BACKEND, FRONTEND):
+        wait_for_rollout(kube.api, namespace, name)
+
+
+def _plain(obj: Any, api: client.ApiClient) -> Any:
+    return api.sanitize_for_serialization(obj)
+
+
+def snapshot(kube: Cluster, namespace: str) -> Obj:
+    """Every field of every object a window may touch, minus what Kubernetes itself moves."""
+    apps, core = client.AppsV1Api(kube.api), client.CoreV1Api(kube.api)
+    hpas = client.AutoscalingV2Api(kube.api)
+    state: Obj = {}
+    for name in (BACKEND, FRONTEND):
+        d = _plain(apps.read_namespaced_deployment(name, namespace), kube.api)
+        annotations = dict(d["metadata"].get("annotations") or {})
+        annotations.pop("deployment.kubernetes.io/revision", None)
+        state[name] = {
+            "labels": d["metadata"].get("labels"),
+            "annotations": annotations,
+            "spec": d["spec"],
+        }
+    cm = _plain(core.read_namespaced_config_map("frontend-config", namespace), kube.api)
+    state["frontend-config"] = {
+        "data": cm["data"],
+        "annotations": cm["metadata"].get("annotations"),
+    }
+    hpa = _plain(hpas.read_namespaced_horizontal_pod_autoscaler("backend-hpa", namespace), kube.api)
+    state["backend-hpa"] = hpa["spec"]
+    return state
+
+
+def deployment(kube: Cluster, namespace: str, name: str) -> Obj:
+    d = client.AppsV1Api(kube.api).read_namespaced_deployment(name, namespace)
+    return _plain(d, kube.api)  # type: ignore[no-any-return]
+
+
+def flag(kube: Cluster, namespace: str) -> str:
+    cm = client.CoreV1Api(kube.api).read_namespaced_config_map("frontend-config", namespace)
+    return str(cm.data["MAINTENANCE_MODE"])
+
+
+def hpa_bounds(kube: Cluster, namespace: str) -> tuple[int, int]:
+    hpa = client.AutoscalingV2Api(kube.api).read_namespaced_horizontal_pod_autoscaler(
+        "backend-hpa", namespace
+    )
+    return int(hpa.spec.min_replicas), int(hpa.spec.max_replicas)
+
+
+def replica_sets(kube: Cluster, namespace: str, app: str) -> list[Any]:
+    listing = client.AppsV1Api(kube.api).list_namespaced_replica_set(
+        namespace, label_selector=f"app={app}"
+    )
+    return list(listing.items)
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def example_window(
+    am: Alertmanager, namespace: str, *, start_in: float = 8, duration: str = "25s"
+) -> Obj:
+    """The runbook's planned window, due in a few seconds, silencing this namespace."""
+    spec: Obj = yaml.safe_load((EXAMPLES / "planned-maintenance.yaml").read_text())["spec"]
+    spec["start"] = rfc3339(datetime.now(UTC) + timedelta(seconds=start_in))
+    spec["duration"] = duration
+    spec["policy"]["minimumNotice"] = "5s"
+    spec["silence"]["url"] = am.url
+    spec["silence"]["matchers"] = [{"name": "namespace", "value": namespace}]
+    spec["healthCheck"] = {"http": {"url": f"{am.url}/-/healthy"}, "timeout": "30s"}
+    return spec
+
+
+def completed_backup(kube: Cluster, namespace: str, name: str, completed_at: datetime) -> None:
+    """A DatabaseBackup run of the `nightly` schedule, marked Completed as its controller would.
+
+    Its spec names a database that does not exist, so the DatabaseBackup controller
+    (running in the same operator) ends it Failed at some point; the status is written
+    until it stays Completed (a finished one-shot backup is never touched again).
+    """
+    spec = {
+        "postgres": {
+            "host": "postgres.invalid",
+            "database": "mail_score",
+            "credentials": {"secretName": "no-such-secret"},
+        },
+        "verify": "none",
+    }
+    labels = {"ops.mailscore.com/schedule": "nightly"}
+    create_cr(kube.api, namespace, "DatabaseBackup", name, spec, labels=labels)
+    status = {"phase": "Completed", "completedAt": rfc3339(completed_at)}
+    stable_since: list[float] = []
+
+    def stays_completed() -> bool:
+        current = get_cr(kube.api, namespace, "DatabaseBackup", name).get("status") or {}
+        if (
+            current.get("phase") != "Completed"
+            or current.get("completedAt") != status["completedAt"]
+        ):
+            patch_cr_status(kube.api, namespace, "DatabaseBackup", name, status)
+            stable_since.clear()
+            return False
+        stable_since.append(datetime.now(UTC).timestamp())
+        return stable_since[-1] - stable_since[0] >= 3
+
+    wait_for(stays_completed, timeout=60, interval=0.5, what=f"DatabaseBackup {name} Completed")
+
+
+def approve(kube: Cluster, namespace: str, name: str, *approvers: str) -> None:
+    """What an approver runs: add their approval to spec.approvals."""
+    for who in approvers:
+        kube.run_kubectl(
+            "patch",
+            "-n",
+            namespace,
+            "maintenancewindow",
+            name,
+            "--type=json",
+            "-p",
+            f'[{{"op":"add","path":"/spec/approvals/-","value":{{"approver":"{who}"}}}}]',
+        )
+
+
+def steps(obj: Obj) -> list[str]:
+    return [s["name"] for s in (obj.get("status") or {}).get("steps") or []]
+
+
+def events(kube: Cluster, namespace: str, name: str) -> list[Any]:
+    listing = client.CoreV1Api(kube.api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={KIND}"
+    )
+    return list(listing.items)
+
+
+def ready_app_with_backup(kube: Cluster, namespace: str) -> Obj:
+    deploy_app(kube, namespace)
+    completed_backup(kube, namespace, "nightly-run", datetime.now(UTC) - timedelta(hours=2))
+    return snapshot(kube, namespace)
+
+
+# --- the runbook's window, start to end ----------------------------------------------------
+
+
+def test_runbook_window_runs_the_procedure_and_restores_everything(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    alertmanager: Alertmanager,  # noqa: F811
+) -> None:
+    before = ready_app_with_backup(kube, namespace)
+    spec = example_window(alertmanager, namespace, start_in=12, duration="25s")
+    create_cr(kube.api, namespace, KIND, "postgres-upgrade", spec)
+
+    pending = wait_for(
+        lambda: (
+            (o := get_cr(kube.api, namespace, KIND, "postgres-upgrade"))
+            and condition(o, "Approved")
+            and o
+        ),
+        timeout=20,
+        what="the checklist evaluated",
+    )
+    assert pending["status"]["phase"] == "Pending"
+    assert condition(pending, "Approved")["status"] == "False"
+    assert condition(pending, "BackupFresh")["status"] == "True"
+    assert pending["status"]["nextStart"] == spec["start"]
+    approve(kube, namespace, "postgres-upgrade", "alice", "bob")
+
+    active = wait_phase(kube.api, namespace, KIND, "postgres-upgrade", "Active", timeout=60)
+    assert steps(active) == [
+        "AcquireHolds",
+        "RecordRollbackPlan",
+        "CreateSilence",
+        "RecordMaintenanceFlag",
+        "SetMaintenanceFlag",
+        "RecordRestart",
+        "RestartDeployments",
+        "AwaitRestartRollouts",
+        "RecordReplicas",
+        "ScaleDown",
+        "AwaitScaleDown",
+    ]
+    assert flag(kube, namespace) == "true"
+    frontend = deployment(kube, namespace, FRONTEND)
+    stamp = active["status"]["originals"]["restartStamp"]
+    assert frontend["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == stamp
+    assert deployment(kube, namespace, BACKEND)["spec"]["replicas"] == 1
+    assert hpa_bounds(kube, namespace) == (1, 1)
+    assert frontend["metadata"]["annotations"][HOLD] == "MaintenanceWindow/postgres-upgrade"
+    (silence,) = alertmanager.active()
+    assert silence["id"] == active["status"]["silence"]["id"]
+    assert silence["matchers"][0]["value"] == namespace
+    assert "PostgreSQL 15.6 to 15.8" in silence["comment"]
+    plan = {e["name"]: e for e in active["status"]["rollbackPlan"]}
+    assert plan[BACKEND]["images"] == [
+        {"container": "backend", "image": "registry.mailscore.com/mail-score-backend:1.4.2"}
+    ]
+    assert active["status"]["originals"]["replicas"] == [
+        {
+            "name": BACKEND,
+            "maintenanceReplicas": 1,
+            "replicas": 3,
+            "hpa": "backend-hpa",
+            "minReplicas": 3,
+            "maxReplicas": 10,
+        }
+    ]
+    table = kube.run_kubectl("get", "runbook", "-n", namespace).stdout
+    assert "postgres-upgrade" in table and "Active" in table and "InMaintenance" in table
+
+    done = wait_phase(kube.api, namespace, KIND, "postgres-upgrade", "Completed", timeout=120)
+    assert steps(done)[-7:] == [
+        "RestoreReplicas",
+        "RestoreMaintenanceFlag",
+        "UndoRestart",
+        "AwaitRollouts",
+        "HealthCheck",
+        "ExpireSilence",
+        "ReleaseHolds",
+    ]
+    assert snapshot(kube, namespace) == before
+    assert alertmanager.active() == []
+    assert [s["status"]["state"] for s in alertmanager.silences()] == ["expired"]
+    assert condition(done, "Ready")["status"] == "True"
+    assert condition(done, "Ready")["reason"] == "Completed"
+    assert len(replica_sets(kube, namespace, FRONTEND)) == 2  # original + the restart, reused
+    reasons = {e.reason for e in events(kube, namespace, "postgres-upgrade")}
+    assert {
+        "Starting",
+        "SetMaintenanceFlag",
+        "ScaleDown",
+        "Active",
+        "Ending",
+        "RestoreMaintenanceFlag",
+        "Completed",
+    } <= reasons
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+def test_blocked_short_notice_no_backup_missing_approvals(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    alertmanager: Alertmanager,  # noqa: F811
+) -> None:
+    deploy_app(kube, namespace)
+    before = snapshot(kube, namespace)
+    base = example_window(alertmanager, namespace, start_in=10)
+    base["approvals"] = [{"approver": "alice"}, {"approver": "carol"}]
+    cases = {
+        "short-notice": ({"minimumNotice": "24h"}, "NoticeTooShort", "asks for at least 24h"),
+        "no-backup": ({}, "BackupMissing", "No successful DatabaseBackup of nightly"),
+        "missing-approvals": ({}, "NotApproved", "1 of 2 approvals recorded by alice"),
+    }
+    for name, (policy, _, _) in cases.items():
+        spec = copy.deepcopy(base)
+        spec["policy"].update(policy)
+        if name == "missing-approvals":
+            spec["approvals"] = [{"approver": "alice"}]
+        if name != "no-backup":
+            spec["policy"]["backup"] = None
+        create_cr(kube.api, namespace, KIND, name, spec)
+    for name, (_, reason, words) in cases.items():
+        obj = wait_phase(kube.api, namespace, KIND, name, "Blocked", timeout=40)
+        stalled = condition(obj, "Stalled")
+        assert stalled is not None and stalled["status"] == "True", obj["status"]
+        assert stalled["reason"] == reason and words in stalled["message"]
+        assert condition(obj, "Ready")["message"].startswith("Not started: ")
+        assert steps(obj) == []
+        warned = [e for e in events(kube, namespace, name) if e.reason == "Blocked"]
+        assert warned and warned[0].type == "Warning"
+    assert snapshot(kube, namespace) == before
+    assert alertmanager.silences() == []
+
+
+def test_schema_refuses_bad_windows(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    good = {"start": "2030-01-01T02:00:00Z", "duration": "1h"}
+    bad = [
+        ({**good, "schedule": "0 2 * * 0"}, "either start (a one-off window) or schedule"),
+        (
+            {"schedule": "0 2 * * 0", "duration": "1h", "emergency": {"reason": "x"}},
+            "an emergency window is a one-off",
+        ),
+        ({**good, "timeZone": "Europe/Berlin"}, "timeZone applies to schedule only"),
+        ({**good, "duration": "0s"}, "must be longer than zero"),
+        (
+            {
+                **good,
+                "healthCheck": {
+                    "http": {"url": "http://a"},
+                    "prometheus": {"query": "up", "threshold": 1},
+                },
+            },
+            "exactly one of http or prometheus",
+        ),
+        ({"schedule": "every sunday", "duration": "1h"}, "cron expression"),
+    ]
+    for i, (spec, message) in enumerate(bad):
+        with pytest.raises(ApiException) as info:
+            create_cr(kube.api, namespace, KIND, f"bad-{i}", spec)
+        assert message in str(info.value.body), (spec, info.value.body)
+    create_cr(kube.api, namespace, KIND, "good", {**good, "cancel": True})
+    for patch, message in [
+        ({"spec": {"start": "2030-01-02T02:00:00Z"}}, "start cannot be changed once set"),
+        ({"spec": {"cancel": False}}, "cannot be resumed"),
+    ]:
+        with pytest.raises(ApiException) as info:
+            patch_cr(kube.api, namespace, KIND, "good", patch)
+        assert message in str(info.value.body)
+
+
+# --- ending early ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["cancel", "delete"])
+def test_ending_mid_window_restores_everything(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    alertmanager: Alertmanager,  # noqa: F811
+    how: str,
+) -> None:
+    before = ready_app_with_backup(kube, namespace)
+    spec = example_window(alertmanager, namespace, start_in=6, duration="10m")
+    spec["approvals"] = [{"approver": "alice"}, {"approver": "bob"}]
+    create_cr(kube.api, namespace, KIND, "mw", spec)
+    wait_phase(kube.api, namespace, KIND, "mw", "Active", timeout=60)
+    assert flag(kube, namespace) == "true" and len(alertmanager.active()) == 1
+    if how == "cancel":
+        patch_cr(kube.api, namespace, KIND, "mw", {"spec": {"cancel": True}})
+        done = wait_phase(kube.api, namespace, KIND, "mw", "Cancelled", timeout=90)
+        assert condition(done, "Ready")["reason"] == "Cancelled"
+        assert done["status"]["endingReason"] == "Cancelled"
+    else:
+        delete_cr(kube.api, namespace, KIND, "mw")
+        wait_gone(kube.api, namespace, KIND, "mw", timeout=60)
+        # Deletion does not wait for the rollouts it starts; they finish on their own.
+        for name in (BACKEND, FRONTEND):
+            wait_for_rollout(kube.api, namespace, name)
+    assert snapshot(kube, namespace) == before
+    assert alertmanager.active() == []
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+
+def test_waits_for_a_held_workload_then_starts(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    alertmanager: Alertmanager,  # noqa: F811
+) -> None:
+    deploy_app(kube, namespace)
+    apps = client.AppsV1Api(kube.api)
+    hold = {"metadata": {"annotations": {HOLD: "EmergencyScale/spike"}}}
+    apps.patch_namespaced_deployment(BACKEND, namespace, hold)
+    spec = example_window(alertmanager, namespace, start_in=5, duration="20s")
+    spec["policy"] = {"minimumNotice": "5s"}
+    spec["startingDeadline"] = "1m"
+    create_cr(kube.api, namespace, KIND, "mw", spec)
+    waiting = wait_for(
+        lambda: (
+            (o := get_cr(kube.api, namespace, KIND, "mw"))
+            and (c := condition(o, "Ready"))
+            and c["reason"] == "WorkloadHeld"
+            and o
+        ),
+        timeout=30,
+        what="Ready=False WorkloadHeld",
+    )
+    assert waiting["status"]["phase"] == "Pending"
+    assert (
+        "mail-score-backend is held by EmergencyScale/spike"
+        in condition(waiting, "Ready")["message"]
+    )
+    assert flag(kube, namespace) == "false"
+    assert HOLD not in (deployment(kube, namespace, FRONTEND)["metadata"]["annotations"] or {})
+    assert any(e.reason == "WorkloadHeld" for e in events(kube, namespace, "mw"))
+    apps.patch_namespaced_deployment(
+        BACKEND, namespace, {"metadata": {"annotations": {HOLD: None}}}
+    )
+    wait_phase(kube.api, namespace, KIND, "mw", "Active", timeout=60)
+    wait_phase(kube.api, namespace, KIND, "mw", "Completed", timeout=120)
+
+
+def test_blocked_when_still_held_past_the_starting_deadline(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    alertmanager: Alertmanager,  # noqa: F811
+) -> None:
+    deploy_app(kube, namespace)
+    before = snapshot(kube, namespace)
+    client.AppsV1Api(kube.api).patch_namespaced_deployment(
+        FRONTEND, namespace, {"metadata": {"annotations": {HOLD: "Rollback/bad-deploy"}}}
+    )
+    spec = example_window(alertmanager, namespace, start_in=3, duration="1m")
+    spec["policy"] = {"minimumNotice": "3s"}
+    spec["startingDeadline"] = "8s"
+    create_cr(kube.api, namespace, KIND, "mw", spec)
+    obj = wait_phase(kube.api, namespace, KIND, "mw", "Blocked", timeout=40)
+    stalled = condition(obj, "Stalled")
+    assert (
+        stalled["reason"] == "WorkloadHeld" and "held by Rollback/bad-deploy" in stalled["message"]
+    )
+    after = snapshot(kube, namespace)
+    after[FRONTEND]["annotations"].pop(HOLD)
+    assert after == before
