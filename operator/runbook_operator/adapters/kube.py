@@ -141,6 +141,11 @@ class Kube:
                 return hpa  # type: ignore[no-any-return]
         return None
 
+    def list_hpas(self, namespace: str) -> list[Obj]:
+        """Every HorizontalPodAutoscaler in the namespace (one call for several targets)."""
+        listing = _call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)
+        return list(listing["items"])
+
     def patch_hpa(self, namespace: str, name: str, patch: Obj) -> Obj:
         return _call(  # type: ignore[no-any-return]
             self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, name, namespace, patch

@@ -107,10 +107,15 @@ def _refusal(exc: PrometheusApiClientException, url: str) -> PrometheusError:
     return Unreachable(f"Prometheus at {redact(url)} answered HTTP {status}")
 
 
-def _series_name(series: dict[str, Any]) -> str:
-    labels = series.get("metric") or {}
-    shown = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())[:MAX_LABELS_SHOWN])
-    return "{" + shown + ("" if len(labels) <= MAX_LABELS_SHOWN else ", ...") + "}"
+def _series_names(result: list[dict[str, Any]]) -> str:
+    """The series told apart by the labels whose values differ, e.g. `{pod="a"}, {pod="b"}`."""
+    labels = [dict(series.get("metric") or {}) for series in result]
+    keys = sorted({k for one in labels for k in one if len({other.get(k) for other in labels}) > 1})
+    names = [
+        "{" + ", ".join(f'{k}="{one.get(k, "")}"' for k in keys[:MAX_LABELS_SHOWN]) + "}"
+        for one in labels[:MAX_LABELS_SHOWN]
+    ]
+    return ", ".join(names) + ("" if len(result) <= MAX_LABELS_SHOWN else ", ...")
 
 
 def query_one(url: str, query: str) -> float:
@@ -136,10 +141,8 @@ def _one_value(result: Any) -> float:
     if not result:
         raise NoData("the query returned no series")
     if len(result) > 1:
-        names = ", ".join(_series_name(s) for s in result[:MAX_LABELS_SHOWN])
-        more = "" if len(result) <= MAX_LABELS_SHOWN else ", ..."
         raise SeveralSeries(
-            f"the query returned {len(result)} series ({names}{more}); it must return "
+            f"the query returned {len(result)} series ({_series_names(result)}); it must return "
             "exactly one (aggregate it, e.g. with sum() or max())"
         )
     series = result[0]

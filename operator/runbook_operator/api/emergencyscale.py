@@ -1,7 +1,18 @@
 """EmergencyScale: the runbook's "Scaling Operations" for P1/P2 incidents.
 
-Scale Deployments now (or when a Prometheus condition holds), through their
-HPA when one manages them, and put the saved originals back when it ends.
+Scale Deployments (or StatefulSets) now, or once a Prometheus condition has
+held for a while, through their HPA when one manages them, and put the saved
+originals back when it ends: after `duration`, after the trigger has been clear
+for `cooldown`, or when the object is deleted.
+
+Life of one object (it is one-shot: create a new one to arm again):
+
+    Pending -> [Waiting for the trigger] -> Active -> Reverting -> Completed
+                                                              \\-> Failed (trigger said Fail)
+
+Validation the API server can do is here; what only the operator can judge
+(a workload that does not exist, a size over the operator's cap, a query that
+returns several series) becomes a Stalled condition with the reason.
 """
 
 from __future__ import annotations
@@ -28,12 +39,16 @@ __all__ = [
     "EmergencyScalePhase",
     "EmergencyScaleSpec",
     "EmergencyScaleStatus",
+    "EndReason",
+    "GateStatus",
     "ScaleTarget",
+    "TargetKind",
     "TargetOriginal",
 ]
 
 MAX_REPLICAS = 1000
-"""The schema's hard ceiling; the operator's own cap (default 50) is lower."""
+"""The schema's hard ceiling; the operator's own cap (RUNBOOK_MAX_REPLICAS, default 50) is lower."""
+MAX_TARGETS = 50
 
 Replicas = Annotated[int, Field(ge=0, le=MAX_REPLICAS)]
 
@@ -46,16 +61,27 @@ class TargetKind(StrEnum):
 class ScaleTarget(ApiModel):
     """One workload and the size it should have during the emergency."""
 
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.maxReplicas) || self.maxReplicas >= self.replicas",
+                    "maxReplicas must be at least replicas (it is the HPA's upper bound)",
+                ),
+            ]
+        }
+    }
+
     kind: TargetKind = TargetKind.DEPLOYMENT
     """Deployment or StatefulSet."""
     name: ObjectName
     """Name of the workload in this namespace."""
     replicas: Replicas
-    """Replicas wanted. Under an HPA this becomes the HPA's minReplicas."""
-    min_replicas: Replicas | None = None
-    """Explicit HPA minReplicas (only where an HPA targets the workload)."""
+    """Replicas wanted. Where an HPA manages the workload, this is its minReplicas instead.
+    The workload itself is then left to the HPA."""
     max_replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] | None = None
-    """Explicit HPA maxReplicas, e.g. the runbook's 15. Default: raised to `replicas` if below."""
+    """Only where an HPA manages the workload: its maxReplicas during the emergency, e.g. 15.
+    Default: the HPA's own, raised to `replicas` if it is below."""
 
 
 class EmergencyScaleSpec(ApiModel):
@@ -70,45 +96,72 @@ class EmergencyScaleSpec(ApiModel):
                     "== (has(t.kind) ? t.kind : 'Deployment')))",
                     "each workload may be listed only once in targets",
                 ),
+                cel(
+                    "!has(self.cooldown) || has(self.trigger)",
+                    "cooldown applies only with a trigger (without one, use duration)",
+                ),
+                cel(
+                    "has(self.trigger) == has(oldSelf.trigger)",
+                    "a trigger cannot be added or removed once the EmergencyScale exists; "
+                    "create a new one instead",
+                ),
             ]
         }
     }
 
-    targets: Annotated[list[ScaleTarget], Field(min_length=1, max_length=50)]
-    """The workloads to scale."""
+    targets: Annotated[list[ScaleTarget], Field(min_length=1, max_length=MAX_TARGETS)]
+    """The workloads to scale. Editing `replicas` while Active applies at once.
+    Removing a target puts its original back."""
     duration: GoDuration | None = None
-    """How long the emergency size holds, e.g. 2h; then the originals come back.
-
-    Unset: until the object is deleted."""
+    """How long the emergency size holds once applied, e.g. 2h; then the originals come back.
+    Unset: until the object is deleted, or with a trigger until it is clear for `cooldown`."""
     trigger: PrometheusCondition | None = None
-    """Scale only while this Prometheus condition holds (after `for`). Unset: at once."""
+    """Scale only once this Prometheus condition has held for `for`. Unset: at once."""
     cooldown: GoDuration | None = None
-    """With a trigger: how long the condition must be clear before reverting. Default 5m."""
+    """With a trigger: how long the condition must have been clear before reverting.
+    Default 5m."""
     revert: bool = True
-    """Put the saved originals back at the end. false keeps the new size."""
+    """Put the saved originals back when it ends (or is deleted). false keeps the new size."""
     reason: Annotated[str, Field(max_length=1024)] | None = None
     """Why: the incident, for the record."""
 
 
 class EmergencyScalePhase(StrEnum):
     PENDING = "Pending"
+    """Accepted; checking the targets, waiting for a workload another operation holds, or
+    recording the originals."""
     WAITING = "Waiting"
+    """Waiting for the trigger to hold for `for`."""
     ACTIVE = "Active"
+    """The emergency size is applied."""
     REVERTING = "Reverting"
+    """Putting the originals back and waiting for the workloads to settle."""
     COMPLETED = "Completed"
+    """Ended; the originals are back (or kept the new size, with revert: false)."""
     FAILED = "Failed"
+    """The trigger could not be evaluated and onNoData says Fail; anything changed was put back."""
+
+
+class EndReason(StrEnum):
+    EXPIRED = "Expired"
+    """`duration` passed since the emergency size was applied."""
+    TRIGGER_CLEARED = "TriggerCleared"
+    """The trigger's condition was clear for `cooldown`."""
+    TRIGGER_FAILED = "TriggerFailed"
+    """No data or Prometheus unreachable, and onNoData is Fail."""
 
 
 class TargetOriginal(ApiModel):
     """What a target looked like before the operator changed it."""
 
     kind: TargetKind = TargetKind.DEPLOYMENT
+    """Deployment or StatefulSet."""
     name: str
     """The workload."""
     hpa: str | None = None
-    """Name of the HPA that manages it, when one does (then the HPA was changed)."""
+    """Name of the HPA that manages it, when one does: then the HPA was changed instead."""
     replicas: int | None = None
-    """The workload's spec.replicas before the change (no HPA)."""
+    """The workload's spec.replicas before the change."""
     min_replicas: int | None = None
     """The HPA's minReplicas before the change."""
     max_replicas: int | None = None
@@ -120,8 +173,8 @@ class GateStatus(ApiModel):
 
     value: float | None = None
     """The query's last value; unset when there was no data."""
-    holds: bool = False
-    """Whether the comparison held at the last evaluation."""
+    holds: bool | None = None
+    """Whether the comparison held at the last evaluation; unset when it could not be told."""
     since: datetime | None = None
     """Since when it has held (or been clear) without interruption."""
     evaluated_at: datetime | None = None
@@ -141,6 +194,8 @@ class EmergencyScaleStatus(StatusBase):
     """When it reverts (activatedAt + duration)."""
     completed_at: datetime | None = None
     """When the originals were back (or the operation ended)."""
+    end_reason: EndReason | None = None
+    """Why it is reverting or ended: Expired, TriggerCleared or TriggerFailed."""
     targets_summary: str | None = None
     """The targets in one line, for `kubectl get`."""
     gate: GateStatus | None = None
@@ -160,8 +215,12 @@ EMERGENCY_SCALE = Resource(
     columns=(
         Column("Phase", ".status.phase"),
         Column("Targets", ".status.targetsSummary"),
-        Column("Expires", ".status.expiresAt", type="date"),
+        Column("Duration", ".spec.duration", description="How long the emergency size holds"),
+        Column("Active", ".status.activatedAt", type="date", description="Time since applied"),
+        Column("Expires", ".status.expiresAt", description="When it reverts (UTC)"),
         Column("Ready", ".status.conditions[?(@.type=='Ready')].status"),
         Column("Reason", ".status.conditions[?(@.type=='Ready')].reason", priority=1),
+        Column("Value", ".status.gate.value", type="number", priority=1),
+        Column("Message", ".status.conditions[?(@.type=='Ready')].message", priority=1),
     ),
 )

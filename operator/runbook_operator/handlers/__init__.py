@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import lifecycle, maintenancewindow, rollback
+from . import emergencyscale, lifecycle, maintenancewindow, rollback
 
-__all__ = ["lifecycle", "maintenancewindow", "rollback"]
+__all__ = ["emergencyscale", "lifecycle", "maintenancewindow", "rollback"]

@@ -1,0 +1,229 @@
+"""EmergencyScale decisions: (spec, status, observed workloads, gate sample, now) -> next step.
+
+Pure: the handler observes the workloads and Prometheus, calls `reconcile`,
+carries out the returned `Outcome` (holds, patches, events) and writes its
+status. Every step is an "ensure" that may run twice, and each pass does one
+step whose result is recorded before the next can start:
+
+1. validate the targets (exist, under the cap, HPA bounds make sense) or Stall;
+2. with a trigger: wait until the gate is on (logic/gate.py);
+3. wait while another operation holds a target (WorkloadHeld);
+4. take the holds and record the originals (no change yet);
+5. apply the emergency size: the HPA's bounds where an HPA manages the
+   workload, else its replicas; Active, Ready once the replicas are there;
+6. at the end (duration passed, trigger clear for cooldown, onNoData Fail):
+   Reverting, then put the originals back, wait for the workloads to settle,
+   release the holds: Completed (or Failed).
+
+Nothing here trusts in-memory state: the phase, the originals and the times
+in status plus the clock say where the operation stands, so a restart at any
+moment resumes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .. import conditions as cond
+from ..api.common import ConditionStatus, parse_duration
+from ..api.emergencyscale import (
+    EmergencyScalePhase as Phase,
+)
+from ..api.emergencyscale import (
+    EmergencyScaleSpec,
+    EmergencyScaleStatus,
+    EndReason,
+    GateStatus,
+)
+from . import gate
+from .emergencyscale_steps import (
+    SCALED,
+    TERMINAL,
+    Context,
+    Note,
+    Outcome,
+    Step,
+    apply,
+    conditioned,
+    end,
+    expiry,
+    finalize,
+    original_of,
+    record,
+    reverting,
+)
+from .emergencyscale_targets import (
+    Change,
+    Hpa,
+    Key,
+    Workload,
+    World,
+    key_of,
+    read_workload,
+    summary,
+    validate,
+)
+
+__all__ = [
+    "DEFAULT_COOLDOWN",
+    "SCALED",
+    "TERMINAL",
+    "Change",
+    "Context",
+    "Hpa",
+    "Key",
+    "Note",
+    "Outcome",
+    "Workload",
+    "World",
+    "finalize",
+    "held_elsewhere",
+    "key_of",
+    "needs_pass",
+    "read_workload",
+    "reconcile",
+    "step_due",
+    "summary",
+]
+
+DEFAULT_COOLDOWN = timedelta(minutes=5)
+"""With a trigger and no `cooldown`: how long it must be clear before reverting."""
+
+
+# --- the timers' questions ----------------------------------------------------
+
+
+def needs_pass(spec: EmergencyScaleSpec, status: EmergencyScaleStatus, now: datetime) -> bool:
+    """Whether a timer tick has anything to do (False: skip all I/O this tick)."""
+    if status.phase in TERMINAL:
+        return False
+    if status.phase != Phase.ACTIVE or spec.trigger is not None:
+        return True
+    if status.expires_at is not None and now >= status.expires_at:
+        return True
+    return not cond.is_true(status.conditions, cond.READY)
+
+
+def step_due(status: EmergencyScaleStatus) -> bool:
+    """Whether the status just written asks for the next step at once (work in flight)."""
+    return status.phase not in TERMINAL and cond.is_true(status.conditions, cond.RECONCILING)
+
+
+# --- the decision -------------------------------------------------------------
+
+
+def reconcile(
+    spec: EmergencyScaleSpec,
+    status: EmergencyScaleStatus,
+    world: World,
+    sample: gate.Sample | None,
+    ctx: Context,
+) -> Outcome:
+    """The next step. `sample`: a fresh answer from Prometheus, or None to reuse the last."""
+    if status.phase in TERMINAL:
+        return Outcome(status=status)
+    base = status.model_copy(
+        update={
+            "observed_generation": ctx.generation,
+            "targets_summary": summary(spec, status.originals),
+        }
+    )
+    if status.phase == Phase.REVERTING:
+        step = reverting(spec, base, world, ctx)
+    else:
+        step = _running(spec, base, world, sample, ctx)
+    _note_transition(status, step)
+    return step.done()
+
+
+def _running(
+    spec: EmergencyScaleSpec,
+    status: EmergencyScaleStatus,
+    world: World,
+    sample: gate.Sample | None,
+    ctx: Context,
+) -> Step:
+    expires = expiry(spec, status)
+    if expires is not None and ctx.now >= expires:
+        return end(spec, status, world, ctx, EndReason.EXPIRED, f"{spec.duration} passed")
+    if spec.trigger is not None:
+        status, decided = _gate(spec, status, world, sample, ctx)
+        if decided is not None:
+            return decided
+    problems = validate(spec, status.originals, world, ctx.cap)
+    if problems:
+        reason = problems[0][0] if len({p[0] for p in problems}) == 1 else "InvalidTargets"
+        message = "; ".join(p[1] for p in problems)
+        return conditioned(spec, status, ctx, "stalled", reason, message)
+    blocked = [
+        (t.name, w.held_by)
+        for t in spec.targets
+        if (w := world.get(key_of(t))) is not None and w.held_by not in (None, ctx.holder)
+    ]
+    if blocked:
+        held = ", ".join(f"{name} is held by {holder}" for name, holder in blocked)
+        message = f"Waiting: {held}; this one starts when it is released"
+        return conditioned(spec, status, ctx, "waiting", "WorkloadHeld", message)
+    if any(original_of(status, key_of(t)) is None for t in spec.targets):
+        return record(spec, status, world, ctx)
+    return apply(spec, status, world, ctx)
+
+
+def _gate(
+    spec: EmergencyScaleSpec,
+    status: EmergencyScaleStatus,
+    world: World,
+    sample: gate.Sample | None,
+    ctx: Context,
+) -> tuple[EmergencyScaleStatus, Step | None]:
+    """The trigger's say: the status with the gate recorded, and a step when the gate
+    decides this pass (None: carry on towards the emergency size)."""
+    assert spec.trigger is not None
+    cooldown = parse_duration(spec.cooldown) if spec.cooldown else DEFAULT_COOLDOWN
+    active = bool(status.originals)
+    verdict = gate.evaluate(
+        spec.trigger, status.gate, sample, ctx.now, active=active, cooldown=cooldown
+    )
+    status = status.model_copy(update={"gate": GateStatus(**vars(verdict.state))})
+    described = gate.describe(spec.trigger, verdict)
+    if verdict.failed is not None:
+        return status, end(spec, status, world, ctx, EndReason.TRIGGER_FAILED, verdict.failed)
+    if verdict.invalid is not None:
+        message = f"The trigger cannot be evaluated: {verdict.invalid}; fix spec.trigger"
+        return status, conditioned(spec, status, ctx, "stalled", "TriggerInvalid", message)
+    if verdict.on:
+        return status, None
+    if active:
+        cleared = f"the trigger is clear: {described}"
+        return status, end(spec, status, world, ctx, EndReason.TRIGGER_CLEARED, cleared)
+    message = f"Waiting for the trigger: {described}"
+    return status, conditioned(spec, status, ctx, "waiting", "WaitingForTrigger", message)
+
+
+def held_elsewhere(
+    spec: EmergencyScaleSpec,
+    status: EmergencyScaleStatus,
+    name: str,
+    holder: str,
+    ctx: Context,
+) -> Outcome:
+    """A hold was lost to a race while taking it: wait like any WorkloadHeld."""
+    message = f"Waiting: {name} is held by {holder}; this one starts when it is released"
+    step = conditioned(spec, status, ctx, "waiting", "WorkloadHeld", message)
+    _note_transition(status, step)
+    return step.done()
+
+
+def _note_transition(before: EmergencyScaleStatus, step: Step) -> None:
+    """An event whenever the Ready condition's reason changes (not on every pass)."""
+    old = cond.find(before.conditions, cond.READY)
+    new = cond.find(step.status.conditions, cond.READY)
+    if new is None or (old is not None and old.reason == new.reason):
+        return
+    if any(n.reason == new.reason for n in step.notes):
+        return
+    stalled = cond.find(step.status.conditions, cond.STALLED)
+    warning = new.reason == "WorkloadHeld" or (
+        stalled is not None and stalled.status == ConditionStatus.TRUE
+    )
+    step.notes.append(Note(new.reason, new.message, warning=warning))
