@@ -6,6 +6,7 @@
 # run (or a CI run on the same machine) does nothing, and a change of release
 # or wrapper builds anew. Prints the bin directory on the last line.
 set -euo pipefail
+shopt -s inherit_errexit  # a failed build inside $(...) must stop the script
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${RUNBOOK_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/runbook-operator/testbed}
@@ -26,7 +27,11 @@ build() {  # build NAME VERSION -- go build arguments...
   echo "$name $version: building into $out" >&2
   local start=$SECONDS
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-  (cd "$here/gomod/$name" && go build -trimpath -o "$out.tmp/" "$@") >&2
+  if ! (cd "$here/gomod/$name" && go build -trimpath -o "$out.tmp/" "$@") >&2; then
+    echo "$name $version: build failed" >&2
+    rm -rf "$out.tmp"
+    return 1
+  fi
   touch "$out.tmp/.complete"
   rm -rf "$out" && mv "$out.tmp" "$out"
   echo "$name $version: built in $((SECONDS - start)) s" >&2

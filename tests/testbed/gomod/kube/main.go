@@ -17,6 +17,7 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	kubectl "k8s.io/kubectl/pkg/cmd"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
@@ -41,7 +42,10 @@ func main() {
 		os.Exit(2)
 	}
 	if name == "kubectl" {
-		os.Exit(cli.RunNoErrOutput(newCommand()))
+		if err := cli.RunNoErrOutput(newCommand()); err != nil {
+			cmdutil.CheckErr(err)
+		}
+		os.Exit(0)
 	}
 	os.Exit(cli.Run(newCommand()))
 }
