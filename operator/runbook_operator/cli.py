@@ -26,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=args.verbose)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # every liveness probe
     settings = Settings(namespaces=tuple(args.namespace))
     memo = kopf.Memo(settings=settings)
     liveness = (
