@@ -1,0 +1,101 @@
+"""Bad input is rejected by the API server itself, with a message a person understands.
+
+Each case is a spec (or a change to a valid one) and words the refusal must
+contain. They run against the real API server with the generated CRDs, so a
+CEL rule that does not compile, or a schema the server reads differently
+from pydantic, fails here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from support.crs import create_cr
+from support.kube import Cluster
+
+Spec = dict[str, Any]
+
+ES_OK: Spec = {"targets": [{"name": "mail-score-backend", "replicas": 10}], "duration": "2h"}
+
+CASES: list[tuple[str, str, Spec, str]] = [
+    # (id, kind, spec, words expected in the refusal)
+    ("es-no-targets", "EmergencyScale", {"duration": "1h"}, "targets"),
+    ("es-empty-targets", "EmergencyScale", {"targets": []}, "targets"),
+    (
+        "es-negative-replicas",
+        "EmergencyScale",
+        {"targets": [{"name": "a", "replicas": -1}]},
+        "replicas",
+    ),
+    (
+        "es-replicas-not-a-number",
+        "EmergencyScale",
+        {"targets": [{"name": "a", "replicas": "ten"}]},
+        "replicas",
+    ),
+    (
+        "es-replicas-over-schema-max",
+        "EmergencyScale",
+        {"targets": [{"name": "a", "replicas": 100000}]},
+        "replicas",
+    ),
+    (
+        "es-bad-duration",
+        "EmergencyScale",
+        {**ES_OK, "duration": "2 hours"},
+        "must be a duration such as 30m",
+    ),
+    ("es-zero-duration", "EmergencyScale", {**ES_OK, "duration": "0s"}, "longer than zero"),
+    (
+        "es-duplicate-target",
+        "EmergencyScale",
+        {"targets": [{"name": "a", "replicas": 2}, {"name": "a", "replicas": 3}]},
+        "only once",
+    ),
+    (
+        "es-bad-target-name",
+        "EmergencyScale",
+        {"targets": [{"name": "Mail_Score", "replicas": 2}]},
+        "name",
+    ),
+    (
+        "es-bad-kind",
+        "EmergencyScale",
+        {"targets": [{"kind": "DaemonSet", "name": "a", "replicas": 2}]},
+        "kind",
+    ),
+    ("es-trigger-without-query", "EmergencyScale", {**ES_OK, "trigger": {"threshold": 1}}, "query"),
+    (
+        "es-trigger-bad-comparison",
+        "EmergencyScale",
+        {**ES_OK, "trigger": {"query": "up", "threshold": 1, "comparison": "~"}},
+        "comparison",
+    ),
+    (
+        "es-trigger-bad-for",
+        "EmergencyScale",
+        {**ES_OK, "trigger": {"query": "up", "threshold": 1, "for": "soon"}},
+        "duration",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_rejected_by_the_api_server(
+    kube: Cluster, namespace: str, kind: str, spec: Spec, words: str
+) -> None:
+    with pytest.raises(ApiException) as refused:
+        create_cr(kube.api_client, namespace, kind, "bad", spec)
+    assert refused.value.status == 422, refused.value.body
+    assert words.lower() in str(refused.value.body).lower(), refused.value.body
+
+
+@pytest.mark.parametrize(("kind", "spec"), [("EmergencyScale", ES_OK)])
+def test_valid_spec_is_accepted(kube: Cluster, namespace: str, kind: str, spec: Spec) -> None:
+    created = create_cr(kube.api_client, namespace, kind, "good", spec)
+    assert created["metadata"]["name"] == "good"
