@@ -1,0 +1,106 @@
+"""The PostgreSQL adapter's pure parts: secrets stay out of arguments, errors get reasons."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from runbook_operator.adapters import postgres as pg
+
+SERVER = pg.Server("db.example", 5433, "mail_score", "backup", "s3:cr\\et")
+
+
+def test_password_never_in_repr() -> None:
+    assert "s3:cr" not in repr(SERVER)
+    assert SERVER.on("other").database == "other" and SERVER.on("other").password == SERVER.password
+
+
+def test_redact() -> None:
+    assert SERVER.redact("auth s3:cr\\et failed") == "auth [redacted] failed"
+    assert pg.Server("h", 1, "d", "u", "").redact("text") == "text"
+
+
+def test_connection_args_carry_no_secret() -> None:
+    args = pg._connection_args(SERVER)
+    assert args == [
+        "--no-password",
+        "--host=db.example",
+        "--port=5433",
+        "--username=backup",
+        "--dbname=mail_score",
+    ]
+    assert not any("s3:cr" in a for a in args)
+
+
+def test_child_env_uses_a_private_passfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", "leaked-from-parent")
+    monkeypatch.setenv("PGHOST", "elsewhere")
+    env = pg._child_env(SERVER, tmp_path)
+    assert "PGPASSWORD" not in env and "PGHOST" not in env
+    assert env["PGSSLMODE"] == "prefer" and env["PGAPPNAME"] == "runbook-operator"
+    passfile = Path(env["PGPASSFILE"])
+    assert passfile.parent == tmp_path
+    assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
+    assert passfile.read_text() == "*:*:*:*:s3\\:cr\\\\et\n"  # ':' and '\' escaped
+    assert not any("s3:cr" in value for key, value in env.items() if key != "PGPASSFILE")
+
+
+def test_password_with_newline_goes_to_the_child_env_only(tmp_path: Path) -> None:
+    env = pg._child_env(pg.Server("h", 1, "d", "u", "a\nb"), tmp_path)
+    assert env["PGPASSWORD"] == "a\nb" and "PGPASSFILE" not in env
+
+
+def test_private_dir_is_private_and_removed() -> None:
+    with pg._private_dir() as path:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ('FATAL:  password authentication failed for user "backup"', pg.AuthenticationFailed),
+        ('FATAL:  no pg_hba.conf entry for host "10.0.0.1"', pg.AuthenticationFailed),
+        ('FATAL:  database "mail_score" does not exist', pg.DatabaseNotFound),
+        ("ERROR:  permission denied to create database", pg.PermissionDenied),
+        ("connection refused", pg.ServerUnreachable),
+        ("failed to resolve host 'nowhere'", pg.ServerUnreachable),
+    ],
+)
+def test_classify(message: str, kind: type[pg.PostgresError]) -> None:
+    error = pg._classify(SERVER, psycopg.OperationalError(message + " s3:cr\\et"))
+    assert type(error) is kind
+    assert "s3:cr" not in str(error) and "db.example:5433" in str(error)
+
+
+def test_reasons_are_distinct() -> None:
+    kinds = [
+        pg.ServerUnreachable, pg.AuthenticationFailed, pg.DatabaseNotFound, pg.PermissionDenied,
+        pg.ToolMissing, pg.ToolTooOld, pg.DumpFailed, pg.RestoreFailed, pg.Cancelled,
+    ]  # fmt: skip
+    assert len({k.reason for k in kinds}) == len(kinds)
+
+
+def test_version_pattern() -> None:
+    match = pg._VERSION_RE.search("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
+    assert match is not None and match.groups() == ("15", "18")
+
+
+def test_missing_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pg.ToolMissing, match="pg_dump and pg_restore not found"):
+        pg.find_tools()
+
+
+def test_old_tools_are_recognised(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("pg_dump", "pg_restore"):
+        script = tmp_path / name
+        script.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path) + os.pathsep + os.environ["PATH"])
+    tools = pg.find_tools()
+    assert (tools.version, tools.major) == ("9.6", 9)
