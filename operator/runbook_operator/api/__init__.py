@@ -7,6 +7,8 @@ lists them for `crdgen` and the operator.
 from __future__ import annotations
 
 from .common import GROUP, VERSION
+from .databasebackup import DATABASE_BACKUP
+from .databaserestore import DATABASE_RESTORE
 from .emergencyscale import EMERGENCY_SCALE
 from .maintenancewindow import MAINTENANCE_WINDOW
 from .resource import CATEGORY, Resource
@@ -14,4 +16,10 @@ from .rollback import ROLLBACK
 
 __all__ = ["CATEGORY", "GROUP", "RESOURCES", "VERSION", "Resource"]
 
-RESOURCES: tuple[Resource, ...] = (EMERGENCY_SCALE, MAINTENANCE_WINDOW, ROLLBACK)
+RESOURCES: tuple[Resource, ...] = (
+    DATABASE_BACKUP,
+    DATABASE_RESTORE,
+    EMERGENCY_SCALE,
+    MAINTENANCE_WINDOW,
+    ROLLBACK,
+)
