@@ -1,0 +1,232 @@
+"""DatabaseRestore decisions: which backup, whether it is allowed, each step (fixed clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from runbook_operator.api.databasebackup import PostgresRef, TableRows
+from runbook_operator.api.databaserestore import (
+    PRE_RESTORE_LABEL,
+    DatabaseRestoreSpec,
+    DatabaseRestoreStatus,
+    RestorePhase,
+    RestoreStep,
+)
+from runbook_operator.conditions import find, is_true
+from runbook_operator.logic import databaserestore as logic
+from runbook_operator.logic.databaserestore import Action, Authorization, BackupView, Refusal
+
+NOW = datetime(2025, 1, 1, 3, 0, tzinfo=UTC)
+ME = "me"
+TABLES = (
+    TableRows(schema="public", name="messages", rows=150),
+    TableRows(schema="billing", name="Plans", rows=3),
+)
+
+
+def view(name: str, phase: str | None = "Completed", **kw: object) -> BackupView:
+    values: dict[str, object] = {
+        "name": name,
+        "scheduled": False,
+        "phase": phase,
+        "verified": True,
+        "completed_at": NOW,
+        "location": f"file:///b/{name}.dump",
+        "sha256": "ab" * 32,
+        "database": "mail_score",
+        "tables": TABLES,
+    }
+    values.update(kw)
+    return BackupView(**values)  # type: ignore[arg-type]
+
+
+def restore_spec(**kw: object) -> DatabaseRestoreSpec:
+    return DatabaseRestoreSpec.model_validate({"backup": "nightly", **kw})
+
+
+def started(safety: str | None = None, existed: bool = True) -> DatabaseRestoreStatus:
+    return logic.started(
+        DatabaseRestoreStatus(),
+        view("nightly"),
+        target="mail_score",
+        target_existed=existed,
+        authorization=Authorization("confirm", "confirm names the target database mail_score"),
+        safety_backup=safety,
+        runner=ME,
+        generation=1,
+        now=NOW,
+    )
+
+
+class TestNextAction:
+    def test_new_prepares(self) -> None:
+        assert logic.next_action(DatabaseRestoreStatus(), runner=ME, tried=False) == Action.PREPARE
+
+    @pytest.mark.parametrize("phase", [RestorePhase.PENDING, RestorePhase.BLOCKED])
+    def test_waiting_prepares_again(self, phase: RestorePhase) -> None:
+        status = DatabaseRestoreStatus(phase=phase)
+        assert logic.next_action(status, runner=ME, tried=False) == Action.PREPARE
+
+    @pytest.mark.parametrize("phase", [RestorePhase.COMPLETED, RestorePhase.FAILED])
+    def test_finished(self, phase: RestorePhase) -> None:
+        status = DatabaseRestoreStatus(phase=phase)
+        assert logic.next_action(status, runner=ME, tried=False) == Action.NONE
+
+    def test_safety_backup_waits_whoever_runs(self) -> None:
+        status = started(safety="s").model_copy(update={"attempt_by": "other"})
+        assert logic.next_action(status, runner=ME, tried=True) == Action.SAFETY_BACKUP
+
+    def test_restore(self) -> None:
+        assert logic.next_action(started(), runner=ME, tried=False) == Action.RESTORE
+
+    def test_interrupted_restore_retries(self) -> None:
+        assert logic.next_action(started(), runner="new", tried=False) == Action.RETRY
+        assert logic.next_action(started(), runner=ME, tried=True) == Action.RETRY
+
+    def test_gives_up(self) -> None:
+        status = started().model_copy(update={"attempt": 3})
+        assert logic.next_action(status, runner="new", tried=False) == Action.GIVE_UP
+
+
+class TestResolveBackup:
+    def test_missing(self) -> None:
+        refusal = logic.resolve_backup("nightly", None, [])
+        assert isinstance(refusal, Refusal) and refusal.reason == "BackupNotFound"
+
+    def test_one_shot_completed(self) -> None:
+        assert logic.resolve_backup("nightly", view("nightly"), []) == view("nightly")
+
+    def test_one_shot_unverified_is_allowed_when_named(self) -> None:
+        chosen = logic.resolve_backup("nightly", view("nightly", verified=False), [])
+        assert isinstance(chosen, BackupView)
+
+    def test_one_shot_running_is_not_ready(self) -> None:
+        refusal = logic.resolve_backup("nightly", view("nightly", "Running", location=None), [])
+        assert isinstance(refusal, Refusal) and refusal.reason == "BackupNotReady"
+
+    def test_one_shot_failed(self) -> None:
+        refusal = logic.resolve_backup("nightly", view("nightly", "Failed"), [])
+        assert isinstance(refusal, Refusal) and refusal.reason == "BackupFailed"
+
+    def test_schedule_takes_the_newest_verified_child(self) -> None:
+        parent = view("nightly", "Scheduled", scheduled=True, location=None)
+        children = [
+            view("nightly-1", completed_at=NOW - timedelta(days=2)),
+            view("nightly-2", completed_at=NOW - timedelta(days=1)),
+            view("nightly-3", completed_at=NOW, verified=False),
+            view("nightly-4", "Failed", completed_at=NOW + timedelta(hours=1)),
+            view("nightly-5", "Running", completed_at=None),
+        ]
+        chosen = logic.resolve_backup("nightly", parent, children)
+        assert isinstance(chosen, BackupView) and chosen.name == "nightly-2"
+
+    def test_schedule_without_verified_child(self) -> None:
+        parent = view("nightly", "Scheduled", scheduled=True)
+        refusal = logic.resolve_backup("nightly", parent, [view("nightly-1", verified=False)])
+        assert isinstance(refusal, Refusal) and refusal.reason == "NoVerifiedBackup"
+
+
+class TestAuthorize:
+    def test_active_window(self) -> None:
+        auth = logic.authorize(restore_spec(), "mail_score", ["b-window", "a-window"])
+        assert isinstance(auth, Authorization) and auth.by == "MaintenanceWindow/a-window"
+
+    def test_confirm(self) -> None:
+        auth = logic.authorize(restore_spec(confirm="mail_score"), "mail_score", [])
+        assert isinstance(auth, Authorization) and auth.by == "confirm"
+
+    def test_refused_without_either(self) -> None:
+        refusal = logic.authorize(restore_spec(), "mail_score", [])
+        assert isinstance(refusal, Refusal) and refusal.reason == "NotAuthorized"
+        assert "MaintenanceWindow" in refusal.message and "'mail_score'" in refusal.message
+        assert "spec.confirm is not set" in refusal.message
+
+    def test_wrong_confirmation_is_named(self) -> None:
+        refusal = logic.authorize(restore_spec(confirm="mail-score"), "mail_score", [])
+        assert isinstance(refusal, Refusal)
+        assert "spec.confirm is 'mail-score'" in refusal.message
+
+
+class TestTransitions:
+    def test_blocked_is_stalled_with_authorized_false(self) -> None:
+        refusal = Refusal("NotAuthorized", "no window")
+        status = logic.blocked(DatabaseRestoreStatus(), refusal, generation=1, now=NOW)
+        assert status.phase == RestorePhase.BLOCKED
+        assert is_true(status.conditions, "Stalled")
+        authorized = find(status.conditions, logic.AUTHORIZED)
+        assert authorized is not None and authorized.status == "False"
+
+    def test_final_refusal_fails(self) -> None:
+        refusal = Refusal("InvalidSpec", "bad", final=True)
+        status = logic.blocked(DatabaseRestoreStatus(), refusal, generation=1, now=NOW)
+        assert status.phase == RestorePhase.FAILED
+
+    def test_pending_is_not_stalled(self) -> None:
+        status = logic.pending(DatabaseRestoreStatus(), "wait", generation=1, now=NOW)
+        assert status.phase == RestorePhase.PENDING
+        assert not is_true(status.conditions, "Stalled")
+
+    def test_started_records_the_plan(self) -> None:
+        status = started(safety="r-pre-restore-abc")
+        assert status.phase == RestorePhase.RUNNING and status.step == RestoreStep.SAFETY_BACKUP
+        assert status.backup == "nightly" and status.database == "mail_score"
+        assert status.target_existed is True and status.authorized_by == "confirm"
+        assert status.sha256 == "ab" * 32
+        assert [(t.schema_, t.name, t.expected, t.restored) for t in status.tables] == [
+            ("public", "messages", 150, None),
+            ("billing", "Plans", 3, None),
+        ]
+        assert is_true(status.conditions, logic.AUTHORIZED)
+        assert is_true(status.conditions, "Reconciling")
+
+    def test_started_without_safety_restores(self) -> None:
+        assert started(existed=False).step == RestoreStep.RESTORING
+
+    def test_restoring_after_safety(self) -> None:
+        status = logic.restoring(started(safety="s"), runner="r2", generation=1, now=NOW)
+        assert status.step == RestoreStep.RESTORING and status.attempt_by == "r2"
+
+    def test_retried(self) -> None:
+        status = logic.retried(started(), runner="r2", generation=1, now=NOW)
+        assert (status.attempt, status.attempt_by) == (2, "r2")
+
+    def test_checked_ok(self) -> None:
+        counts = {("public", "messages"): 150, ("billing", "Plans"): 3}
+        later = NOW + timedelta(seconds=45)
+        status = logic.checked(started(), counts, generation=1, now=later)
+        assert status.phase == RestorePhase.COMPLETED and is_true(status.conditions, "Ready")
+        assert status.mismatched_tables == 0 and status.duration == "45s"
+        assert [t.restored for t in status.tables] == [150, 3]
+
+    def test_checked_mismatch_fails(self) -> None:
+        counts = {("public", "messages"): 149}
+        status = logic.checked(started(), counts, generation=1, now=NOW)
+        assert status.phase == RestorePhase.FAILED and status.mismatched_tables == 2
+        ready = find(status.conditions, "Ready")
+        assert ready is not None and ready.reason == "RowCountMismatch"
+        assert "public.messages: 149 rows, backup has 150" in ready.message
+        assert "billing.Plans: missing" in ready.message
+
+    def test_safety_waiting(self) -> None:
+        status = logic.safety_backup_waiting(started(safety="s"), "Running", generation=1, now=NOW)
+        assert "s (Running)" in find(status.conditions, "Reconciling").message  # type: ignore[union-attr]
+
+
+def test_safety_backup_name_is_unique_per_object() -> None:
+    a = logic.safety_backup_name("restore", "1234-5678-9")
+    b = logic.safety_backup_name("restore", "abcd-5678-9")
+    assert a == "restore-pre-restore-123456" and a != b
+    assert len(logic.safety_backup_name("x" * 253, "abcdef")) <= 253
+
+
+def test_safety_backup_object() -> None:
+    postgres = PostgresRef.model_validate(
+        {"host": "pg", "database": "mail_score", "credentials": {"secretName": "pg"}}
+    )
+    body = logic.safety_backup_object("r-pre", "r", postgres, "other_db")
+    assert body["metadata"] == {"name": "r-pre", "labels": {PRE_RESTORE_LABEL: "r"}}
+    assert body["spec"]["postgres"]["database"] == "other_db"
+    assert body["spec"]["verify"] == "readable"
+    assert "ownerReferences" not in body["metadata"]  # it outlives the restore
