@@ -242,3 +242,23 @@ class Kube:
             label_selector=label_selector,
         )
         return list(listing["items"])
+
+    def create_custom(self, plural: str, namespace: str, body: Obj) -> Obj:
+        """Create one of our objects; an existing one of that name raises Conflict."""
+        from ..api.common import GROUP, VERSION
+
+        return _call(  # type: ignore[no-any-return]
+            self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body
+        )
+
+    def delete_custom(self, plural: str, namespace: str, name: str) -> bool:
+        """Delete one of our objects (its finalizer runs first); False if it was gone."""
+        from ..api.common import GROUP, VERSION
+
+        try:
+            _call(
+                self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
+        except NotFound:
+            return False
+        return True

@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
-from . import emergencyscale, lifecycle, maintenancewindow, rollback
+from . import (
+    databasebackup,
+    databaserestore,
+    emergencyscale,
+    lifecycle,
+    maintenancewindow,
+    rollback,
+)
 
-__all__ = ["emergencyscale", "lifecycle", "maintenancewindow", "rollback"]
+__all__ = [
+    "databasebackup",
+    "databaserestore",
+    "emergencyscale",
+    "lifecycle",
+    "maintenancewindow",
+    "rollback",
+]
