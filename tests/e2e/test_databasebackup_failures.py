@@ -1,0 +1,179 @@
+"""Every way a backup fails says why, in its own words, and leaves nothing behind.
+
+Unreachable server, wrong password, missing database, missing Secret, a full or
+unwritable backup volume, pg_dump missing or older than the server: each ends as
+phase Failed, Stalled=True with a distinct reason, and a Warning event; no file
+(whole or partial) is left on the volume; no password appears anywhere.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from support.crs import condition, create_cr, get_cr, wait_condition
+from support.kube import Cluster
+from support.operator import OperatorProcess, free_port
+from support.postgres import (
+    AppDatabase,
+    PostgresServer,
+    app_database,
+    assert_secret_nowhere,
+    backup_spec,
+    create_credentials,
+    dbname,
+    reasons,
+)
+from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
+
+pytestmark = pytest.mark.timeout(300)
+
+BACKUP = "DatabaseBackup"
+
+
+@pytest.fixture
+def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
+    database = app_database(postgres, dbname("failing"), messages=2_000)
+    yield database
+    postgres.drop_database(database.name)
+
+
+def wait_failed(api: Any, namespace: str, name: str, reason: str) -> dict[str, Any]:
+    obj = wait_condition(api, namespace, BACKUP, name, "Stalled", reason=reason, timeout=90)
+    assert obj["status"]["phase"] == "Failed"
+    ready = condition(obj, "Ready")
+    assert ready is not None and ready["status"] == "False" and ready["reason"] == reason
+    assert reason in reasons(api, namespace, name)  # a Warning event says it too
+    return obj
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+def test_connection_and_credential_failures(
+    kube: Cluster, operator: OperatorProcess, namespace: str, db: AppDatabase
+) -> None:
+    api = kube.api
+    core = client.CoreV1Api(api)
+    create_credentials(api, namespace, db)
+    wrong = "wrong-" + db.password[::-1]
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="wrong"),
+            string_data={"username": db.user, "password": wrong},
+        ),
+    )
+    unreachable = backup_spec(db)
+    unreachable["postgres"]["port"] = free_port()
+    missing_db = backup_spec(db)
+    missing_db["postgres"]["database"] = "no_such_database"
+    cases = {
+        "unreachable": (unreachable, "ServerUnreachable", "cannot reach PostgreSQL"),
+        "wrong-password": (backup_spec(db, "wrong"), "AuthenticationFailed", "rejected"),
+        "missing-database": (missing_db, "DatabaseNotFound", "no_such_database"),
+        "missing-secret": (backup_spec(db, "nope"), "CredentialsNotFound", "nope"),
+    }
+    for name, (spec, _, _) in cases.items():
+        create_cr(api, namespace, BACKUP, name, spec)
+    for name, (_, reason, words) in cases.items():
+        obj = wait_failed(api, namespace, name, reason)
+        assert words in condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert files_under(operator.backup_root / namespace) == []
+    for secret in (db.password, wrong):
+        assert_secret_nowhere(kube, operator, namespace, secret)
+
+
+@pytest.fixture
+def small_volume(operator: OperatorProcess, namespace: str) -> Iterator[Path]:
+    """The namespace's backup folder on a 32 KiB tmpfs: the volume fills up mid-dump."""
+    path = operator.backup_root / namespace
+    path.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_destination_full(
+    kube: Cluster, namespace: str, db: AppDatabase, small_volume: Path
+) -> None:
+    create_credentials(kube.api, namespace, db)
+    create_cr(kube.api, namespace, BACKUP, "too-big", backup_spec(db))
+    obj = wait_failed(kube.api, namespace, "too-big", "DestinationFull")
+    assert "no space left" in condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert files_under(small_volume) == []  # the partial artifact is gone
+    assert "location" not in obj["status"]
+
+
+@pytest.fixture
+def immutable_folder(operator: OperatorProcess, namespace: str) -> Iterator[Path]:
+    """The namespace's backup folder made immutable (root cannot write there either)."""
+    path = operator.backup_root / namespace
+    path.mkdir(parents=True)
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_destination_unwritable(
+    kube: Cluster, namespace: str, db: AppDatabase, immutable_folder: Path
+) -> None:
+    create_credentials(kube.api, namespace, db)
+    create_cr(kube.api, namespace, BACKUP, "nowhere", backup_spec(db))
+    obj = wait_failed(kube.api, namespace, "nowhere", "DestinationUnwritable")
+    assert "cannot write" in condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert files_under(immutable_folder) == []
+
+
+@pytest.fixture
+def operator_path(operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    """Restart the operator with a test-chosen PATH; restore its environment afterwards."""
+    saved = dict(operator.env)
+    try:
+        yield operator
+    finally:
+        operator.env.clear()
+        operator.env.update(saved)
+        operator.restart()
+
+
+def test_pg_dump_missing_or_too_old(
+    kube: Cluster, operator_path: OperatorProcess, namespace: str, db: AppDatabase, tmp_path: Path
+) -> None:
+    api = kube.api
+    create_credentials(api, namespace, db)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    operator_path.env["PATH"] = str(empty)
+    operator_path.restart()
+    create_cr(api, namespace, BACKUP, "no-tools", backup_spec(db))
+    obj = wait_failed(api, namespace, "no-tools", "PgDumpMissing")
+    assert "install the PostgreSQL client tools" in condition(obj, "Ready")["message"]  # type: ignore[index]
+
+    old = tmp_path / "old"
+    old.mkdir()
+    for tool in ("pg_dump", "pg_restore"):  # what an image with PostgreSQL 9.6 tools says
+        script = old / tool
+        script.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
+        script.chmod(0o755)
+    operator_path.env["PATH"] = f"{old}:/usr/bin:/bin"
+    operator_path.restart()
+    create_cr(api, namespace, BACKUP, "old-tools", backup_spec(db))
+    obj = wait_failed(api, namespace, "old-tools", "PgDumpTooOld")
+    message = condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert "pg_dump 9.6 cannot dump PostgreSQL 15" in message
+    assert files_under(operator_path.backup_root / namespace) == []
+    assert get_cr(api, namespace, BACKUP, "old-tools")["status"]["phase"] == "Failed"
