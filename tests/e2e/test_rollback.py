@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +55,11 @@ def bad_then_good(kube: Cluster, namespace: str, progress_deadline: int) -> None
         "web", "web:1", progress_deadline=progress_deadline, node_selector={"disktype": "none"}
     )
     create_deployment(kube, namespace, bad, wait=False)
+    wait_for(
+        lambda: revision(deployment(kube, namespace, "web")) == 1,
+        timeout=30,
+        what="revision 1 recorded by the Deployment controller",
+    )
     fix = (
         '[{"op": "remove", "path": "/spec/template/spec/nodeSelector"},'
         ' {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "web:2"}]'
@@ -283,3 +289,26 @@ def test_the_api_server_rejects_what_makes_no_sense(
         patch_cr(kube.api, namespace, "Rollback", "fixed", {"spec": {"trigger": armed}})
     assert "trigger cannot be added" in str(armed_later.value.body)
     patch_cr(kube.api, namespace, "Rollback", "fixed", {"spec": {"reason": "typo fixed"}})
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("get", "deployments.apps", "yes"),
+        ("patch", "deployments.apps", "yes"),
+        ("list", "deployments.apps", "no"),
+        ("update", "deployments.apps", "no"),
+        ("list", "replicasets.apps", "yes"),
+        ("patch", "replicasets.apps", "yes"),
+        ("delete", "replicasets.apps", "no"),
+        ("create", "replicasets.apps", "no"),
+    ],
+)
+def test_rollback_rbac_is_exactly_what_it_uses(
+    kube: Cluster, operator_credentials: Path, verb: str, resource: str, allowed: str
+) -> None:
+    sa = "system:serviceaccount:runbook-system:runbook-operator"
+    result = kube.run_kubectl(
+        "auth", "can-i", verb, resource, "--as", sa, "-n", "default", check=False
+    )
+    assert result.stdout.strip() == allowed, (verb, resource, result.stdout, result.stderr)

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from runbook_operator.adapters.kube import Conflict, NotFound
-from runbook_operator.api.rollback import RollbackPhase, RollbackStatus, TargetState, TargetStatus
+from runbook_operator.api.rollback import (
+    RollbackPhase,
+    RollbackSpec,
+    RollbackStatus,
+    TargetState,
+    TargetStatus,
+)
 from runbook_operator.handlers import rollback as handler
 from runbook_operator.logic import rollback as logic
 from runbook_operator.names import HOLD_ANNOTATION
@@ -30,6 +36,8 @@ class FakeKube:
         self.rs_patches: list[tuple[str, Obj]] = []
         self.stored: Obj = {}
         self.conflict = False
+        self.deployments: dict[str, Obj] = {}
+        self.replica_sets: list[Obj] = []
 
     def acquire_hold(self, kind: str, namespace: str, name: str, holder: str) -> str | None:
         if name == "gone":
@@ -57,6 +65,14 @@ class FakeKube:
     def patch_replicaset(self, namespace: str, name: str, patch: Obj) -> Obj:
         self.rs_patches.append((name, patch))
         return {}
+
+    def get_deployment(self, namespace: str, name: str) -> Obj:
+        if name not in self.deployments:
+            raise NotFound(f"deployments.apps {name} not found")
+        return self.deployments[name]
+
+    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
+        return self.replica_sets
 
 
 class Body:
@@ -149,3 +165,29 @@ def test_release_removes_our_hold_from_the_deployment_and_its_replica_sets() -> 
             {"metadata": {"resourceVersion": "500", "annotations": {HOLD_ANNOTATION: None}}},
         )
     ]
+
+
+def _complete() -> RollbackStatus:
+    target = TargetStatus(name="web", state=TargetState.COMPLETE, to_revision=2, message="done")
+    return RollbackStatus(phase=RollbackPhase.ROLLING_BACK, targets=[target])
+
+
+def test_after_release_a_clean_deployment_completes_in_the_same_pass() -> None:
+    dep, sets = history()
+    kube = FakeKube()
+    kube.deployments, kube.replica_sets = {"web": dep}, sets
+    spec = RollbackSpec.model_validate({"targets": [{"name": "web"}]})
+    plan = logic.Plan(_complete(), release=("web",))
+    result = handler._after_release(kube, "ns", spec, plan, HOLDER, 1, NOW)  # type: ignore[arg-type]
+    assert result.status is not None and result.status.phase == RollbackPhase.COMPLETED
+    assert [e.reason for e in result.events] == ["Completed"]
+
+
+def test_after_release_a_mark_still_there_waits_for_the_next_pass() -> None:
+    dep, sets = history()
+    sets[2]["metadata"]["annotations"][HOLD_ANNOTATION] = HOLDER  # copied back meanwhile
+    kube = FakeKube()
+    kube.deployments, kube.replica_sets = {"web": dep}, sets
+    spec = RollbackSpec.model_validate({"targets": [{"name": "web"}]})
+    plan = logic.Plan(_complete(), release=("web",))
+    assert handler._after_release(kube, "ns", spec, plan, HOLDER, 1, NOW) is plan  # type: ignore[arg-type]

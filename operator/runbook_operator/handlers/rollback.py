@@ -95,6 +95,7 @@ def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: kopf.Logge
         elif plan.release:
             for target in plan.release:
                 _release(kube, namespace, target, observed[target], holder)
+            plan = _after_release(kube, namespace, spec, plan, holder, generation, now)
         elif plan.evaluate:
             plan = _evaluate(memo, spec, plan, generation, now, logger)
         _write(body, patch, memo, stored, plan, logger)
@@ -164,6 +165,26 @@ def _apply(
     except kubeapi.Conflict:
         return logic.Plan(None)  # it changed since it was read: look again on the next pass
     return plan
+
+
+def _after_release(
+    kube: kubeapi.Kube,
+    namespace: str,
+    spec: RollbackSpec,
+    plan: logic.Plan,
+    holder: str,
+    generation: int | None,
+    now: datetime,
+) -> logic.Plan:
+    """Look again at once: when nothing of ours is left, the operation ends in this pass."""
+    assert plan.status is not None
+    observed = {t.name: _observe(kube, namespace, t.name) for t in spec.targets}
+    again = logic.reconcile(
+        spec, plan.status, observed, holder=holder, generation=generation, now=now
+    )
+    if again.hold or again.apply or again.release or again.evaluate:
+        return plan  # something is still marked (the controller copied it back): next pass
+    return logic.Plan(again.status or plan.status, plan.events + again.events)
 
 
 def _release(
