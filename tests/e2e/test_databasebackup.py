@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,14 @@ from support.wait import wait_for
 pytestmark = pytest.mark.timeout(300)
 
 BACKUP, RESTORE = "DatabaseBackup", "DatabaseRestore"
+
+
+def logged(operator: OperatorProcess, name: str, text: str) -> bool:
+    """Whether the operator logged `text` about the object `name`."""
+    return any(
+        text in line.get("message", "") and (line.get("object") or {}).get("name") == name
+        for line in operator.logs()
+    )
 
 
 @pytest.fixture
@@ -174,7 +183,8 @@ def test_operator_killed_mid_dump(
             return obj if (obj.get("status") or {}).get("step") == "Dumping" else None
 
         first = wait_for(dumping, timeout=30, what="the dump to start")
-        wait_for(lambda: "dumping (attempt 1)" in operator.raw_log(), timeout=30, what="pg_dump")
+        wait_for(lambda: logged(operator, "crash", "dumping (attempt 1)"), timeout=30,
+                 what="pg_dump")  # fmt: skip
         operator.kill()
         operator.start()
 
@@ -246,3 +256,28 @@ def test_one_shot_backups_and_restore_targets_are_immutable(kube: Cluster, names
         patch_cr(api, namespace, RESTORE, "r", {"spec": {"targetDatabase": "b"}})
     assert "targetDatabase cannot be changed" in caught.value.body
     patch_cr(api, namespace, RESTORE, "r", {"spec": {"confirm": "a"}})  # allowed
+
+
+def test_operator_stopped_mid_dump_stops_promptly_and_resumes(
+    kube: Cluster, operator: OperatorProcess, namespace: str, mail_score: AppDatabase
+) -> None:
+    """SIGTERM while pg_dump waits: pg_dump is killed, the operator exits at once (no
+    partial file left), and the next process finishes the backup."""
+    api = kube.api
+    create_credentials(api, namespace, mail_score)
+    with mail_score.connect() as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        create_cr(api, namespace, BACKUP, "stopped", backup_spec(mail_score))
+        wait_for(lambda: logged(operator, "stopped", "dumping (attempt 1)"), timeout=30,
+                 what="pg_dump")  # fmt: skip
+        started = time.monotonic()
+        operator.stop()
+        assert time.monotonic() - started < 15
+        folder = operator.backup_root / namespace / "stopped"
+        assert list(folder.glob("*")) == []
+        locker.execute("ROLLBACK")
+    operator.start()
+    done = wait_condition(api, namespace, BACKUP, "stopped", "Ready", timeout=120)
+    assert "Interrupted" in reasons(api, namespace, "stopped")  # dumped again, attempt 2
+    assert [p.name for p in folder.iterdir()] == [artifact(done).name]
