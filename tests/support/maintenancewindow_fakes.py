@@ -17,7 +17,7 @@ from typing import Any
 
 from runbook_operator.adapters.kube import NotFound
 from runbook_operator.handlers.maintenancewindow import run_pass
-from runbook_operator.handlers.maintenancewindow_steps import Env
+from runbook_operator.handlers.maintenancewindow_env import Env
 from runbook_operator.logic.maintenancewindow import Event, Pass
 from runbook_operator.names import HOLD_ANNOTATION
 

@@ -469,3 +469,16 @@ def test_invalid_spec_is_stalled_not_crashing() -> None:
     assert "IANA time zone" in stalled["message"]
     s.one()
     assert s.reasons().count("InvalidSpec") == 1
+
+
+def test_status_patch_is_a_merge_diff_without_nulls_inside_lists() -> None:
+    from runbook_operator.handlers.maintenancewindow import _merge_diff
+
+    old = {"phase": "Active", "originals": {"restartStamp": "t", "restarts": [{"name": "a"}]}}
+    new = {"phase": "Ending", "originals": {"restarts": [{"name": "a"}]}, "endingReason": "Ended"}
+    assert _merge_diff(old, new) == {
+        "phase": "Ending",
+        "originals": {"restartStamp": None},
+        "endingReason": "Ended",
+    }
+    assert _merge_diff(new, new) == {}

@@ -4,7 +4,7 @@ Create, update, resume and a half-second timer all run the same pass under
 the object's lock. A pass re-reads the object from the API server (a timer's
 body may be older than the step another handler just recorded), asks
 logic/maintenancewindow.py what is next, does at most one step
-(handlers/maintenancewindow_steps.py) and writes status through Kopf's patch.
+(handlers/maintenancewindow_steps.py, _checks.py) and writes status through Kopf's patch.
 The next step waits for the next tick, by which time the record of this one
 is stored: whenever the operator dies, status says exactly how far it got.
 
@@ -37,14 +37,9 @@ from ..api.maintenancewindow import (
 from ..logic import maintenancewindow as logic
 from ..logic.maintenancewindow_policy import evaluate
 from .lifecycle import object_lock
-from .maintenancewindow_steps import (
-    Env,
-    Target,
-    execute,
-    extend_silence,
-    observe_policy,
-    release_holds,
-)
+from .maintenancewindow_checks import extend_silence, observe_policy
+from .maintenancewindow_env import Env, Target
+from .maintenancewindow_steps import execute, release_holds
 
 __all__ = ["changed", "deleted", "run_pass", "tick"]
 
@@ -138,13 +133,28 @@ def _post(body: kopf.Body, events: tuple[logic.Event, ...], logger: kopf.Logger)
         logger.log(level, f"{event.reason}: {event.message}", extra={"k8s_skip": True})
 
 
+def _merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch from `old` to `new`: changed keys, null for removed ones."""
+    diff: dict[str, Any] = {}
+    for key in old.keys() | new.keys():
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            nested = _merge_diff(before, after)
+            if nested:
+                diff[key] = nested
+        elif before != after:
+            diff[key] = after
+    return diff
+
+
 def _write(patch: kopf.Patch, before: dict[str, Any], after: MaintenanceWindowStatus) -> None:
-    """Only the status fields that changed (null removes one); nothing when nothing did."""
-    old = MaintenanceWindowStatus.model_validate(before).model_dump(mode="json", by_alias=True)
-    new = after.model_dump(mode="json", by_alias=True)
-    for key, value in new.items():
-        if old.get(key) != value:
-            patch.status[key] = value
+    """Only what changed (null removes a field); nothing when nothing did."""
+    old = MaintenanceWindowStatus.model_validate(before).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    new = after.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for key, value in _merge_diff(old, new).items():
+        patch.status[key] = value
 
 
 def _pass(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: kopf.Logger) -> None:

@@ -1,4 +1,4 @@
-"""The I/O of a MaintenanceWindow's steps: each one an "ensure" that may safely run twice.
+"""The I/O of a MaintenanceWindow's steps on workloads: each an "ensure" that may run twice.
 
 `execute()` carries out one step and returns an `Outcome` (logic judges it).
 Record steps read the current values and return them for status; apply steps
@@ -10,32 +10,14 @@ records a changed value as an original.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from ..adapters.alertmanager import AlertmanagerError, Silences
-from ..adapters.httpcheck import HttpCheckError
-from ..adapters.kube import Kube, KubeError, NotFound
-from ..api.maintenancewindow import (
-    MaintenanceWindowSpec,
-    MaintenanceWindowStatus,
-    Originals,
-    RestartOriginal,
-    SilenceStatus,
-)
-from ..logic.maintenancewindow import SILENCE_MARGIN
-from ..logic.maintenancewindow_policy import (
-    SCHEDULE_LABEL,
-    BackupSeen,
-    PolicyObservation,
-    instant,
-    needed_objects,
-)
+from ..adapters.alertmanager import AlertmanagerError
+from ..adapters.kube import KubeError, NotFound
+from ..api.maintenancewindow import RestartOriginal
+from ..logic.maintenancewindow_policy import instant
 from ..logic.maintenancewindow_steps import (
     Outcome,
     Step,
-    compare,
     flag_drift,
     flag_original,
     flag_patch,
@@ -51,91 +33,12 @@ from ..logic.maintenancewindow_steps import (
     scaled_down,
     template_annotation,
 )
-from ..names import holder_id
+from .maintenancewindow_checks import create_silence, expire_silence, health_check
+from .maintenancewindow_env import Env, Target
 
-__all__ = ["Env", "Target", "execute", "extend_silence", "observe_policy", "release_holds"]
+__all__ = ["execute", "release_holds"]
 
 DEPLOYMENT = "Deployment"
-
-
-@dataclass(frozen=True)
-class Env:
-    """The outside world, as the steps reach it (fakes in unit tests)."""
-
-    kube: Kube
-    silences: Callable[[str], Silences]
-    """An Alertmanager client for a base URL."""
-    http_status: Callable[[str], int]
-    """GET a URL, return its status (raises HttpCheckError when there is no answer)."""
-    prometheus: Callable[[str, str], float]
-    """(url, query) -> the one value (raises an Exception saying why there is none)."""
-    prometheus_url: str = ""
-    """The operator's default Prometheus."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """The window being worked on."""
-
-    namespace: str
-    name: str
-    uid: str
-    spec: MaintenanceWindowSpec
-    status: MaintenanceWindowStatus
-    now: datetime
-
-    @property
-    def holder(self) -> str:
-        return holder_id("MaintenanceWindow", self.name)
-
-    @property
-    def marker(self) -> str:
-        """Written into the silence's comment, so a repeat finds it instead of adding one."""
-        start = instant(self.status.next_start or self.now)
-        return f"mw:{self.uid}:{start}"
-
-    @property
-    def originals(self) -> Originals:
-        return self.status.originals or Originals()
-
-
-# --- the checklist -------------------------------------------------------------------
-
-
-def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
-    """Which named objects exist, and the DatabaseBackups the backup rule counts."""
-    missing = set()
-    for ref in needed_objects(spec):
-        kind, name = ref.split("/", 1)
-        try:
-            if kind == "ConfigMap":
-                env.kube.get_configmap(namespace, name)
-            else:
-                env.kube.get_deployment(namespace, name)
-        except NotFound:
-            missing.add(ref)
-    if spec.policy.backup is None:
-        return PolicyObservation(missing=frozenset(missing))
-    try:
-        items = env.kube.list_custom("databasebackups", namespace)
-    except NotFound:
-        return PolicyObservation(
-            backups_error="the DatabaseBackup kind is not installed", missing=frozenset(missing)
-        )
-    except KubeError as exc:
-        return PolicyObservation(backups_error=str(exc), missing=frozenset(missing))
-    return PolicyObservation(backups=tuple(_backup(b) for b in items), missing=frozenset(missing))
-
-
-def _backup(obj: dict[str, Any]) -> BackupSeen:
-    status = obj.get("status") or {}
-    completed = status.get("completedAt")
-    return BackupSeen(
-        name=obj["metadata"]["name"],
-        phase=status.get("phase"),
-        completed_at=datetime.fromisoformat(completed) if completed else None,
-        schedule=(obj["metadata"].get("labels") or {}).get(SCHEDULE_LABEL),
-    )
 
 
 # --- one step --------------------------------------------------------------------------
@@ -199,70 +102,6 @@ def _record_rollback_plan(env: Env, t: Target) -> Outcome:
         for e in entries
     )
     return Outcome.ok(f"rollback plan: {words}", rollback_plan=entries)
-
-
-# --- silence ---------------------------------------------------------------------------
-
-
-def _silence_comment(t: Target) -> str:
-    extra = t.spec.silence.comment if t.spec.silence and t.spec.silence.comment else ""
-    what = t.spec.reason or "maintenance"
-    return f"MaintenanceWindow {t.namespace}/{t.name}: {what}. {extra} [{t.marker}]".replace(
-        ".  [", ". ["
-    )
-
-
-def _create_silence(env: Env, t: Target) -> Outcome:
-    spec = t.spec.silence
-    assert spec is not None and t.status.next_end is not None
-    am = env.silences(spec.url)
-    ends = t.status.next_end + SILENCE_MARGIN
-    found = am.find(t.marker)
-    if found:
-        silence_id = str(found[0]["id"])
-        note = "found the silence created before a restart"
-    else:
-        matchers = [m.wire() for m in spec.matchers]
-        silence_id = am.create(matchers, t.now, ends, _silence_comment(t))
-        note = "created"
-    return Outcome.ok(
-        f"silence {silence_id} {note}, until {instant(ends)}",
-        silence=SilenceStatus(id=silence_id, ends_at=ends),
-    )
-
-
-def extend_silence(env: Env, t: Target) -> Outcome:
-    """The window was extended: move the silence's end with it (same id where possible)."""
-    spec = t.spec.silence
-    assert spec is not None and t.status.next_end is not None
-    ends = t.status.next_end + SILENCE_MARGIN
-    try:
-        am = env.silences(spec.url)
-        found = am.find(t.marker)
-        starts = datetime.fromisoformat(found[0]["startsAt"]) if found else t.now
-        old_id = str(found[0]["id"]) if found else None
-        matchers = found[0]["matchers"] if found else [m.wire() for m in spec.matchers]
-        silence_id = am.create(matchers, starts, ends, _silence_comment(t), old_id)
-    except AlertmanagerError as exc:
-        return Outcome.retry(str(exc))
-    return Outcome.ok(
-        f"silence {silence_id} now ends at {instant(ends)}",
-        silence=SilenceStatus(id=silence_id, ends_at=ends),
-    )
-
-
-def _expire_silence(env: Env, t: Target) -> Outcome:
-    spec = t.spec.silence
-    recorded = t.status.silence.id if t.status.silence else None
-    if spec is None:
-        return Outcome.ok("no silence configured any more; nothing to expire")
-    am = env.silences(spec.url)
-    ids = [i for i in [recorded, *(str(s["id"]) for s in am.find(t.marker))] if i]
-    for silence_id in dict.fromkeys(ids):
-        am.expire(silence_id)
-    return Outcome.ok(
-        f"silence {', '.join(dict.fromkeys(ids))} expired" if ids else "no silence to expire"
-    )
 
 
 # --- the maintenance flag ----------------------------------------------------------------
@@ -489,41 +328,6 @@ def _await_restored(env: Env, t: Target) -> Outcome:
     return Outcome.ok("; ".join([*words, rollouts.message]).strip("; ") or "nothing to wait for")
 
 
-# --- health ------------------------------------------------------------------------------
-
-
-def _health_check(env: Env, t: Target) -> Outcome:
-    check = t.spec.health_check
-    if check is None:
-        return Outcome.ok("no health check configured any more")
-    if check.http is not None:
-        try:
-            status = env.http_status(check.http.url)
-        except HttpCheckError as exc:
-            return Outcome.wait(f"unhealthy: {exc}")
-        wanted = check.http.expected_status
-        healthy = status == wanted if wanted is not None else 200 <= status < 300
-        text = f"{check.http.url} answered HTTP {status}"
-        return Outcome.ok(f"healthy: {text}") if healthy else Outcome.wait(f"unhealthy: {text}")
-    assert check.prometheus is not None
-    prom = check.prometheus
-    url = prom.url or env.prometheus_url
-    if not url:
-        return Outcome(
-            done=False,
-            failed="no Prometheus URL: set healthCheck.prometheus.url "
-            "or the operator's RUNBOOK_PROMETHEUS_URL",
-        )
-    try:
-        value = env.prometheus(url, prom.query)
-    except Exception as exc:  # the adapter's errors say why there is no value
-        return Outcome.wait(f"unhealthy: {exc}")
-    text = f"{prom.query} = {value:g} (healthy when {prom.comparison} {prom.threshold:g})"
-    if compare(value, prom.comparison, prom.threshold):
-        return Outcome.ok(f"healthy: {text}")
-    return Outcome.wait(f"unhealthy: {text}")
-
-
 def _release(env: Env, t: Target) -> Outcome:
     outcome = release_holds(env, t)
     return Outcome.ok(outcome.message, holds=[]) if outcome.done else outcome
@@ -532,7 +336,7 @@ def _release(env: Env, t: Target) -> Outcome:
 _STEPS: dict[Step, Callable[[Env, Target], Outcome]] = {
     Step.ACQUIRE_HOLDS: _acquire_holds,
     Step.RECORD_ROLLBACK_PLAN: _record_rollback_plan,
-    Step.CREATE_SILENCE: _create_silence,
+    Step.CREATE_SILENCE: create_silence,
     Step.RECORD_FLAG: _record_flag,
     Step.SET_FLAG: _set_flag,
     Step.RECORD_RESTART: _record_restart,
@@ -545,7 +349,7 @@ _STEPS: dict[Step, Callable[[Env, Target], Outcome]] = {
     Step.RESTORE_FLAG: _restore_flag,
     Step.UNDO_RESTART: _undo_restart,
     Step.AWAIT_ROLLOUTS: _await_restored,
-    Step.HEALTH_CHECK: _health_check,
-    Step.EXPIRE_SILENCE: _expire_silence,
+    Step.HEALTH_CHECK: health_check,
+    Step.EXPIRE_SILENCE: expire_silence,
     Step.RELEASE_HOLDS: _release,
 }

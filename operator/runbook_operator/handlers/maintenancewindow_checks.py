@@ -1,0 +1,167 @@
+"""The checks a MaintenanceWindow makes outside the cluster's workloads.
+
+The checklist's observations (which objects exist, which DatabaseBackups
+count), the Alertmanager silence (created once per occurrence: found again by
+the marker in its comment after a crash, extended with the window, expired at
+its end) and the health check after the end.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..adapters.alertmanager import AlertmanagerError, redact
+from ..adapters.httpcheck import HttpCheckError
+from ..adapters.kube import KubeError, NotFound
+from ..api.maintenancewindow import MaintenanceWindowSpec, SilenceStatus
+from ..logic.maintenancewindow import SILENCE_MARGIN
+from ..logic.maintenancewindow_policy import (
+    SCHEDULE_LABEL,
+    BackupSeen,
+    PolicyObservation,
+    instant,
+    needed_objects,
+)
+from ..logic.maintenancewindow_steps import Outcome, compare
+from .maintenancewindow_env import Env, Target
+
+__all__ = ["create_silence", "expire_silence", "extend_silence", "health_check", "observe_policy"]
+
+
+# --- the checklist -------------------------------------------------------------------
+
+
+def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
+    """Which named objects exist, and the DatabaseBackups the backup rule counts."""
+    missing = set()
+    for ref in needed_objects(spec):
+        kind, name = ref.split("/", 1)
+        try:
+            if kind == "ConfigMap":
+                env.kube.get_configmap(namespace, name)
+            else:
+                env.kube.get_deployment(namespace, name)
+        except NotFound:
+            missing.add(ref)
+    if spec.policy.backup is None:
+        return PolicyObservation(missing=frozenset(missing))
+    try:
+        items = env.kube.list_custom("databasebackups", namespace)
+    except NotFound:
+        return PolicyObservation(
+            backups_error="the DatabaseBackup kind is not installed", missing=frozenset(missing)
+        )
+    except KubeError as exc:
+        return PolicyObservation(backups_error=str(exc), missing=frozenset(missing))
+    return PolicyObservation(backups=tuple(_backup(b) for b in items), missing=frozenset(missing))
+
+
+def _backup(obj: dict[str, Any]) -> BackupSeen:
+    status = obj.get("status") or {}
+    completed = status.get("completedAt")
+    return BackupSeen(
+        name=obj["metadata"]["name"],
+        phase=status.get("phase"),
+        completed_at=datetime.fromisoformat(completed) if completed else None,
+        schedule=(obj["metadata"].get("labels") or {}).get(SCHEDULE_LABEL),
+    )
+
+
+# --- silence ---------------------------------------------------------------------------
+
+
+def _silence_comment(t: Target) -> str:
+    extra = t.spec.silence.comment if t.spec.silence and t.spec.silence.comment else ""
+    what = t.spec.reason or "maintenance"
+    return f"MaintenanceWindow {t.namespace}/{t.name}: {what}. {extra} [{t.marker}]".replace(
+        ".  [", ". ["
+    )
+
+
+def create_silence(env: Env, t: Target) -> Outcome:
+    spec = t.spec.silence
+    assert spec is not None and t.status.next_end is not None
+    am = env.silences(spec.url)
+    ends = t.status.next_end + SILENCE_MARGIN
+    found = am.find(t.marker)
+    if found:
+        silence_id = str(found[0]["id"])
+        note = "found the silence created before a restart"
+    else:
+        matchers = [m.wire() for m in spec.matchers]
+        silence_id = am.create(matchers, t.now, ends, _silence_comment(t))
+        note = "created"
+    return Outcome.ok(
+        f"silence {silence_id} {note}, until {instant(ends)}",
+        silence=SilenceStatus(id=silence_id, ends_at=ends),
+    )
+
+
+def extend_silence(env: Env, t: Target) -> Outcome:
+    """The window was extended: move the silence's end with it (same id where possible)."""
+    spec = t.spec.silence
+    assert spec is not None and t.status.next_end is not None
+    ends = t.status.next_end + SILENCE_MARGIN
+    try:
+        am = env.silences(spec.url)
+        found = am.find(t.marker)
+        starts = datetime.fromisoformat(found[0]["startsAt"]) if found else t.now
+        old_id = str(found[0]["id"]) if found else None
+        matchers = found[0]["matchers"] if found else [m.wire() for m in spec.matchers]
+        silence_id = am.create(matchers, starts, ends, _silence_comment(t), old_id)
+    except AlertmanagerError as exc:
+        return Outcome.retry(str(exc))
+    return Outcome.ok(
+        f"silence {silence_id} now ends at {instant(ends)}",
+        silence=SilenceStatus(id=silence_id, ends_at=ends),
+    )
+
+
+def expire_silence(env: Env, t: Target) -> Outcome:
+    spec = t.spec.silence
+    recorded = t.status.silence.id if t.status.silence else None
+    if spec is None:
+        return Outcome.ok("no silence configured any more; nothing to expire")
+    am = env.silences(spec.url)
+    ids = [i for i in [recorded, *(str(s["id"]) for s in am.find(t.marker))] if i]
+    for silence_id in dict.fromkeys(ids):
+        am.expire(silence_id)
+    return Outcome.ok(
+        f"silence {', '.join(dict.fromkeys(ids))} expired" if ids else "no silence to expire"
+    )
+
+
+# --- health ------------------------------------------------------------------------------
+
+
+def health_check(env: Env, t: Target) -> Outcome:
+    check = t.spec.health_check
+    if check is None:
+        return Outcome.ok("no health check configured any more")
+    if check.http is not None:
+        try:
+            status = env.http_status(check.http.url)
+        except HttpCheckError as exc:
+            return Outcome.wait(f"unhealthy: {exc}")
+        wanted = check.http.expected_status
+        healthy = status == wanted if wanted is not None else 200 <= status < 300
+        text = f"{redact(check.http.url)} answered HTTP {status}"
+        return Outcome.ok(f"healthy: {text}") if healthy else Outcome.wait(f"unhealthy: {text}")
+    assert check.prometheus is not None
+    prom = check.prometheus
+    url = prom.url or env.prometheus_url
+    if not url:
+        return Outcome(
+            done=False,
+            failed="no Prometheus URL: set healthCheck.prometheus.url "
+            "or the operator's RUNBOOK_PROMETHEUS_URL",
+        )
+    try:
+        value = env.prometheus(url, prom.query)
+    except Exception as exc:  # the adapter's errors say why there is no value
+        return Outcome.wait(f"unhealthy: {exc}")
+    text = f"{prom.query} = {value:g} (healthy when {prom.comparison} {prom.threshold:g})"
+    if compare(value, prom.comparison, prom.threshold):
+        return Outcome.ok(f"healthy: {text}")
+    return Outcome.wait(f"unhealthy: {text}")

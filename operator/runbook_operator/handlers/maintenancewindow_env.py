@@ -1,0 +1,56 @@
+"""What the steps of a MaintenanceWindow work with: the outside world and the window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..adapters.alertmanager import Silences
+from ..adapters.kube import Kube
+from ..api.maintenancewindow import MaintenanceWindowSpec, MaintenanceWindowStatus, Originals
+from ..logic.maintenancewindow_policy import instant
+from ..names import holder_id
+
+__all__ = ["Env", "Target"]
+
+
+@dataclass(frozen=True)
+class Env:
+    """The outside world, as the steps reach it (fakes in unit tests)."""
+
+    kube: Kube
+    silences: Callable[[str], Silences]
+    """An Alertmanager client for a base URL."""
+    http_status: Callable[[str], int]
+    """GET a URL, return its status (raises HttpCheckError when there is no answer)."""
+    prometheus: Callable[[str, str], float]
+    """(url, query) -> the one value (raises an Exception saying why there is none)."""
+    prometheus_url: str = ""
+    """The operator's default Prometheus."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The window being worked on."""
+
+    namespace: str
+    name: str
+    uid: str
+    spec: MaintenanceWindowSpec
+    status: MaintenanceWindowStatus
+    now: datetime
+
+    @property
+    def holder(self) -> str:
+        return holder_id("MaintenanceWindow", self.name)
+
+    @property
+    def marker(self) -> str:
+        """Written into the silence's comment, so a repeat finds it instead of adding one."""
+        start = instant(self.status.next_start or self.now)
+        return f"mw:{self.uid}:{start}"
+
+    @property
+    def originals(self) -> Originals:
+        return self.status.originals or Originals()
