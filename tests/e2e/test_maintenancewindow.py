@@ -360,6 +360,10 @@ def test_schema_refuses_bad_windows(
             create_cr(kube.api, namespace, KIND, f"bad-{i}", spec)
         assert message in str(info.value.body), (spec, info.value.body)
     create_cr(kube.api, namespace, KIND, "good", {**good, "cancel": True})
+    cancelled = wait_phase(kube.api, namespace, KIND, "good", "Cancelled", timeout=20)
+    assert condition(cancelled, "Ready")["message"] == (
+        "Cancelled before it started; nothing was changed."
+    )
     for patch, message in [
         ({"spec": {"start": "2030-01-02T02:00:00Z"}}, "start cannot be changed once set"),
         ({"spec": {"cancel": False}}, "cannot be resumed"),
@@ -466,3 +470,47 @@ def test_blocked_when_still_held_past_the_starting_deadline(
     after = snapshot(kube, namespace)
     after[FRONTEND]["annotations"].pop(HOLD)
     assert after == before
+
+
+# --- recurring ---------------------------------------------------------------------------------
+
+
+def test_recurring_window_returns_to_pending_with_the_next_occurrence(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    deploy_app(kube, namespace)
+    before = snapshot(kube, namespace)
+    spec = {
+        "schedule": "* * * * *",
+        "timeZone": "America/New_York",
+        "duration": "10s",
+        "policy": {"minimumNotice": "1s"},
+        "maintenanceMode": {},
+    }
+    create_cr(kube.api, namespace, KIND, "every-minute", spec)
+    first = wait_for(
+        lambda: (get_cr(kube.api, namespace, KIND, "every-minute").get("status") or {}).get(
+            "nextStart"
+        ),
+        timeout=20,
+        what="the first occurrence",
+    )
+    active = wait_phase(kube.api, namespace, KIND, "every-minute", "Active", timeout=90)
+    assert active["status"]["nextStart"] == first and flag(kube, namespace) == "true"
+    again = wait_for(
+        lambda: (
+            (o := get_cr(kube.api, namespace, KIND, "every-minute"))
+            and (o.get("status") or {}).get("lastOccurrence")
+            and o
+        ),
+        timeout=60,
+        what="the occurrence recorded as over",
+    )
+    status = again["status"]
+    assert status["phase"] == "Pending" and status["lastOccurrence"]["phase"] == "Completed"
+    assert status["lastOccurrence"]["start"] == first
+    start = datetime.fromisoformat(first.replace("Z", "+00:00"))
+    assert status["nextStart"] == rfc3339(start + timedelta(minutes=1))
+    assert not status.get("steps") and "originals" not in status
+    assert snapshot(kube, namespace) == before
+    assert condition(again, "Ready")["reason"] == "Scheduled"

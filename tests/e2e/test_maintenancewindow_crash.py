@@ -1,0 +1,101 @@
+"""Crash safety: the operator is SIGKILLed right after every single step, and restarted.
+
+One window runs the runbook's whole procedure while the operator dies after
+each of its 18 steps in turn (11 at the start, 7 at the end): as soon as
+status shows step N recorded, SIGKILL; start again; wait for step N+1; and so
+on. The run must still end Completed with every object back exactly as it
+was, and nothing applied twice: one silence in Alertmanager, the frontend
+rolled exactly twice (restart, and back), one event per step at most.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from kubernetes import client
+
+from support.alertmanager import (
+    Alertmanager,
+    alertmanager,  # noqa: F401  (fixture)
+)
+from support.crs import create_cr, get_cr, patch_cr, wait_phase
+from support.kube import Cluster, wait_for_rollout
+from support.operator import OperatorProcess
+from support.wait import wait_for
+
+from .test_maintenancewindow import (
+    BACKEND,
+    FRONTEND,
+    KIND,
+    events,
+    example_window,
+    ready_app_with_backup,
+    replica_sets,
+    snapshot,
+    steps,
+)
+
+START_STEPS = 11
+END_STEPS = 7
+
+
+def _kill_after_step(
+    kube: Cluster, operator: OperatorProcess, namespace: str, n: int, timeout: float
+) -> list[str]:
+    """Wait until exactly n steps are recorded, SIGKILL the operator, start it again."""
+
+    def recorded() -> list[str] | None:
+        done = steps(get_cr(kube.api, namespace, KIND, "mw"))
+        return done if len(done) >= n else None
+
+    seen = wait_for(recorded, timeout=timeout, interval=0.05, what=f"step {n} recorded")
+    operator.kill()
+    operator.start()
+    return seen
+
+
+def test_sigkill_after_every_step_still_restores_everything_once(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    alertmanager: Alertmanager,  # noqa: F811
+) -> None:
+    before = ready_app_with_backup(kube, namespace)
+    spec = example_window(alertmanager, namespace, start_in=10, duration="10m")
+    spec["approvals"] = [{"approver": "alice"}, {"approver": "bob"}]
+    create_cr(kube.api, namespace, KIND, "mw", spec)
+    start = datetime.fromisoformat(spec["start"].replace("Z", "+00:00"))
+
+    kills: list[list[str]] = []
+    for n in range(1, START_STEPS + 1):
+        kills.append(_kill_after_step(kube, operator, namespace, n, timeout=60))
+    active = wait_phase(kube.api, namespace, KIND, "mw", "Active", timeout=60)
+    assert len(steps(active)) == START_STEPS
+
+    # End the window in a few seconds: shorten its duration (the end moves).
+    elapsed = int((datetime.now(UTC) - start).total_seconds()) + 3
+    patch_cr(kube.api, namespace, KIND, "mw", {"spec": {"duration": f"{elapsed}s"}})
+    for n in range(START_STEPS + 1, START_STEPS + END_STEPS + 1):
+        kills.append(_kill_after_step(kube, operator, namespace, n, timeout=90))
+    done = wait_phase(kube.api, namespace, KIND, "mw", "Completed", timeout=90)
+
+    # Every kill landed right after its step, before the next one began.
+    assert [len(k) for k in kills] == list(range(1, START_STEPS + END_STEPS + 1)), kills
+    assert len(steps(done)) == START_STEPS + END_STEPS
+    for name in (BACKEND, FRONTEND):
+        wait_for_rollout(kube.api, namespace, name)
+    assert snapshot(kube, namespace) == before
+    # Nothing applied twice.
+    assert len(alertmanager.silences()) == 1 and alertmanager.active() == []
+    assert len(replica_sets(kube, namespace, FRONTEND)) == 2
+    revision = client.AppsV1Api(kube.api).read_namespaced_deployment(FRONTEND, namespace)
+    assert revision.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    time.sleep(1)  # events are posted in the background
+    per_step = Counter()
+    for event in events(kube, namespace, "mw"):
+        if event.reason in steps(done):
+            per_step[event.reason] += event.count or 1
+    assert max(per_step.values()) == 1, per_step
+    assert not [r for r in operator.logs() if r.get("levelname") == "ERROR"], operator.tail()
