@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,12 @@ class Bench:
         self.kubectl_run("-n", namespace, "rollout", "status", f"deployment/{NAME}")
         return time.monotonic() - start
 
-    def by_rollback(self, namespace: str) -> tuple[float, dict[str, Any]]:
+    def by_rollback(self, namespace: str) -> tuple[float, datetime, dict[str, Any]]:
+        applied = datetime.now(UTC)  # creationTimestamp has only 1 s resolution
         start = time.monotonic()
         create_cr(self.api, namespace, "Rollback", "undo", {"targets": [{"name": NAME}]})
         obj = _poll(lambda: _ready(get_cr(self.api, namespace, "Rollback", "undo")))
-        return time.monotonic() - start, obj
+        return time.monotonic() - start, applied, obj
 
 
 def _ready(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -98,8 +99,8 @@ def _poll(fn: Callable[[], dict[str, Any] | None], timeout: float = 300) -> dict
     raise TimeoutError("the Rollback did not become Ready")
 
 
-def _seconds(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+def _seconds(start: datetime, end: str) -> float:
+    return (datetime.fromisoformat(end) - start).total_seconds()
 
 
 def _row(label: str, values: list[float]) -> str:
@@ -130,12 +131,12 @@ def run(bench: Bench, rounds: int, replicas: int, tick: float) -> None:
                 bench.history(ns_a, replicas)
                 bench.history(ns_b, replicas)
                 kubectl_times.append(bench.by_kubectl(ns_a))
-                seconds, obj = bench.by_rollback(ns_b)
+                seconds, created, obj = bench.by_rollback(ns_b)
                 rollback_times.append(seconds)
-                created = obj["metadata"]["creationTimestamp"]
                 target = obj["status"]["targets"][0]
+                restored_at = datetime.fromisoformat(target["appliedAt"])
                 applied.append(_seconds(created, target["appliedAt"]))
-                rolled.append(_seconds(target["appliedAt"], target["completedAt"]))
+                rolled.append(_seconds(restored_at, target["completedAt"]))
             finally:
                 delete_namespace(bench.api, ns_a)
                 delete_namespace(bench.api, ns_b)
