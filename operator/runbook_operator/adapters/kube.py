@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ..logic.holds import hold_is_stale, parse_holder
 from ..names import HOLD_ANNOTATION
 
 __all__ = [
@@ -177,8 +178,9 @@ class Kube:
         """Mark the workload as held by `holder`.
 
         Returns None when the hold is ours (newly or already), or the name of the
-        operation that holds it. The write carries the resourceVersion read, so
-        two operations racing for the same workload cannot both win.
+        operation that holds it. A stale hold (its operation gone or finished) is
+        taken over. The write carries the resourceVersion read, so two operations
+        racing for the same workload cannot both win.
         """
         for _ in range(5):
             obj = self.get_workload(kind, namespace, name)
@@ -186,7 +188,7 @@ class Kube:
             current = annotations.get(HOLD_ANNOTATION)
             if current == holder:
                 return None
-            if current:
+            if current and not self._stale_hold(namespace, str(current)):
                 return str(current)
             patch = {
                 "metadata": {
@@ -200,6 +202,17 @@ class Kube:
             except Conflict:
                 continue
         raise Conflict(f"{kind} {name} kept changing while taking the hold")
+
+    def _stale_hold(self, namespace: str, holder: str) -> bool:
+        """A hold left by an operation that is gone or finished (see logic.holds)."""
+        parsed = parse_holder(holder)
+        if parsed is None:
+            return False  # not ours to judge: someone else's convention
+        plural, name = parsed
+        try:
+            return hold_is_stale(self.get_custom(plural, namespace, name))
+        except NotFound:
+            return hold_is_stale(None)
 
     def release_hold(self, kind: WorkloadKind, namespace: str, name: str, holder: str) -> None:
         """Remove our hold; someone else's is left alone; a missing workload is fine."""

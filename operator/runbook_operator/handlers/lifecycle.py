@@ -41,8 +41,13 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 120
-    settings.watching.client_timeout = 150
+    # Watches are re-opened every minute, so a stream that went quiet (an API
+    # server under load can stop sending without closing) is noticed quickly.
+    settings.watching.server_timeout = 50
+    settings.watching.client_timeout = 60
+    settings.watching.connect_timeout = 10
+    settings.networking.connect_timeout = 10
+    settings.networking.request_timeout = 60
     settings.execution.max_workers = 16
     # Errors are retried with growing delays, not hammered.
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
