@@ -20,6 +20,9 @@ Spec = dict[str, Any]
 
 ES_OK: Spec = {"targets": [{"name": "mail-score-backend", "replicas": 10}], "duration": "2h"}
 
+RB_OK: Spec = {"targets": [{"name": "mail-score-backend"}, {"name": "mail-score-frontend"}]}
+RB_TRIGGER: Spec = {"query": "sum(rate(errors[1m]))", "threshold": 0.05, "window": "30m"}
+
 CASES: list[tuple[str, str, Spec, str]] = [
     # (id, kind, spec, words expected in the refusal)
     ("es-no-targets", "EmergencyScale", {"duration": "1h"}, "targets"),
@@ -80,6 +83,48 @@ CASES: list[tuple[str, str, Spec, str]] = [
         {**ES_OK, "trigger": {"query": "up", "threshold": 1, "for": "soon"}},
         "duration",
     ),
+    ("rb-no-targets", "Rollback", {}, "targets"),
+    ("rb-empty-targets", "Rollback", {"targets": []}, "targets"),
+    ("rb-target-without-name", "Rollback", {"targets": [{"toRevision": 2}]}, "name"),
+    ("rb-revision-zero", "Rollback", {"targets": [{"name": "a", "toRevision": 0}]}, "toRevision"),
+    (
+        "rb-revision-not-a-number",
+        "Rollback",
+        {"targets": [{"name": "a", "toRevision": "latest"}]},
+        "toRevision",
+    ),
+    ("rb-duplicate-target", "Rollback", {"targets": [{"name": "a"}, {"name": "a"}]}, "only once"),
+    ("rb-bad-name", "Rollback", {"targets": [{"name": "Backend!"}]}, "name"),
+    (
+        "rb-trigger-with-revision",
+        "Rollback",
+        {"targets": [{"name": "a", "toRevision": 2}], "trigger": RB_TRIGGER},
+        "toRevision",
+    ),
+    (
+        "rb-trigger-without-window",
+        "Rollback",
+        {**RB_OK, "trigger": {"query": "up", "threshold": 1}},
+        "window",
+    ),
+    (
+        "rb-trigger-bad-window",
+        "Rollback",
+        {**RB_OK, "trigger": {**RB_TRIGGER, "window": "half an hour"}},
+        "duration",
+    ),
+    (
+        "rb-trigger-bad-threshold",
+        "Rollback",
+        {**RB_OK, "trigger": {**RB_TRIGGER, "threshold": "high"}},
+        "threshold",
+    ),
+    (
+        "rb-too-many-targets",
+        "Rollback",
+        {"targets": [{"name": f"d{i}"} for i in range(21)]},
+        "targets",
+    ),
 ]
 
 
@@ -95,7 +140,7 @@ def test_rejected_by_the_api_server(
     assert words.lower() in str(refused.value.body).lower(), refused.value.body
 
 
-@pytest.mark.parametrize(("kind", "spec"), [("EmergencyScale", ES_OK)])
+@pytest.mark.parametrize(("kind", "spec"), [("EmergencyScale", ES_OK), ("Rollback", RB_OK)])
 def test_valid_spec_is_accepted(kube: Cluster, namespace: str, kind: str, spec: Spec) -> None:
     created = create_cr(kube.api_client, namespace, kind, "good", spec)
     assert created["metadata"]["name"] == "good"
