@@ -390,6 +390,13 @@ def test_ending_mid_window_restores_everything(
     create_cr(kube.api, namespace, KIND, "mw", spec)
     wait_phase(kube.api, namespace, KIND, "mw", "Active", timeout=60)
     assert flag(kube, namespace) == "true" and len(alertmanager.active()) == 1
+    # Someone edits managed values during the window: restored anyway, and named.
+    client.CoreV1Api(kube.api).patch_namespaced_config_map(
+        "frontend-config", namespace, {"data": {"MAINTENANCE_MODE": "half"}}
+    )
+    client.AutoscalingV2Api(kube.api).patch_namespaced_horizontal_pod_autoscaler(
+        "backend-hpa", namespace, {"spec": {"maxReplicas": 4}}
+    )
     if how == "cancel":
         patch_cr(kube.api, namespace, KIND, "mw", {"spec": {"cancel": True}})
         done = wait_phase(kube.api, namespace, KIND, "mw", "Cancelled", timeout=90)
@@ -403,6 +410,11 @@ def test_ending_mid_window_restores_everything(
             wait_for_rollout(kube.api, namespace, name)
     assert snapshot(kube, namespace) == before
     assert alertmanager.active() == []
+    drift = [e for e in events(kube, namespace, "mw") if e.reason == "Drift"]
+    assert {e.type for e in drift} == {"Warning"}
+    text = " ".join(e.message for e in drift)
+    assert "MAINTENANCE_MODE was set to 'half' during the window" in text
+    assert "HPA backend-hpa bounds were changed during the window to 1-4" in text
 
 
 # --- holds ---------------------------------------------------------------------------------------

@@ -386,3 +386,35 @@ def test_invalid_spec_blocks_a_pending_window() -> None:
     assert ready(p)[1] == "InvalidSpec" and len(p.events) == 1
     again = logic.invalid_spec(p.status, 3, "timeZone: unknown", START)
     assert again.events == ()
+
+
+def test_spec_edit_under_way_is_explained_once() -> None:
+    w = window(
+        phase="Active",
+        nextStart=START,
+        activeAt=START,
+        observedGeneration=0,
+        plan=["AcquireHolds"],
+        steps=[{"name": "AcquireHolds", "at": START}],
+    )
+    p = logic.advance(w, START + timedelta(minutes=1))
+    assert [e.reason for e in p.events] == ["SpecChanged"]
+    assert p.status.observed_generation == 1
+    settled = window(
+        phase="Active",
+        nextStart=START,
+        activeAt=START,
+        observedGeneration=1,
+        plan=["AcquireHolds"],
+        steps=[{"name": "AcquireHolds", "at": START}],
+    )
+    assert logic.advance(settled, START + timedelta(minutes=1)).events == ()
+
+
+def test_blocked_message_says_what_happens_next() -> None:
+    one_off = logic.advance(window(), START + timedelta(minutes=10))
+    assert one_off.status.phase == WindowPhase.BLOCKED
+    assert ready(one_off)[2].endswith("fix the cause and create a new one.")
+    recurring = window(spec(start=None, schedule="0 2 * * *"), phase="Pending", nextStart=START)
+    p = logic.advance(recurring, START + timedelta(minutes=10))
+    assert ready(p)[2].endswith("once this one's time is over.")

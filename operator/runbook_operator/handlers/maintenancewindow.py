@@ -3,10 +3,11 @@
 Create, update, resume and a half-second timer all run the same pass under
 the object's lock. A pass re-reads the object from the API server (a timer's
 body may be older than the step another handler just recorded), asks
-logic/maintenancewindow.py what is next, does at most one step
-(handlers/maintenancewindow_steps.py, _checks.py) and writes status through Kopf's patch.
-The next step waits for the next tick, by which time the record of this one
-is stored: whenever the operator dies, status says exactly how far it got.
+logic/maintenancewindow.py what is next, does at most one step (in
+maintenancewindow_steps.py and maintenancewindow_checks.py) and writes status
+through Kopf's patch. The next step waits for the next tick, by which time the
+record of this one is stored: whenever the operator dies, status says exactly
+how far it got, and the step after it has not begun.
 
 Deletion runs the finalizer: every end step that undoes something, in one
 go (each is idempotent and works from the originals in status, so a crash

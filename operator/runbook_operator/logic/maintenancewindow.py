@@ -64,6 +64,12 @@ SILENCE_MARGIN = timedelta(minutes=15)
 """The silence outlives the window by this much, in case the end steps are slow or nobody
 is left to expire it."""
 FINAL = frozenset({WindowPhase.COMPLETED, WindowPhase.FAILED, WindowPhase.CANCELLED})
+UNDER_WAY = frozenset({WindowPhase.STARTING, WindowPhase.ACTIVE, WindowPhase.ENDING})
+SPEC_CHANGED = (
+    "The spec changed while the window is under way: duration and cancel apply now; what "
+    "it changes (flag, restarts, scale-down, silence) stays as recorded until this "
+    "occurrence ends."
+)
 
 NORMAL, WARNING = "Normal", "Warning"
 
@@ -153,17 +159,20 @@ def advance(w: Window, now: datetime) -> Pass:
     s = w.status.model_copy(deep=True)
     s.observed_generation = w.generation
     phase = s.phase or WindowPhase.PENDING
-    if phase == WindowPhase.PENDING:
-        return _pending(w, s, now)
-    if phase == WindowPhase.BLOCKED:
-        return _blocked(w, s, now)
-    if phase == WindowPhase.STARTING:
-        return _starting(w, s, now)
-    if phase == WindowPhase.ACTIVE:
-        return _active(w, s, now)
-    if phase == WindowPhase.ENDING:
-        return _ending(w, s, now)
-    return Pass(s, finished=w.deleting)
+    steps = {
+        WindowPhase.PENDING: _pending,
+        WindowPhase.BLOCKED: _blocked,
+        WindowPhase.STARTING: _starting,
+        WindowPhase.ACTIVE: _active,
+        WindowPhase.ENDING: _ending,
+    }
+    if phase not in steps:
+        return Pass(s, finished=w.deleting)
+    p = steps[phase](w, s, now)
+    edited = w.status.observed_generation not in (None, w.generation)
+    if edited and phase in UNDER_WAY:
+        p = _with(p, Event(NORMAL, "SpecChanged", SPEC_CHANGED))
+    return p
 
 
 def _pending(w: Window, s: MaintenanceWindowStatus, now: datetime) -> Pass:
@@ -206,6 +215,10 @@ def _missed(w: Window, s: MaintenanceWindowStatus, deadline: timedelta) -> tuple
 
 def _block(w: Window, s: MaintenanceWindowStatus, now: datetime, reason: str, msg: str) -> Pass:
     s.phase = WindowPhase.BLOCKED
+    if _recurring(w):
+        msg += " The next occurrence is considered once this one's time is over."
+    else:
+        msg += " This window will not start: fix the cause and create a new one."
     _set_ready(w, s, "stalled", reason, msg, now)
     return Pass(s, Work(WorkKind.RELEASE_STRAY_HOLDS), (Event(WARNING, "Blocked", msg),))
 
