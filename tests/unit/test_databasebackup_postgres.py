@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from runbook_operator.adapters import pgexec
 from runbook_operator.adapters import postgres as pg
 
 SERVER = pg.Server("db.example", 5433, "mail_score", "backup", "s3:cr\\et")
@@ -39,7 +40,7 @@ def test_connection_args_carry_no_secret() -> None:
 def test_child_env_uses_a_private_passfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGPASSWORD", "leaked-from-parent")
     monkeypatch.setenv("PGHOST", "elsewhere")
-    env = pg._child_env(SERVER, tmp_path)
+    env = pgexec._child_env(tmp_path, SERVER.password, SERVER.sslmode)
     assert "PGPASSWORD" not in env and "PGHOST" not in env
     assert env["PGSSLMODE"] == "prefer" and env["PGAPPNAME"] == "runbook-operator"
     passfile = Path(env["PGPASSFILE"])
@@ -50,13 +51,16 @@ def test_child_env_uses_a_private_passfile(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_password_with_newline_goes_to_the_child_env_only(tmp_path: Path) -> None:
-    env = pg._child_env(pg.Server("h", 1, "d", "u", "a\nb"), tmp_path)
+    env = pgexec._child_env(tmp_path, "a\nb", "prefer")
     assert env["PGPASSWORD"] == "a\nb" and "PGPASSFILE" not in env
 
 
-def test_private_dir_is_private_and_removed() -> None:
-    with pg._private_dir() as path:
+def test_session_is_private_and_removed() -> None:
+    with pgexec.session("s3:cr", "require") as child:
+        path = child.directory
         assert stat.S_IMODE(path.stat().st_mode) == 0o700
+        assert child.env["PGSSLMODE"] == "require" and "s3:cr" not in repr(child)
+        assert (path / "pgpass").exists()
     assert not path.exists()
 
 
@@ -79,14 +83,21 @@ def test_classify(message: str, kind: type[pg.PostgresError]) -> None:
 
 def test_reasons_are_distinct() -> None:
     kinds = [
-        pg.ServerUnreachable, pg.AuthenticationFailed, pg.DatabaseNotFound, pg.PermissionDenied,
-        pg.ToolMissing, pg.ToolTooOld, pg.DumpFailed, pg.RestoreFailed, pg.Cancelled,
-    ]  # fmt: skip
+        pg.ServerUnreachable,
+        pg.AuthenticationFailed,
+        pg.DatabaseNotFound,
+        pg.PermissionDenied,
+        pg.ToolMissing,
+        pg.ToolTooOld,
+        pg.DumpFailed,
+        pg.RestoreFailed,
+        pg.Cancelled,
+    ]
     assert len({k.reason for k in kinds}) == len(kinds)
 
 
 def test_version_pattern() -> None:
-    match = pg._VERSION_RE.search("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
+    match = pgexec._VERSION_RE.search("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
     assert match is not None and match.groups() == ("15", "18")
 
 

@@ -1,9 +1,8 @@
 """PostgreSQL: consistent dumps with exact row counts, restores, scratch databases.
 
-`pg_dump` and `pg_restore` are run directly (an argument list, never a shell)
-from the operator's PATH. The password reaches them through a passfile
-(mode 0600, in a private temporary directory, removed afterwards), never
-through the command line; messages that leave this module have it redacted.
+`pg_dump` and `pg_restore` run through `pgexec` (an argument list, the password
+in a private passfile, never on a command line); messages that leave this module
+have the password redacted.
 
 A dump and its row counts see the same data: a REPEATABLE READ transaction
 exports its snapshot, `pg_dump --snapshot` reads that snapshot, and the counts
@@ -28,20 +27,18 @@ Exceptions (each has a `reason` for conditions and events):
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from . import pgexec
+from .pgexec import Cancel, Tools
 
 __all__ = [
     "AuthenticationFailed",
@@ -69,8 +66,6 @@ __all__ = [
     "restore",
 ]
 
-APPLICATION = "runbook-operator"
-CONNECT_TIMEOUT = 10
 CHUNK = 1024 * 1024
 Table = tuple[str, str]
 """(schema, table)"""
@@ -116,12 +111,6 @@ class Cancelled(PostgresError):
     reason = "Cancelled"
 
 
-class Cancel(Protocol):
-    """Set when the work must stop: a threading.Event, or Kopf's `stopped` flag."""
-
-    def is_set(self) -> bool: ...
-
-
 @dataclass(frozen=True)
 class Server:
     """Where to connect, and as whom. The password never appears in repr()."""
@@ -137,20 +126,11 @@ class Server:
         return replace(self, database=database)
 
     def redact(self, text: str) -> str:
-        return text.replace(self.password, "[redacted]") if self.password else text
+        return pgexec.redact(text, self.password)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Tools:
-    pg_dump: str
-    pg_restore: str
-    version: str
-    """e.g. "15.18"."""
-    major: int
 
 
 @dataclass(frozen=True)
@@ -163,30 +143,13 @@ class DumpInfo:
 
 # --- tools -------------------------------------------------------------------
 
-_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
-
 
 def find_tools() -> Tools:
     """pg_dump and pg_restore from PATH, and their version."""
-    found = {name: shutil.which(name) for name in ("pg_dump", "pg_restore")}
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        raise ToolMissing(
-            f"{' and '.join(missing)} not found on the operator's PATH; "
-            "install the PostgreSQL client tools in the operator's image"
-        )
-    pg_dump, pg_restore = str(found["pg_dump"]), str(found["pg_restore"])
     try:
-        out = subprocess.run(
-            [pg_dump, "--version"], capture_output=True, text=True, timeout=30, check=False
-        ).stdout
-    except OSError as exc:
-        raise ToolMissing(f"cannot run {pg_dump}: {exc}") from exc
-    match = _VERSION_RE.search(out)
-    if match is None:
-        raise ToolMissing(f"{pg_dump} --version printed no PostgreSQL version: {out.strip()!r}")
-    major, minor = match.group(1), match.group(2)
-    return Tools(pg_dump, pg_restore, f"{major}.{minor}" if minor else major, int(major))
+        return pgexec.find_tools()
+    except pgexec.NotInstalled as exc:
+        raise ToolMissing(str(exc)) from None
 
 
 # --- connections -------------------------------------------------------------
@@ -218,8 +181,8 @@ def connect(server: Server, *, autocommit: bool = False) -> psycopg.Connection[A
             user=server.user,
             password=server.password,
             sslmode=server.sslmode,
-            connect_timeout=CONNECT_TIMEOUT,
-            application_name=APPLICATION,
+            connect_timeout=pgexec.CONNECT_TIMEOUT,
+            application_name=pgexec.APPLICATION,
             autocommit=autocommit,
         )
     except psycopg.Error as exc:
@@ -314,38 +277,6 @@ def drop_database(server: Server, name: str) -> bool:
     return True
 
 
-# --- child processes -----------------------------------------------------------
-
-
-@contextmanager
-def _private_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="runbook-pg-"))  # mode 0700
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _child_env(server: Server, private: Path) -> dict[str, str]:
-    """The environment of pg_dump/pg_restore: ours without PG*, plus a passfile."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(
-        PGSSLMODE=server.sslmode,
-        PGCONNECT_TIMEOUT=str(CONNECT_TIMEOUT),
-        PGAPPNAME=APPLICATION,
-    )
-    if "\n" in server.password or "\r" in server.password:
-        env["PGPASSWORD"] = server.password  # a passfile cannot hold it; the child's env only
-        return env
-    escaped = server.password.replace("\\", "\\\\").replace(":", "\\:")
-    passfile = private / "pgpass"
-    fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(f"*:*:*:*:{escaped}\n")
-    env["PGPASSFILE"] = str(passfile)
-    return env
-
-
 def _connection_args(server: Server) -> list[str]:
     return [
         "--no-password",
@@ -356,55 +287,13 @@ def _connection_args(server: Server) -> list[str]:
     ]
 
 
-@contextmanager
-def _killed_on(cancel: Cancel, proc: subprocess.Popen[bytes]) -> Iterator[None]:
-    """Kill `proc` as soon as `cancel` is set, while the block runs."""
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.2):
-            if cancel.is_set():
-                proc.kill()
-                return
-
-    watcher = threading.Thread(target=watch, name="pg-cancel-watch", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
-
-
-def _stderr_tail(server: Server, path: Path, lines: int = 8) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    tail = [line for line in text.splitlines() if line.strip()][-lines:]
-    return server.redact(" ".join(tail))
-
-
-def _finish(
-    proc: subprocess.Popen[bytes], cancel: Cancel, server: Server, stderr: Path, what: str
-) -> str:
-    """Wait for the child; raise Cancelled or `what` failed; return its stderr tail."""
-    code = proc.wait()
-    if cancel.is_set():
-        raise Cancelled(f"{what} was stopped")
-    tail = _stderr_tail(server, stderr)
-    if code != 0:
-        raise PostgresError(f"{what} exited with code {code}: {tail or 'no message'}")
-    return tail
-
-
 # --- dump --------------------------------------------------------------------
 
 
 def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> DumpInfo:
     """pg_dump (custom format) into `write`, with row counts from the same snapshot."""
     tools = find_tools()
-    with connect(server) as conn, _errors(server), _private_dir() as private:
+    with connect(server) as conn, _errors(server):
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         version, major = server_version(conn)
@@ -415,35 +304,35 @@ def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> Dump
             )
         row = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
         assert row is not None
-        snapshot = str(row[0])
         tables = _list_tables(conn)
-        args = [tools.pg_dump, "--format=custom", f"--snapshot={snapshot}"]
-        args += _connection_args(server)
-        stderr = private / "stderr"
-        with stderr.open("wb") as err:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                env=_child_env(server, private),
+        args = [tools.pg_dump, "--format=custom", f"--snapshot={row[0]}"]
+        with pgexec.session(server.password, server.sslmode) as child:
+            proc, stderr = child.spawn(
+                args + _connection_args(server), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
             )
-        counts = _CountInBackground(conn, tables)
-        try:
-            with _killed_on(cancel, proc):
-                assert proc.stdout is not None
-                while chunk := proc.stdout.read(CHUNK):
-                    write(chunk)
-            _finish(proc, cancel, server, stderr, "pg_dump")
-        except BaseException as exc:
-            proc.kill()
-            proc.wait()
-            counts.abandon()
-            if isinstance(exc, PostgresError) and not isinstance(exc, Cancelled):
-                raise DumpFailed(str(exc)) from None
-            raise
+            counts = _CountInBackground(conn, tables)
+            try:
+                with pgexec.killed_on(cancel, proc):
+                    assert proc.stdout is not None
+                    while chunk := proc.stdout.read(CHUNK):
+                        write(chunk)
+                child.finish(proc, stderr, cancel, "pg_dump")
+            except BaseException as exc:
+                proc.kill()
+                proc.wait()
+                counts.abandon()
+                raise _process_error(exc, DumpFailed) from None
         counts.join()
         return DumpInfo(version, tools.version, counts.result())
+
+
+def _process_error(exc: BaseException, failed: type[PostgresError]) -> BaseException:
+    """pgexec's errors as ours; anything else (e.g. the store is full) unchanged."""
+    if isinstance(exc, pgexec.Stopped):
+        return Cancelled(str(exc))
+    if isinstance(exc, pgexec.Exited):
+        return failed(str(exc))
+    return exc
 
 
 class _CountInBackground:
@@ -482,46 +371,6 @@ class _CountInBackground:
 # --- restore -------------------------------------------------------------------
 
 
-def _feed(proc: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
-    """Write every chunk to the child's stdin; keep reading if it stops early."""
-    assert proc.stdin is not None
-    stdin: Any = proc.stdin
-    for chunk in chunks:
-        if stdin is None:
-            continue  # consume the rest (the caller may be hashing it)
-        try:
-            stdin.write(chunk)
-        except BrokenPipeError:
-            stdin = None
-    if stdin is not None:
-        with suppress(BrokenPipeError):
-            stdin.close()
-
-
-def _run_fed(
-    server: Server,
-    args: list[str],
-    chunks: Iterable[bytes],
-    cancel: Cancel,
-    private: Path,
-    *,
-    stdout: Path | None = None,
-) -> str:
-    stderr = private / "stderr"
-    with stderr.open("wb") as err, (stdout or Path(os.devnull)).open("wb") as out:
-        proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=out, stderr=err, env=_child_env(server, private)
-        )
-    try:
-        with _killed_on(cancel, proc):
-            _feed(proc, chunks)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    return _finish(proc, cancel, server, stderr, Path(args[0]).name)
-
-
 def restore(
     server: Server,
     chunks: Iterable[bytes],
@@ -542,17 +391,18 @@ def restore(
     if not keep_owners:
         args += ["--no-owner", "--no-privileges"]
     args += _connection_args(server)
-    with _private_dir() as private:
+    with pgexec.session(server.password, server.sslmode) as child:
         try:
-            _run_fed(server, args, chunks, cancel, private)
-        except Cancelled:
-            raise
-        except PostgresError as exc:
-            raise _restore_failure(server, str(exc)) from None
+            child.run_fed(args, chunks, cancel, stdout=None)
+        except (pgexec.Stopped, pgexec.Exited) as exc:
+            raise _restore_failure(exc) from None
 
 
-def _restore_failure(server: Server, message: str) -> PostgresError:
+def _restore_failure(exc: pgexec.Stopped | pgexec.Exited) -> PostgresError:
+    message = str(exc)
     low = message.lower()
+    if isinstance(exc, pgexec.Stopped):
+        return Cancelled(message)
     if "password authentication failed" in low or "pg_hba.conf" in low:
         return AuthenticationFailed(message)
     if "could not connect" in low or "connection to server" in low:
@@ -563,14 +413,13 @@ def _restore_failure(server: Server, message: str) -> PostgresError:
 def list_archive(chunks: Iterable[bytes], cancel: Cancel) -> int:
     """`pg_restore --list` of the archive: how many entries its table of contents has."""
     tools = find_tools()
-    nobody = Server(host="", port=0, database="", user="", password="")
-    with _private_dir() as private:
-        listing = private / "list"
+    with pgexec.session("", "disable") as child:
+        listing = child.directory / "list"
         try:
-            _run_fed(nobody, [tools.pg_restore, "--list"], chunks, cancel, private, stdout=listing)
-        except Cancelled:
-            raise
-        except PostgresError as exc:
+            child.run_fed([tools.pg_restore, "--list"], chunks, cancel, stdout=listing)
+        except pgexec.Stopped as exc:
+            raise Cancelled(str(exc)) from None
+        except pgexec.Exited as exc:
             raise RestoreFailed(f"the archive is not readable: {exc}") from None
         lines = listing.read_text(errors="replace").splitlines()
     return sum(1 for line in lines if line.strip() and not line.startswith(";"))

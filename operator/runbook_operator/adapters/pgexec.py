@@ -1,0 +1,223 @@
+"""Running the PostgreSQL client tools: argument lists, a private passfile, a kill switch.
+
+`pg_dump` and `pg_restore` come from the operator's PATH and are started with an
+argument list, never through a shell. The password never appears on their command
+line: a `Session` writes it to a passfile (mode 0600) in a private temporary
+directory (mode 0700) and points PGPASSFILE at it, and removes the directory when
+the session ends; the child's environment is ours without any PG* variable. Every
+message that leaves this module has the password redacted.
+
+A child is killed as soon as its `Cancel` is set (Kopf's `stopped` flag: the
+object was deleted, or the operator is stopping). Errors here are about processes;
+`postgres` turns them into reasons a person can act on.
+
+Exceptions:
+    NotInstalled   the tool is not on PATH, or prints no version
+    Exited         the tool failed (exit code and the end of its stderr)
+    Stopped        the tool was killed because `cancel` was set
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "Cancel",
+    "Exited",
+    "NotInstalled",
+    "Session",
+    "Stopped",
+    "Tools",
+    "find_tools",
+    "killed_on",
+    "redact",
+    "session",
+]
+
+APPLICATION = "runbook-operator"
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for a connection (libpq connect_timeout)."""
+_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+
+class NotInstalled(Exception):
+    pass
+
+
+class Exited(Exception):
+    def __init__(self, tool: str, code: int, tail: str) -> None:
+        super().__init__(f"{tool} exited with code {code}: {tail or 'no message'}")
+        self.code = code
+        self.tail = tail
+
+
+class Stopped(Exception):
+    pass
+
+
+class Cancel(Protocol):
+    """Set when the work must stop: a threading.Event, or Kopf's `stopped` flag."""
+
+    def is_set(self) -> bool: ...
+
+
+def redact(text: str, password: str) -> str:
+    return text.replace(password, "[redacted]") if password else text
+
+
+@dataclass(frozen=True)
+class Tools:
+    pg_dump: str
+    pg_restore: str
+    version: str
+    """e.g. "15.18"."""
+    major: int
+
+
+def find_tools() -> Tools:
+    """pg_dump and pg_restore from PATH, and their version."""
+    found = {name: shutil.which(name) for name in ("pg_dump", "pg_restore")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise NotInstalled(
+            f"{' and '.join(missing)} not found on the operator's PATH; "
+            "install the PostgreSQL client tools in the operator's image"
+        )
+    pg_dump, pg_restore = str(found["pg_dump"]), str(found["pg_restore"])
+    try:
+        out = subprocess.run(
+            [pg_dump, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except OSError as exc:
+        raise NotInstalled(f"cannot run {pg_dump}: {exc}") from exc
+    match = _VERSION_RE.search(out)
+    if match is None:
+        raise NotInstalled(f"{pg_dump} --version printed no PostgreSQL version: {out.strip()!r}")
+    major, minor = match.group(1), match.group(2)
+    return Tools(pg_dump, pg_restore, f"{major}.{minor}" if minor else major, int(major))
+
+
+@dataclass
+class Session:
+    """A private directory with the passfile, and the environment that uses it."""
+
+    directory: Path
+    password: str = field(repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def spawn(
+        self, args: list[str], *, stdin: Any, stdout: Any, name: str = "stderr"
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start a tool; its stderr goes to a file in the private directory."""
+        stderr = self.directory / name
+        with stderr.open("wb") as err:
+            proc = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=err, env=self.env)
+        return proc, stderr
+
+    def finish(self, proc: subprocess.Popen[bytes], stderr: Path, cancel: Cancel, tool: str) -> str:
+        """Wait for the tool; raise Stopped or Exited; return the end of its stderr."""
+        code = proc.wait()
+        if cancel.is_set():
+            raise Stopped(f"{tool} was stopped")
+        tail = self._tail(stderr)
+        if code != 0:
+            raise Exited(tool, code, tail)
+        return tail
+
+    def _tail(self, path: Path, lines: int = 8) -> str:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return ""
+        kept = [line for line in text.splitlines() if line.strip()][-lines:]
+        return redact(" ".join(kept), self.password)
+
+    def run_fed(
+        self, args: list[str], chunks: Iterable[bytes], cancel: Cancel, *, stdout: Path | None
+    ) -> str:
+        """Run a tool that reads `chunks` on its stdin (all of them are consumed)."""
+        with (stdout or Path(os.devnull)).open("wb") as out:
+            proc, stderr = self.spawn(args, stdin=subprocess.PIPE, stdout=out)
+        try:
+            with killed_on(cancel, proc):
+                _feed(proc, chunks)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        return self.finish(proc, stderr, cancel, Path(args[0]).name)
+
+
+@contextmanager
+def session(password: str, sslmode: str) -> Iterator[Session]:
+    directory = Path(tempfile.mkdtemp(prefix="runbook-pg-"))  # mode 0700
+    try:
+        yield Session(directory, password, _child_env(directory, password, sslmode))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _child_env(private: Path, password: str, sslmode: str) -> dict[str, str]:
+    """Our environment without PG*, plus sslmode, a timeout and the passfile."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(
+        PGSSLMODE=sslmode,
+        PGCONNECT_TIMEOUT=str(CONNECT_TIMEOUT),
+        PGAPPNAME=APPLICATION,
+    )
+    if "\n" in password or "\r" in password:
+        env["PGPASSWORD"] = password  # a passfile cannot hold it; the child's env only
+        return env
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    passfile = private / "pgpass"
+    fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(f"*:*:*:*:{escaped}\n")
+    env["PGPASSFILE"] = str(passfile)
+    return env
+
+
+@contextmanager
+def killed_on(cancel: Cancel, proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Kill `proc` as soon as `cancel` is set, while the block runs."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if cancel.is_set():
+                proc.kill()
+                return
+
+    watcher = threading.Thread(target=watch, name="pg-cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _feed(proc: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
+    """Write every chunk to the child's stdin; keep reading if it stops early."""
+    stdin: IO[bytes] | None = proc.stdin
+    for chunk in chunks:
+        if stdin is None:
+            continue  # consume the rest (the caller may be hashing it)
+        try:
+            stdin.write(chunk)
+        except BrokenPipeError:
+            stdin = None
+    if stdin is not None:
+        with suppress(BrokenPipeError):
+            stdin.close()
