@@ -7,236 +7,53 @@ step is decided on a freshly read status, and Kopf's `stopped` flag (object
 deleted, operator stopping) kills the running pg_dump/pg_restore; the step is
 then retried by whichever operator process comes next (logic.databasebackup).
 
-A scheduled DatabaseBackup creates one child per run and prunes old children;
-the finalizer of a one-shot backup removes its artifact (deletionPolicy Delete).
+A scheduled DatabaseBackup's pass is in databasebackup_schedule; the finalizer
+of a one-shot backup removes its artifact (deletionPolicy Delete).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ..adapters import postgres as pg
-from ..adapters.kube import Conflict, Forbidden, Kube, KubeError, NotFound
 from ..adapters.metrics import observe
-from ..adapters.storage import FileStore, StorageError
-from ..api.common import Condition
 from ..api.databasebackup import (
     DATABASE_BACKUP,
-    SCHEDULE_LABEL,
     BackupPhase,
     BackupStep,
     DatabaseBackupSpec,
     DatabaseBackupStatus,
     DeletionPolicy,
-    PostgresRef,
     Verification,
     VerifyMethod,
 )
-from ..api.databaserestore import DATABASE_RESTORE, RestorePhase
-from ..conditions import find, ready
+from ..conditions import find
 from ..logic import backupschedule as sched
 from ..logic import databasebackup as logic
+from .databasebackup_common import (
+    DELETE_WAIT_SECONDS,
+    FAILURES,
+    TICK_SECONDS,
+    Ctx,
+    credentials,
+    jobs,
+    message_of,
+    now_utc,
+    quiet,
+    write_status,
+)
+from .databasebackup_schedule import run_schedule
 from .lifecycle import object_lock
 
-__all__ = [
-    "TICK_SECONDS",
-    "Ctx",
-    "Jobs",
-    "credentials",
-    "jobs",
-    "message_of",
-    "on_change",
-    "on_delete",
-    "on_tick",
-    "reconcile",
-    "scratch_database",
-    "status_patch",
-    "write_status",
-]
+__all__ = ["on_change", "on_delete", "on_tick", "reconcile", "scratch_database"]
 
 RESOURCE = (DATABASE_BACKUP.group, DATABASE_BACKUP.version, DATABASE_BACKUP.plural)
 KIND = DATABASE_BACKUP.kind
-TICK_SECONDS = 2.0
-DELETE_WAIT_SECONDS = 60.0
-STALE_SECONDS = 10.0
-
-
-# --- shared with the DatabaseRestore handlers --------------------------------------
-
-
-@dataclass
-class Jobs:
-    """Database work of this operator process."""
-
-    runner: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    """This process's id, recorded as status.attemptBy."""
-    tried: set[tuple[str, int | None, str | None]] = field(default_factory=set)
-    """(uid, attempt, step) this process has run: finding one still pending means its
-    result was lost, so the attempt counts as interrupted."""
-    expected: dict[str, tuple[str, float]] = field(default_factory=dict)
-    """uid -> (digest of the status last written, when): until Kopf's patch shows up in
-    the object, a pass would act on a stale status, so it waits (at most STALE_SECONDS)."""
-    guard: threading.Lock = field(default_factory=threading.Lock)
-
-    def expect(self, uid: str, status: BaseModel) -> None:
-        with self.guard:
-            self.expected[uid] = (_digest(status), time.monotonic())
-
-    def is_stale(self, uid: str, status: BaseModel) -> bool:
-        with self.guard:
-            entry = self.expected.get(uid)
-            if entry is None:
-                return False
-            digest, when = entry
-            if digest == _digest(status) or time.monotonic() - when > STALE_SECONDS:
-                del self.expected[uid]
-                return False
-            return True
-
-    def has_tried(self, uid: str, attempt: int | None, step: str | None) -> bool:
-        with self.guard:
-            return (uid, attempt, step) in self.tried
-
-    def mark(self, uid: str, attempt: int | None, step: str | None) -> None:
-        with self.guard:
-            self.tried.add((uid, attempt, step))
-
-
-def _digest(status: BaseModel) -> str:
-    wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
-
-
-def jobs(memo: Any) -> Jobs:
-    with memo.locks_guard:
-        if "db_jobs" not in memo:
-            memo.db_jobs = Jobs()
-        return memo.db_jobs  # type: ignore[no-any-return]
-
-
-class CredentialsError(Exception):
-    reason = "CredentialsNotFound"
-
-
-class CredentialsForbidden(CredentialsError):
-    reason = "CredentialsForbidden"
-
-
-def credentials(kube: Kube, namespace: str, ref: PostgresRef) -> pg.Server:
-    """The server with the user name and password read from the Secret (`get` only)."""
-    secret, keys = ref.credentials.secret_name, ref.credentials
-    try:
-        user = kube.read_secret_key(namespace, secret, keys.username_key).decode()
-        password = kube.read_secret_key(namespace, secret, keys.password_key).decode()
-    except NotFound as exc:
-        raise CredentialsError(
-            f"cannot read the credentials: {exc} (Secret {secret}, keys "
-            f"{keys.username_key!r} and {keys.password_key!r})"
-        ) from None
-    except Forbidden as exc:
-        raise CredentialsForbidden(f"the operator may not read Secret {secret}: {exc}") from None
-    except UnicodeDecodeError:
-        raise CredentialsError(
-            f"Secret {secret} holds a user name or password that is not UTF-8"
-        ) from None
-    return pg.Server(
-        host=ref.host,
-        port=ref.port,
-        database=ref.database,
-        user=user,
-        password=password,
-        sslmode=ref.ssl_mode.value,
-    )
-
-
-FAILURES = (pg.PostgresError, StorageError, CredentialsError)
-
-
-def status_patch(old: BaseModel, new: BaseModel) -> dict[str, Any]:
-    """The merge patch from `old` to `new` status: changed fields, removed ones as null."""
-    before = old.model_dump(mode="json", by_alias=True, exclude_none=True)
-    after = new.model_dump(mode="json", by_alias=True, exclude_none=True)
-    out: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
-    out.update({k: None for k in before if k not in after})
-    return out
-
-
-def write_status(ctx: Ctx, old: BaseModel, new: BaseModel) -> None:
-    """Into Kopf's patch (applied when the handler returns), remembering what to expect."""
-    changes = status_patch(old, new)
-    for key, value in changes.items():
-        ctx.patch.status[key] = value
-    if changes:
-        jobs(ctx.memo).expect(ctx.uid, new)
-
-
-def quiet(logger: Any, message: str, *args: Any) -> None:
-    """Log without Kopf also posting the line as an event (we post our own)."""
-    logger.info(message, *args, extra={"k8s_skip": True})
-
-
-def message_of(conditions: list[Condition], type_: str) -> str:
-    found = find(conditions, type_)
-    return found.message if found is not None else ""
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass
-class Ctx:
-    """One pass over one object."""
-
-    body: kopf.Body
-    memo: Any
-    logger: Any
-    patch: kopf.Patch
-    stopped: pg.Cancel | None
-
-    @property
-    def kube(self) -> Kube:
-        return self.memo.kube  # type: ignore[no-any-return]
-
-    @property
-    def namespace(self) -> str:
-        return str(self.body.metadata.namespace)
-
-    @property
-    def name(self) -> str:
-        return str(self.body.metadata.name)
-
-    @property
-    def uid(self) -> str:
-        return str(self.body.metadata.uid)
-
-    @property
-    def generation(self) -> int | None:
-        gen = self.body.metadata.get("generation")
-        return int(gen) if gen is not None else None
-
-    @property
-    def store(self) -> FileStore:
-        return FileStore(self.memo.settings.backup_root)
-
-    def info(self, reason: str, message: str) -> None:
-        kopf.info(self.body, reason=reason, message=message)
-        quiet(self.logger, "%s: %s", reason, message)
-
-    def warn(self, reason: str, message: str) -> None:
-        kopf.warn(self.body, reason=reason, message=message)
-        self.logger.warning("%s: %s", reason, message, extra={"k8s_skip": True})
 
 
 # --- handlers ---------------------------------------------------------------------
@@ -282,7 +99,10 @@ def reconcile(ctx: Ctx) -> None:
                 _invalid(ctx, status, str(exc).splitlines()[-1])
                 return
             if spec.schedule:
-                _schedule(ctx, spec, status)
+                try:
+                    run_schedule(ctx, spec, status)
+                except sched.InvalidSchedule as exc:
+                    _invalid(ctx, status, str(exc))
             else:
                 _one_shot(ctx, spec, status)
     finally:
@@ -469,125 +289,6 @@ def _drop_quietly(ctx: Ctx, server: pg.Server, database: str) -> None:
         pg.drop_database(server, database)
     except pg.PostgresError as exc:
         ctx.warn("ScratchDatabaseLeft", f"could not drop scratch database {database}: {exc}")
-
-
-# --- schedule ----------------------------------------------------------------------
-
-
-def _owned_children(ctx: Ctx) -> list[dict[str, Any]]:
-    selector = f"{SCHEDULE_LABEL}={ctx.name}"
-    items = ctx.kube.list_custom(DATABASE_BACKUP.plural, ctx.namespace, selector)
-    return [
-        c
-        for c in items
-        if any(o.get("uid") == ctx.uid for o in c["metadata"].get("ownerReferences") or [])
-    ]
-
-
-def _child_view(obj: dict[str, Any], in_use: set[str]) -> sched.Child:
-    status = obj.get("status") or {}
-    completed = status.get("completedAt")
-    return sched.Child(
-        name=obj["metadata"]["name"],
-        phase=status.get("phase"),
-        created=datetime.fromisoformat(obj["metadata"]["creationTimestamp"]),
-        completed_at=datetime.fromisoformat(completed) if completed else None,
-        in_use=obj["metadata"]["name"] in in_use,
-    )
-
-
-def _restores_reading(ctx: Ctx) -> set[str]:
-    """Backups that a DatabaseRestore in flight is reading: retention leaves them alone."""
-    out: set[str] = set()
-    for obj in ctx.kube.list_custom(DATABASE_RESTORE.plural, ctx.namespace):
-        status = obj.get("status") or {}
-        if status.get("phase") not in (RestorePhase.COMPLETED, RestorePhase.FAILED):
-            out.update(filter(None, [status.get("backup"), (obj.get("spec") or {}).get("backup")]))
-    return out
-
-
-def _schedule(ctx: Ctx, spec: DatabaseBackupSpec, status: DatabaseBackupStatus) -> None:
-    now = now_utc()
-    created = datetime.fromisoformat(ctx.body.metadata["creationTimestamp"])
-    objs = _owned_children(ctx)
-    try:
-        decision = sched.decide(
-            spec,
-            status.last_schedule_time,
-            [_child_view(o, set()) for o in objs],
-            created=created,
-            now=now,
-        )
-        if decision.delete:
-            in_use = _restores_reading(ctx)
-            children = [_child_view(o, in_use) for o in objs]
-            decision = sched.decide(
-                spec, status.last_schedule_time, children, created=created, now=now
-            )
-    except sched.InvalidSchedule as exc:
-        _invalid(ctx, status, str(exc))
-        return
-    active = decision.active
-    if decision.run is not None:
-        active = _create_child(ctx, spec, decision.run)
-    if decision.missed is not None:
-        ctx.warn(
-            "MissedSchedule",
-            f"the run due at {decision.missed.isoformat()} did not start within the starting "
-            f"deadline ({spec.starting_deadline or '1h'}); the next run is at "
-            f"{decision.next_time.isoformat() if decision.next_time else 'never'}",
-        )
-    for name in decision.delete:
-        if ctx.kube.delete_custom(DATABASE_BACKUP.plural, ctx.namespace, name):
-            ctx.info("Pruned", f"deleted DatabaseBackup {name} and its artifact (retention)")
-    write_status(ctx, status, _schedule_status(ctx, spec, status, decision, active, now))
-
-
-def _create_child(ctx: Ctx, spec: DatabaseBackupSpec, slot: datetime) -> str:
-    body = sched.child_object(ctx.name, ctx.uid, spec, slot)
-    name = str(body["metadata"]["name"])
-    try:
-        ctx.kube.create_custom(DATABASE_BACKUP.plural, ctx.namespace, body)
-    except Conflict:
-        return name  # created by an earlier pass whose status write was lost
-    except KubeError as exc:
-        ctx.warn("ScheduleFailed", f"could not create DatabaseBackup {name}: {exc}")
-        raise kopf.TemporaryError(str(exc), delay=10) from exc
-    ctx.info("Scheduled", f"created DatabaseBackup {name} for the run due at {slot.isoformat()}")
-    return name
-
-
-def _schedule_status(
-    ctx: Ctx,
-    spec: DatabaseBackupSpec,
-    status: DatabaseBackupStatus,
-    decision: sched.Decision,
-    active: str | None,
-    now: datetime,
-) -> DatabaseBackupStatus:
-    last = decision.run or decision.missed or status.last_schedule_time
-    success = decision.last_success
-    if spec.suspend:
-        message = "suspended: no new runs"
-    else:
-        nxt = decision.next_time.isoformat() if decision.next_time else "never"
-        message = f"next run at {nxt}" + (f"; {active} is running" if active else "")
-    if success is not None:
-        message += f"; last successful backup {success.name}"
-    reason = "Suspended" if spec.suspend else "Scheduled"
-    conditions = ready(status.conditions, reason, message, generation=ctx.generation, now=now)
-    return status.model_copy(
-        update={
-            "phase": decision.phase,
-            "observed_generation": ctx.generation,
-            "last_schedule_time": last,
-            "next_schedule_time": decision.next_time,
-            "active": active,
-            "last_successful_time": success.when if success else status.last_successful_time,
-            "last_successful_backup": success.name if success else status.last_successful_backup,
-            "conditions": conditions,
-        }
-    )
 
 
 # --- deletion ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from ..api.databaserestore import (
 from ..conditions import find, is_true
 from ..logic import databaserestore as logic
 from ..logic.databasebackup import VERIFIED
-from .databasebackup import (
+from .databasebackup_common import (
     DELETE_WAIT_SECONDS,
     FAILURES,
     TICK_SECONDS,
