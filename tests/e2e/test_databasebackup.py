@@ -68,10 +68,10 @@ def test_backup_verify_lose_rows_restore(
     create_credentials(api, namespace, mail_score)
 
     with ProcessWatch(mail_score.password) as watch:
-        create_cr(api, namespace, BACKUP, "before-migration",
-                  backup_spec(mail_score, verify="restore"))  # fmt: skip
-        backup = wait_condition(api, namespace, BACKUP, "before-migration", "Ready",
-                                timeout=180)  # fmt: skip
+        create_cr(
+            api, namespace, BACKUP, "before-migration", backup_spec(mail_score, verify="restore")
+        )
+        backup = wait_condition(api, namespace, BACKUP, "before-migration", "Ready", timeout=180)
         status = backup["status"]
         assert status["phase"] == "Completed"
         verified = next(c for c in status["conditions"] if c["type"] == "Verified")
@@ -94,8 +94,13 @@ def test_backup_verify_lose_rows_restore(
         mail_score.execute('UPDATE billing."Plans" SET price_cents = 1')
         assert mail_score.fingerprint() != seeded
 
-        create_cr(api, namespace, RESTORE, "recovery",
-                  {"backup": "before-migration", "confirm": mail_score.name})  # fmt: skip
+        create_cr(
+            api,
+            namespace,
+            RESTORE,
+            "recovery",
+            {"backup": "before-migration", "confirm": mail_score.name},
+        )
         restore = wait_condition(api, namespace, RESTORE, "recovery", "Ready", timeout=180)
     assert mail_score.fingerprint() == seeded  # every table's content is back
 
@@ -158,8 +163,13 @@ def test_counts_are_exact_while_rows_are_written(
     assert during > 100
 
     target = f"{mail_score.name}_copy"
-    create_cr(api, namespace, RESTORE, "copy",
-              {"backup": "busy", "targetDatabase": target, "confirm": target})  # fmt: skip
+    create_cr(
+        api,
+        namespace,
+        RESTORE,
+        "copy",
+        {"backup": "busy", "targetDatabase": target, "confirm": target},
+    )
     restore = wait_condition(api, namespace, RESTORE, "copy", "Ready", timeout=180)
     assert restore["status"]["targetExisted"] is False
     assert "safetyBackup" not in restore["status"]  # nothing to save: the database was new
@@ -183,8 +193,9 @@ def test_operator_killed_mid_dump(
             return obj if (obj.get("status") or {}).get("step") == "Dumping" else None
 
         first = wait_for(dumping, timeout=30, what="the dump to start")
-        wait_for(lambda: logged(operator, "crash", "dumping (attempt 1)"), timeout=30,
-                 what="pg_dump")  # fmt: skip
+        wait_for(
+            lambda: logged(operator, "crash", "dumping (attempt 1)"), timeout=30, what="pg_dump"
+        )
         operator.kill()
         operator.start()
 
@@ -208,8 +219,13 @@ def test_deleting_a_backup_deletes_its_artifact_unless_retained(
     api = kube.api
     create_credentials(api, namespace, mail_score)
     create_cr(api, namespace, BACKUP, "gone", backup_spec(mail_score, verify="none"))
-    create_cr(api, namespace, BACKUP, "kept",
-              backup_spec(mail_score, verify="none", deletionPolicy="Retain"))  # fmt: skip
+    create_cr(
+        api,
+        namespace,
+        BACKUP,
+        "kept",
+        backup_spec(mail_score, verify="none", deletionPolicy="Retain"),
+    )
     gone = artifact(wait_condition(api, namespace, BACKUP, "gone", "Ready", timeout=120))
     kept = artifact(wait_condition(api, namespace, BACKUP, "kept", "Ready", timeout=120))
     assert gone.exists() and kept.exists()
@@ -269,8 +285,9 @@ def test_operator_stopped_mid_dump_stops_promptly_and_resumes(
         locker.execute("BEGIN")
         locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
         create_cr(api, namespace, BACKUP, "stopped", backup_spec(mail_score))
-        wait_for(lambda: logged(operator, "stopped", "dumping (attempt 1)"), timeout=30,
-                 what="pg_dump")  # fmt: skip
+        wait_for(
+            lambda: logged(operator, "stopped", "dumping (attempt 1)"), timeout=30, what="pg_dump"
+        )
         started = time.monotonic()
         operator.stop()
         assert time.monotonic() - started < 15

@@ -49,9 +49,12 @@ def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
 
 def children(api: Any, namespace: str, parent: str) -> dict[str, dict[str, Any]]:
     listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        "ops.mailscore.com", "v1alpha1", namespace, "databasebackups",
+        "ops.mailscore.com",
+        "v1alpha1",
+        namespace,
+        "databasebackups",
         label_selector=f"{LABEL}={parent}",
-    )  # fmt: skip
+    )
     return {c["metadata"]["name"]: c for c in listing["items"]}
 
 
@@ -90,8 +93,10 @@ def test_every_minute(
 
     # 1. The first run fails (wrong password); the schedule carries on.
     def failed_child() -> str | None:
-        return next((n for n, c in children(api, namespace, "minutely").items()
-                     if phase_of(c) == "Failed"), None)  # fmt: skip
+        return next(
+            (n for n, c in children(api, namespace, "minutely").items() if phase_of(c) == "Failed"),
+            None,
+        )
 
     first = wait_for(failed_child, timeout=90, what="the first run to fail")
     assert get_cr(api, namespace, BACKUP, first)["metadata"]["ownerReferences"][0]["name"] == (
@@ -106,8 +111,14 @@ def test_every_minute(
         locker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
 
         def running_child() -> str | None:
-            return next((n for n, c in children(api, namespace, "minutely").items()
-                         if phase_of(c) == "Running"), None)  # fmt: skip
+            return next(
+                (
+                    n
+                    for n, c in children(api, namespace, "minutely").items()
+                    if phase_of(c) == "Running"
+                ),
+                None,
+            )
 
         second = wait_for(running_child, timeout=90, what="the second run")
         deadline = after_next_minute(8)
@@ -123,10 +134,12 @@ def test_every_minute(
     done = wait_condition(api, namespace, BACKUP, second, "Ready", timeout=60)
     second_file = artifact(done)
     third = wait_for(
-        lambda: next((n for n in children(api, namespace, "minutely")
-                      if n not in (first, second)), None),
-        timeout=20, what="the run of the slot missed during the long one",
-    )  # fmt: skip
+        lambda: next(
+            (n for n in children(api, namespace, "minutely") if n not in (first, second)), None
+        ),
+        timeout=20,
+        what="the run of the slot missed during the long one",
+    )
     assert slot_of(third) == slot_of(second) + timedelta(minutes=1)
     wait_condition(api, namespace, BACKUP, third, "Ready", timeout=60)
 
@@ -148,8 +161,13 @@ def test_every_minute(
 
     # 5. Restoring "the schedule" restores its newest verified child.
     target = f"{db.name}_latest"
-    create_cr(api, namespace, RESTORE, "latest",
-              {"backup": "minutely", "targetDatabase": target, "confirm": target})  # fmt: skip
+    create_cr(
+        api,
+        namespace,
+        RESTORE,
+        "latest",
+        {"backup": "minutely", "targetDatabase": target, "confirm": target},
+    )
     restored = wait_condition(api, namespace, RESTORE, "latest", "Ready", timeout=120)
     assert restored["status"]["backup"] == third
     assert db.server.counts(target) == db.counts()

@@ -123,8 +123,13 @@ def test_restore_waits_for_its_backup(
     api = kube.api
     create_credentials(api, namespace, db)
     target = f"{db.name}_new"
-    create_cr(api, namespace, RESTORE, "early",
-              {"backup": "later", "targetDatabase": target, "confirm": target})  # fmt: skip
+    create_cr(
+        api,
+        namespace,
+        RESTORE,
+        "early",
+        {"backup": "later", "targetDatabase": target, "confirm": target},
+    )
     wait_condition(api, namespace, RESTORE, "early", "Stalled", reason="BackupNotFound")
     create_cr(api, namespace, BACKUP, "later", backup_spec(db))
 

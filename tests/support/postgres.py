@@ -99,16 +99,19 @@ class PostgresServer:
         subprocess.run(
             self._as_owner(
                 str(PG_BIN / "initdb"),
-                "-D", str(self.data),
-                "-U", SUPERUSER,
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
                 f"--pwfile={pwfile}",
                 "--auth=scram-sha-256",
-                "-E", "UTF8",
+                "-E",
+                "UTF8",
                 "--locale=C.UTF-8",
             ),
             check=True,
             capture_output=True,
-        )  # fmt: skip
+        )
         pwfile.unlink()
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
@@ -121,12 +124,21 @@ class PostgresServer:
         options = f"-c listen_addresses={self.host} -p {self.port} -k {self.root}"
         subprocess.run(
             self._as_owner(
-                str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
-                "-l", str(self.log), "-w", "-t", "60", "start",
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "start",
             ),
             check=True,
             capture_output=True,
-        )  # fmt: skip
+        )
 
     def stop(self) -> None:
         subprocess.run(
@@ -206,14 +218,22 @@ def seed_mail_score(
     *,
     messages: int = 150_000,
     body_bytes: int = 64,
+    random_bodies: bool = False,
     user: str | None = None,
     password: str | None = None,
 ) -> dict[str, int]:
     """The Mail Score schema with data: accounts, messages, scores, audit_log, billing.Plans.
 
-    About 2.4 x `messages` rows in all, owned by `user`. Returns the row count per table.
+    About 2.4 x `messages` rows in all, owned by `user`. Message bodies are `body_bytes`
+    of hex, repeated (compresses well) or random (compresses like real text, ~2:1).
+    Returns the row count per table.
     """
     accounts = max(10, messages // 15)
+    chunks = max(1, body_bytes // 32)
+    if random_bodies:
+        body = " || ".join(["md5(random()::text)"] * chunks)
+    else:
+        body = f"repeat(md5(i::text), {chunks})"
     statements = [
         "CREATE TABLE accounts (id serial PRIMARY KEY, email text UNIQUE NOT NULL, "
         "created_at timestamptz NOT NULL DEFAULT now())",
@@ -227,8 +247,7 @@ def seed_mail_score(
         f"INSERT INTO accounts (email) SELECT 'user' || i || '@example.com' "
         f"FROM generate_series(1, {accounts}) i",
         f"INSERT INTO messages (account_id, subject, body, received_at) "
-        f"SELECT 1 + (i % {accounts}), 'subject ' || i, "
-        f"repeat(md5(i::text), {max(1, body_bytes // 32)}), "
+        f"SELECT 1 + (i % {accounts}), 'subject ' || i, {body}, "
         f"timestamptz '2025-01-01' + i * interval '1 second' "
         f"FROM generate_series(1, {messages}) i",
         "INSERT INTO scores SELECT id, (id % 100) / 100.0, 'v' || (id % 3) FROM messages",
@@ -405,6 +424,7 @@ def assert_secret_nowhere(kube: Any, operator: Any, namespace: str, secret: str)
         assert secret not in (event.message or ""), event
     custom = client.CustomObjectsApi(kube.api)
     for plural in ("databasebackups", "databaserestores"):
-        listing = custom.list_namespaced_custom_object("ops.mailscore.com", "v1alpha1",
-                                                       namespace, plural)  # fmt: skip
+        listing = custom.list_namespaced_custom_object(
+            "ops.mailscore.com", "v1alpha1", namespace, plural
+        )
         assert secret not in json.dumps(listing)

@@ -140,9 +140,13 @@ class TestTransitions:
 
     def test_failed_verification_sets_verified_false(self) -> None:
         status = logic.failed(
-            running(BackupStep.VERIFYING), "RestoreFailed", "x", generation=1, now=NOW,
+            running(BackupStep.VERIFYING),
+            "RestoreFailed",
+            "x",
+            generation=1,
+            now=NOW,
             verification_failed=True,
-        )  # fmt: skip
+        )
         verified = find(status.conditions, logic.VERIFIED)
         assert verified is not None and verified.status == "False"
 
