@@ -109,6 +109,16 @@ def replica_sets(kube: Cluster, namespace: str, app: str) -> list[Any]:
     return list(listing.items)
 
 
+def held_replicasets(kube: Cluster, namespace: str) -> list[str]:
+    """ReplicaSets still carrying a hold (the Deployment controller copies annotations)."""
+    return [
+        rs.metadata.name
+        for app in (BACKEND, FRONTEND)
+        for rs in replica_sets(kube, namespace, app)
+        if HOLD in (rs.metadata.annotations or {})
+    ]
+
+
 def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -280,6 +290,7 @@ def test_runbook_window_runs_the_procedure_and_restores_everything(
     assert condition(done, "Ready")["status"] == "True"
     assert condition(done, "Ready")["reason"] == "Completed"
     assert len(replica_sets(kube, namespace, FRONTEND)) == 2  # original + the restart, reused
+    assert held_replicasets(kube, namespace) == []
     reasons = {e.reason for e in events(kube, namespace, "postgres-upgrade")}
     assert {
         "Starting",

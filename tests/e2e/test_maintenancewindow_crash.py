@@ -31,6 +31,7 @@ from .test_maintenancewindow import (
     KIND,
     events,
     example_window,
+    held_replicasets,
     ready_app_with_backup,
     replica_sets,
     snapshot,
@@ -90,6 +91,7 @@ def test_sigkill_after_every_step_still_restores_everything_once(
     # Nothing applied twice.
     assert len(alertmanager.silences()) == 1 and alertmanager.active() == []
     assert len(replica_sets(kube, namespace, FRONTEND)) == 2
+    assert held_replicasets(kube, namespace) == []
     revision = client.AppsV1Api(kube.api).read_namespaced_deployment(FRONTEND, namespace)
     assert revision.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
     time.sleep(1)  # events are posted in the background

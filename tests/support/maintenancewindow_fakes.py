@@ -41,11 +41,13 @@ def deployment(name: str, replicas: int, image: str = "img:1") -> Obj:
     return {
         "metadata": {
             "name": name,
+            "uid": f"uid-{name}",
             "generation": 1,
             "annotations": {"deployment.kubernetes.io/revision": "1"},
         },
         "spec": {
             "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "c", "image": image}]},
@@ -61,6 +63,7 @@ class FakeKube:
         self.configmaps: dict[str, Obj] = {}
         self.hpas: dict[str, Obj] = {}
         self.backups: list[Obj] = []
+        self.replicasets: list[Obj] = []
         self.instant_rollouts = instant_rollouts
         self.calls: Counter[str] = Counter()
         self.template_changes: Counter[str] = Counter()
@@ -161,6 +164,15 @@ class FakeKube:
         d = self.deployments.get(name)
         if d is not None and d["metadata"]["annotations"].get(HOLD_ANNOTATION) == holder:
             del d["metadata"]["annotations"][HOLD_ANNOTATION]
+
+    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
+        return copy.deepcopy(self.replicasets)
+
+    def patch_replicaset(self, namespace: str, name: str, patch: Obj) -> Obj:
+        self.calls["patch_replicaset"] += 1
+        rs = next(r for r in self.replicasets if r["metadata"]["name"] == name)
+        merge(rs, patch)
+        return copy.deepcopy(rs)
 
     def list_custom(self, plural: str, namespace: str, label_selector: str = "") -> list[Obj]:
         assert plural == "databasebackups"

@@ -482,3 +482,36 @@ def test_status_patch_is_a_merge_diff_without_nulls_inside_lists() -> None:
         "endingReason": "Ended",
     }
     assert _merge_diff(new, new) == {}
+
+
+def test_release_removes_copies_of_our_hold_from_replicasets() -> None:
+    """The Deployment controller copies annotations onto ReplicaSets; rollout undo copies
+    them back. Copies of our hold are removed with the hold, others' are left alone."""
+    s = sim()
+    s.now = START
+    s.run_until(lambda s: s.phase == "Active")
+
+    def rs(name: str, owner: str, holder: str) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": name,
+                "ownerReferences": [{"uid": f"uid-{owner}"}],
+                "annotations": {HOLD_ANNOTATION: holder},
+            }
+        }
+
+    s.kube.replicasets = [
+        rs("frontend-1", "mail-score-frontend", "MaintenanceWindow/weekly"),
+        rs("frontend-2", "mail-score-frontend", "Rollback/other"),
+        rs("stranger", "someone-else", "MaintenanceWindow/weekly"),
+    ]
+    s.now = START + timedelta(hours=1)
+    s.run_until(lambda s: s.phase == "Completed")
+    holds = {r["metadata"]["name"]: r["metadata"].get("annotations") for r in s.kube.replicasets}
+    assert holds == {
+        "frontend-1": None,
+        "frontend-2": {HOLD_ANNOTATION: "Rollback/other"},
+        "stranger": {HOLD_ANNOTATION: "MaintenanceWindow/weekly"},
+    }
+    release = next(x for x in s.status["steps"] if x["name"] == "ReleaseHolds")
+    assert "hold copies removed from ReplicaSet frontend-1" in release["message"]

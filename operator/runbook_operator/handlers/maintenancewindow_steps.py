@@ -33,6 +33,7 @@ from ..logic.maintenancewindow_steps import (
     scaled_down,
     template_annotation,
 )
+from ..names import HOLD_ANNOTATION
 from .maintenancewindow_checks import create_silence, expire_silence, health_check
 from .maintenancewindow_env import Env, Target
 
@@ -330,7 +331,40 @@ def _await_restored(env: Env, t: Target) -> Outcome:
 
 def _release(env: Env, t: Target) -> Outcome:
     outcome = release_holds(env, t)
-    return Outcome.ok(outcome.message, holds=[]) if outcome.done else outcome
+    if not outcome.done:
+        return outcome
+    cleaned = []
+    for name in _workloads(t):
+        cleaned += _clean_replicasets(env, t, name)
+    note = f"; hold copies removed from ReplicaSet {', '.join(cleaned)}" if cleaned else ""
+    return Outcome.ok(outcome.message + note, holds=[])
+
+
+def _clean_replicasets(env: Env, t: Target, name: str) -> list[str]:
+    """Remove our hold from the Deployment's ReplicaSets.
+
+    The Deployment controller copies a Deployment's annotations onto its
+    ReplicaSets, and `kubectl rollout undo` copies them back: a copy left there
+    would bring our hold back long after the window is over.
+    """
+    try:
+        deployment = env.kube.get_deployment(t.namespace, name)
+    except NotFound:
+        return []
+    labels = (deployment["spec"].get("selector") or {}).get("matchLabels") or {}
+    if not labels:
+        return []
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    uid = deployment["metadata"].get("uid")
+    cleaned = []
+    for rs in env.kube.list_replicasets(t.namespace, selector):
+        owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
+        annotations = rs["metadata"].get("annotations") or {}
+        if uid in owners and annotations.get(HOLD_ANNOTATION) == t.holder:
+            patch = {"metadata": {"annotations": {HOLD_ANNOTATION: None}}}
+            env.kube.patch_replicaset(t.namespace, rs["metadata"]["name"], patch)
+            cleaned.append(str(rs["metadata"]["name"]))
+    return cleaned
 
 
 _STEPS: dict[Step, Callable[[Env, Target], Outcome]] = {
