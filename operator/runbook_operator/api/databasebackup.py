@@ -291,7 +291,7 @@ DATABASE_BACKUP = Resource(
         Column("Size", ".status.size"),
         Column("Verified", ".status.conditions[?(@.type=='Verified')].status"),
         Column("Completed", ".status.completedAt", type="date"),
-        Column("Next", ".status.nextScheduleTime", type="date", priority=1),
+        Column("Next", ".status.nextScheduleTime", priority=1),
         Column("Reason", ".status.conditions[?(@.type=='Ready')].reason", priority=1),
         Column("Location", ".status.location", priority=1),
     ),

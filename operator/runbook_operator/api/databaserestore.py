@@ -95,13 +95,14 @@ class DatabaseRestoreStatus(StatusBase):
     attempt_by: str | None = None
     """The operator process running the current attempt."""
     backup: str | None = None
-    """The DatabaseBackup being restored (a schedule's child when spec.backup is a schedule)."""
+    """The DatabaseBackup restored (a schedule's child when spec.backup is a schedule), once
+    known."""
     location: str | None = None
     """Its artifact."""
     sha256: str | None = None
     """The artifact's recorded SHA-256, checked before restoring."""
     database: str | None = None
-    """The target database."""
+    """The target database, once known."""
     target_existed: bool | None = None
     """Whether the target database existed before the restore (recorded before any change)."""
     authorized_by: str | None = None
@@ -133,10 +134,11 @@ DATABASE_RESTORE = Resource(
     ),
     columns=(
         Column("Phase", ".status.phase"),
-        Column("Backup", ".status.backup"),
+        Column("Backup", ".spec.backup"),
         Column("Database", ".status.database"),
         Column("Ready", ".status.conditions[?(@.type=='Ready')].status"),
         Column("Reason", ".status.conditions[?(@.type=='Ready')].reason"),
+        Column("Restoring", ".status.backup", priority=1),
         Column("Authorized", ".status.authorizedBy", priority=1),
         Column("Safety Backup", ".status.safetyBackup", priority=1),
     ),

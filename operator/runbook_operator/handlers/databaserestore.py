@@ -150,9 +150,16 @@ def _write(ctx: Ctx, old: DatabaseRestoreStatus, new: DatabaseRestoreStatus) -> 
     write_status(ctx, old, new)
 
 
-def _refuse(ctx: Ctx, status: DatabaseRestoreStatus, refusal: logic.Refusal) -> None:
-    """Blocked (or Failed when final); the event only when the reason changes."""
-    new = logic.blocked(status, refusal, **_stamp(ctx))
+def _refuse(
+    ctx: Ctx,
+    status: DatabaseRestoreStatus,
+    refusal: logic.Refusal,
+    known: DatabaseRestoreStatus | None = None,
+) -> None:
+    """Blocked (or Failed when final); the event only when the reason changes.
+
+    known: the status with what is already known (backup, target) recorded."""
+    new = logic.blocked(known or status, refusal, **_stamp(ctx))
     before, after = find(status.conditions, "Ready"), find(new.conditions, "Ready")
     if (
         before is None
@@ -233,7 +240,8 @@ def _prepare(
     target = spec.target_database or backup.database
     authorization = logic.authorize(spec, target, _active_windows(ctx))
     if isinstance(authorization, logic.Refusal):
-        _refuse(ctx, status, authorization)
+        known = status.model_copy(update={"backup": backup.name, "database": target})
+        _refuse(ctx, status, authorization, known)
         return None
     backup_spec = DatabaseBackupSpec.model_validate(backup_obj.get("spec") or {})
     try:
