@@ -23,6 +23,10 @@ ES_OK: Spec = {"targets": [{"name": "mail-score-backend", "replicas": 10}], "dur
 RB_OK: Spec = {"targets": [{"name": "mail-score-backend"}, {"name": "mail-score-frontend"}]}
 RB_TRIGGER: Spec = {"query": "sum(rate(errors[1m]))", "threshold": 0.05, "window": "30m"}
 
+PG: Spec = {"host": "postgres", "database": "mail_score", "credentials": {"secretName": "pg"}}
+DB_OK: Spec = {"postgres": PG, "verify": "restore"}
+DR_OK: Spec = {"backup": "nightly", "confirm": "mail_score"}
+
 CASES: list[tuple[str, str, Spec, str]] = [
     # (id, kind, spec, words expected in the refusal)
     ("es-no-targets", "EmergencyScale", {"duration": "1h"}, "targets"),
@@ -125,6 +129,68 @@ CASES: list[tuple[str, str, Spec, str]] = [
         {"targets": [{"name": f"d{i}"} for i in range(21)]},
         "targets",
     ),
+    ("db-no-postgres", "DatabaseBackup", {"verify": "readable"}, "postgres"),
+    (
+        "db-no-host",
+        "DatabaseBackup",
+        {"postgres": {"database": "d", "credentials": {"secretName": "pg"}}},
+        "host",
+    ),
+    ("db-port-zero", "DatabaseBackup", {"postgres": {**PG, "port": 0}}, "port"),
+    ("db-port-too-high", "DatabaseBackup", {"postgres": {**PG, "port": 70000}}, "port"),
+    (
+        "db-no-credentials",
+        "DatabaseBackup",
+        {"postgres": {"host": "pg", "database": "d"}},
+        "credentials",
+    ),
+    ("db-bad-sslmode", "DatabaseBackup", {"postgres": {**PG, "sslMode": "sometimes"}}, "sslMode"),
+    ("db-bad-verify", "DatabaseBackup", {**DB_OK, "verify": "maybe"}, "verify"),
+    ("db-bad-cron", "DatabaseBackup", {**DB_OK, "schedule": "every night"}, "cron"),
+    (
+        "db-keep-without-schedule",
+        "DatabaseBackup",
+        {**DB_OK, "keep": {"last": 3}},
+        "only to a scheduled backup",
+    ),
+    (
+        "db-keep-zero",
+        "DatabaseBackup",
+        {**DB_OK, "schedule": "@daily", "keep": {"last": 0}},
+        "last",
+    ),
+    (
+        "db-bad-deadline",
+        "DatabaseBackup",
+        {**DB_OK, "schedule": "@daily", "startingDeadline": "1d"},
+        "duration",
+    ),
+    (
+        "db-timezone-without-schedule",
+        "DatabaseBackup",
+        {**DB_OK, "timeZone": "Europe/Paris"},
+        "timeZone",
+    ),
+    ("dr-no-backup", "DatabaseRestore", {"confirm": "x"}, "backup"),
+    ("dr-empty-backup", "DatabaseRestore", {"backup": ""}, "backup"),
+    ("dr-bad-backup-name", "DatabaseRestore", {"backup": "Nightly_Backup"}, "backup"),
+    ("dr-backup-not-a-string", "DatabaseRestore", {"backup": ["a", "b"]}, "backup"),
+    (
+        "dr-bad-target",
+        "DatabaseRestore",
+        {**DR_OK, "targetDatabase": "mail score"},
+        "targetDatabase",
+    ),
+    (
+        "dr-target-too-long",
+        "DatabaseRestore",
+        {**DR_OK, "targetDatabase": "d" * 64},
+        "targetDatabase",
+    ),
+    ("dr-confirm-too-long", "DatabaseRestore", {**DR_OK, "confirm": "c" * 64}, "confirm"),
+    ("dr-confirm-not-a-string", "DatabaseRestore", {**DR_OK, "confirm": 42}, "confirm"),
+    ("dr-safety-not-a-bool", "DatabaseRestore", {**DR_OK, "safetyBackup": "yes"}, "safetyBackup"),
+    ("dr-backup-too-long", "DatabaseRestore", {"backup": "b" * 254}, "backup"),
 ]
 
 
@@ -140,7 +206,15 @@ def test_rejected_by_the_api_server(
     assert words.lower() in str(refused.value.body).lower(), refused.value.body
 
 
-@pytest.mark.parametrize(("kind", "spec"), [("EmergencyScale", ES_OK), ("Rollback", RB_OK)])
+@pytest.mark.parametrize(
+    ("kind", "spec"),
+    [
+        ("EmergencyScale", ES_OK),
+        ("Rollback", RB_OK),
+        ("DatabaseBackup", DB_OK),
+        ("DatabaseRestore", DR_OK),
+    ],
+)
 def test_valid_spec_is_accepted(kube: Cluster, namespace: str, kind: str, spec: Spec) -> None:
     created = create_cr(kube.api_client, namespace, kind, "good", spec)
     assert created["metadata"]["name"] == "good"
