@@ -189,7 +189,14 @@ def test_scale_up_for_high_traffic_through_the_hpa_and_back_exactly(
 
     events = events_for(kube, namespace, "high-traffic")
     reasons = [reason for _, reason, _ in events]
-    for expected in ("RecordedOriginals", "Scaled", "Reverting", "Restored", "Completed"):
+    for expected in (
+        "RecordedOriginals",
+        "Applied",
+        "Scaled",
+        "Reverting",
+        "Restored",
+        "Completed",
+    ):
         assert expected in reasons, reasons
     # Each step is one event with its own reason, not also a copy as a "Logging" event.
     copies = [m for _, r, m in events if r == "Logging" and m.startswith(tuple(reasons))]

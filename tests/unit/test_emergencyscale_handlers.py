@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,12 +99,9 @@ class FakeKube:
         return None if value is None else str(value)
 
 
-@dataclass
-class Memo:
-    kube: FakeKube
-    settings: Settings
-    locks: dict[str, threading.Lock] = field(default_factory=dict)
-    locks_guard: threading.Lock = field(default_factory=threading.Lock)
+def make_memo(kube: FakeKube, settings: Settings) -> kopf.Memo:
+    """What the startup handler puts in Kopf's memo."""
+    return kopf.Memo(kube=kube, settings=settings, locks={}, locks_guard=threading.Lock())
 
 
 @pytest.fixture
@@ -132,27 +129,35 @@ def kube() -> FakeKube:
 
 
 @pytest.fixture
-def memo(kube: FakeKube) -> Memo:
-    return Memo(kube=kube, settings=Settings(max_replicas=50, tick_seconds=2))
+def memo(kube: FakeKube) -> kopf.Memo:
+    return make_memo(kube, Settings(max_replicas=50, tick_seconds=2))
 
 
 def create(kube: FakeKube, spec: dict[str, Any]) -> None:
     kube.custom = {
         "apiVersion": "ops.mailscore.com/v1alpha1",
         "kind": "EmergencyScale",
-        "metadata": {"name": NAME, "namespace": NS, "uid": "uid-1", "generation": 1},
+        "metadata": {
+            "name": NAME,
+            "namespace": NS,
+            "uid": "uid-1",
+            "generation": 1,
+            "resourceVersion": "1",
+        },
         "spec": spec,
         "status": {},
     }
 
 
-def run_pass(memo: Memo) -> kopf.Patch:
+def run_pass(memo: kopf.Memo) -> kopf.Patch:
     """One handler pass, then store the status patch like the API server would."""
     patch = kopf.Patch()
     body = kopf.Body(copy.deepcopy(memo.kube.custom))
     handler.changed(body=body, patch=patch, memo=memo, logger=_Logger())
     if "status" in patch:
         memo.kube.custom["status"] = merge(memo.kube.custom.get("status", {}), patch["status"])
+        meta = memo.kube.custom["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
     return patch
 
 
@@ -193,7 +198,7 @@ RUNBOOK = {
 
 
 def test_holds_then_record_then_patches(
-    memo: Memo, kube: FakeKube, events: list[tuple[str, str, str]]
+    memo: kopf.Memo, kube: FakeKube, events: list[tuple[str, str, str]]
 ) -> None:
     create(kube, RUNBOOK)
     run_pass(memo)
@@ -215,8 +220,30 @@ def test_holds_then_record_then_patches(
     assert kube.held_by("mail-score-frontend") == ME
 
 
+def test_a_pass_does_not_repeat_a_step_whose_record_has_not_landed(
+    memo: kopf.Memo, kube: FakeKube, events: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kopf writes status after the handler returns: a pass in between reads the old
+    object and must wait for the record instead of taking the same step again."""
+    create(kube, RUNBOOK)
+    first = kopf.Patch()
+    handler.changed(
+        body=kopf.Body(copy.deepcopy(kube.custom)), patch=first, memo=memo, logger=_Logger()
+    )
+    assert "status" in first  # ... but not stored yet
+    kube.calls.clear()
+    second = run_pass(memo)
+    assert kube.calls == [] and "status" not in second
+    assert len(events) == 1
+    # Once the store moved on (or after a while, if the write was lost), passes resume.
+    clock = time.monotonic() + handler.PENDING_SECONDS + 1
+    monkeypatch.setattr(handler.time, "monotonic", lambda: clock)
+    third = run_pass(memo)
+    assert "status" in third
+
+
 def test_a_hold_lost_to_a_race_gives_back_the_others(
-    memo: Memo, kube: FakeKube, events: list[tuple[str, str, str]]
+    memo: kopf.Memo, kube: FakeKube, events: list[tuple[str, str, str]]
 ) -> None:
     create(kube, RUNBOOK)
     kube.steal_on_acquire["mail-score-frontend"] = "Rollback/oops"
@@ -236,7 +263,7 @@ def test_a_hold_lost_to_a_race_gives_back_the_others(
 
 
 def test_status_is_not_rewritten_when_nothing_changed(
-    memo: Memo, kube: FakeKube, events: Any
+    memo: kopf.Memo, kube: FakeKube, events: Any
 ) -> None:
     create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 60}]})
     first = run_pass(memo)
@@ -247,7 +274,7 @@ def test_status_is_not_rewritten_when_nothing_changed(
 
 
 def test_a_deleting_object_is_left_to_the_finalizer(
-    memo: Memo, kube: FakeKube, events: Any
+    memo: kopf.Memo, kube: FakeKube, events: Any
 ) -> None:
     create(kube, RUNBOOK)
     kube.custom["metadata"]["deletionTimestamp"] = "2026-03-01T12:00:00Z"
@@ -255,7 +282,7 @@ def test_a_deleting_object_is_left_to_the_finalizer(
     assert kube.calls == [] and "status" not in patch
 
 
-def test_finalizer_restores_and_releases(memo: Memo, kube: FakeKube, events: Any) -> None:
+def test_finalizer_restores_and_releases(memo: kopf.Memo, kube: FakeKube, events: Any) -> None:
     create(kube, RUNBOOK)
     run_pass(memo)
     run_pass(memo)
@@ -271,7 +298,7 @@ def test_finalizer_restores_and_releases(memo: Memo, kube: FakeKube, events: Any
 
 
 def test_prometheus_is_asked_once_per_tick(
-    memo: Memo, kube: FakeKube, events: Any, monkeypatch: pytest.MonkeyPatch
+    memo: kopf.Memo, kube: FakeKube, events: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[tuple[str, str]] = []
 

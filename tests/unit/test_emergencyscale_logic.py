@@ -169,7 +169,7 @@ def test_second_pass_scales_and_is_active_then_ready_when_the_pods_are() -> None
     assert sim.status.expires_at == at(3601)
     assert sim.ready() == ("False", "Scaling")
     assert sim.condition("Scaled") == "True"
-    assert reasons(out) == ["Scaled", "Scaling"]
+    assert reasons(out) == ["Applied", "Scaling"]
     sim.settle()
     out = sim.step(2)
     assert out.changes == ()
@@ -735,7 +735,8 @@ def test_finalize_after_completion_does_not_restore_again() -> None:
 
 def test_needs_pass() -> None:
     es = spec()
-    assert logic.needs_pass(es, EmergencyScaleStatus(), T0)
+    assert not logic.needs_pass(es, EmergencyScaleStatus(), T0)  # new: the create handler's
+    assert logic.needs_pass(es, EmergencyScaleStatus(phase=Phase.PENDING), T0)
     assert not logic.needs_pass(es, EmergencyScaleStatus(phase=Phase.COMPLETED), T0)
     assert not logic.needs_pass(es, EmergencyScaleStatus(phase=Phase.FAILED), T0)
     active = EmergencyScaleStatus(phase=Phase.ACTIVE)

@@ -124,12 +124,12 @@ def query_one(url: str, query: str) -> float:
         result = _client(url).custom_query(query)
     except PrometheusApiClientException as exc:
         raise _refusal(exc, url) from exc
+    except requests.exceptions.JSONDecodeError as exc:
+        raise Unreachable(f"{redact(url)} did not answer like a Prometheus server") from exc
     except requests.RequestException as exc:
         raise Unreachable(
             f"Prometheus at {redact(url)} cannot be reached ({type(exc).__name__})"
         ) from exc
-    except ValueError as exc:  # not JSON: not a Prometheus
-        raise Unreachable(f"{redact(url)} did not answer like Prometheus") from exc
     return _one_value(result)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,8 @@ TICK_SECONDS = 1.0
 """How often the timer looks at each object; it skips all I/O when nothing is due."""
 RETRY_SECONDS = 2.0
 TICK_ID = "emergencyscale-tick"
+PENDING_SECONDS = 5.0
+"""How long a pass waits for the previous pass's status to land before trusting the store."""
 
 
 def _spec(raw: Any) -> EmergencyScaleSpec:
@@ -161,12 +164,15 @@ def _merge_patch(old: Any, new: Any) -> Any:
     return out
 
 
-def _write(patch: kopf.Patch, before: EmergencyScaleStatus, after: EmergencyScaleStatus) -> None:
-    """Only what changed (nothing when nothing did, so idle passes cost no write)."""
+def _write(patch: kopf.Patch, before: EmergencyScaleStatus, after: EmergencyScaleStatus) -> bool:
+    """Only what changed (nothing when nothing did, so idle passes cost no write).
+    Returns whether there was anything to write."""
     old = before.model_dump(mode="json", by_alias=True, exclude_none=True)
     new = after.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for key, value in _merge_patch(old, new).items():
+    diff = _merge_patch(old, new)
+    for key, value in diff.items():
         patch.status[key] = value
+    return bool(diff)
 
 
 def _log(logger: kopf.Logger, message: str, *, warning: bool = False) -> None:
@@ -189,16 +195,50 @@ logging.getLogger("kopf.objects").addFilter(_QuietTicks())
 # --- one pass -------------------------------------------------------------------
 
 
+def _pending(memo: Any) -> dict[str, tuple[str, float]]:
+    """uid -> (resourceVersion read, when) of each object whose last pass wrote status."""
+    with memo.locks_guard:
+        if "emergencyscale_pending" not in memo:
+            memo.emergencyscale_pending = {}
+        return memo.emergencyscale_pending  # type: ignore[no-any-return]
+
+
+def _landed(memo: Any, uid: str, obj: dict[str, Any]) -> bool:
+    """Whether the status this process last wrote for the object is in what was just read.
+
+    Kopf applies a handler's patch after the handler returns (and releases the lock),
+    so a pass starting at that moment reads the object as the previous pass did. It
+    then waits for the next trigger rather than repeat the step; after PENDING_SECONDS
+    the stored object is trusted again (the patch failed, or was overwritten)."""
+    pending = _pending(memo)
+    entry = pending.get(uid)
+    if entry is None:
+        return True
+    version, since = entry
+    if obj["metadata"].get("resourceVersion") != version or (
+        time.monotonic() - since > PENDING_SECONDS
+    ):
+        pending.pop(uid, None)
+        return True
+    return False
+
+
 def _pass(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: kopf.Logger) -> None:
     kube: Kube = memo.kube
-    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-    with observe(KIND), object_lock(memo, str(body.metadata.uid)):
+    namespace, name, uid = (
+        str(body.metadata.namespace),
+        str(body.metadata.name),
+        str(body.metadata.uid),
+    )
+    with observe(KIND), object_lock(memo, uid):
         try:
             obj = kube.get_custom(PLURAL, namespace, name)
         except NotFound:
             return
         if obj["metadata"].get("deletionTimestamp"):
             return  # the finalizer has it
+        if not _landed(memo, uid, obj):
+            return  # the last step's record is on its way; its watch event comes next
         spec, status = _spec(obj.get("spec")), _status(obj.get("status"))
         if status.phase in logic.TERMINAL:
             return
@@ -211,7 +251,8 @@ def _pass(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: kopf.Logger) ->
         except KubeError as exc:
             raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=RETRY_SECONDS) from exc
         _post(body, outcome.notes, logger)
-        _write(patch, status, outcome.status)
+        if _write(patch, status, outcome.status):
+            _pending(memo)[uid] = (obj["metadata"].get("resourceVersion"), time.monotonic())
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL, id="emergencyscale-create")
@@ -276,5 +317,6 @@ def deleted(body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any) -> None:
         except KubeError as exc:
             raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=RETRY_SECONDS) from exc
         _post(body, outcome.notes, logger)
+    _pending(memo).pop(uid, None)
     with memo.locks_guard:
         memo.locks.pop(uid, None)

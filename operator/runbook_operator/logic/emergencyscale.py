@@ -94,8 +94,11 @@ DEFAULT_COOLDOWN = timedelta(minutes=5)
 
 
 def needs_pass(spec: EmergencyScaleSpec, status: EmergencyScaleStatus, now: datetime) -> bool:
-    """Whether a timer tick has anything to do (False: skip all I/O this tick)."""
-    if status.phase in TERMINAL:
+    """Whether a timer tick has anything to do (False: skip all I/O this tick).
+
+    A new object (no phase yet) is the create handler's: a tick racing it would only
+    repeat its first step."""
+    if status.phase is None or status.phase in TERMINAL:
         return False
     if status.phase != Phase.ACTIVE or spec.trigger is not None:
         return True

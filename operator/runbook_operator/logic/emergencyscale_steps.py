@@ -115,12 +115,15 @@ class Step:
 
 
 def expiry(spec: EmergencyScaleSpec, status: EmergencyScaleStatus) -> datetime | None:
+    """When the emergency size ends: activatedAt + the spec's duration (edits count)."""
     if status.activated_at is None or not spec.duration:
         return None
     return status.activated_at + parse_duration(spec.duration)
 
 
 def idle_phase(spec: EmergencyScaleSpec, status: EmergencyScaleStatus) -> Phase:
+    """The phase while nothing moves: as it was once originals are recorded, else Waiting
+    (with a trigger) or Pending."""
     if status.phase in (Phase.ACTIVE, Phase.PENDING) and status.originals:
         return status.phase
     return Phase.WAITING if spec.trigger is not None else Phase.PENDING
@@ -144,6 +147,9 @@ def with_conditions(
     scaled: tuple[bool, str, str] | None = None,
     **update: Any,
 ) -> EmergencyScaleStatus:
+    """The status with the kstatus conditions for `state` (progressing, waiting, ready,
+    stalled), the Scaled condition when given (False "NotScaled" until then), and
+    `update`'s fields."""
     conditions = _SETTERS[state](
         status.conditions, reason, message, generation=ctx.generation, now=ctx.now
     )
@@ -163,6 +169,7 @@ def conditioned(
     reason: str,
     message: str,
 ) -> Step:
+    """A step that changes nothing but the conditions (stalled, held, waiting)."""
     phase = idle_phase(spec, status)
     return Step(with_conditions(status, ctx, state, reason, message, phase=phase))
 
@@ -171,6 +178,7 @@ def conditioned(
 
 
 def original_of(status: EmergencyScaleStatus, key: Key) -> TargetOriginal | None:
+    """The recorded original of one workload, if any."""
     return next((o for o in status.originals if key_of(o) == key), None)
 
 
@@ -226,7 +234,7 @@ def apply(
         change = to_emergency(target, original, workload)
         if change is not None:
             step.changes.append(change)
-            step.notes.append(Note("Scaled", change.text))
+            step.notes.append(Note("Applied", change.text))
             waiting.append(f"{workload.name} scaling")
         elif (lag := reached(target, original, workload)) is not None:
             waiting.append(lag)
