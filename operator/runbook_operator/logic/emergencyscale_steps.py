@@ -238,7 +238,7 @@ def apply(
             waiting.append(f"{workload.name} scaling")
         elif (lag := reached(target, original, workload)) is not None:
             waiting.append(lag)
-    activated = status.activated_at or ctx.now
+    activated = status.activated_at or ctx.now.replace(microsecond=0)  # shown in columns
     expires = expiry(spec, status.model_copy(update={"activated_at": activated}))
     text = summary(spec, kept)
     until = f"; reverts at {expires:%Y-%m-%d %H:%M:%SZ}" if expires else ""
@@ -305,7 +305,7 @@ def end(
             message,
             phase=Phase.FAILED,
             end_reason=why,
-            completed_at=ctx.now,
+            completed_at=ctx.now.replace(microsecond=0),
         )
         return step
     message = f"{why.value}: {detail}; the new size is kept (revert: false)"
@@ -317,7 +317,7 @@ def end(
         message,
         phase=Phase.COMPLETED,
         end_reason=why,
-        completed_at=ctx.now,
+        completed_at=ctx.now.replace(microsecond=0),
     )
     return step
 
@@ -413,7 +413,7 @@ def reverting(
             message,
             scaled=scaled,
             phase=Phase.FAILED,
-            completed_at=ctx.now,
+            completed_at=ctx.now.replace(microsecond=0),
         )
     else:
         message = f"{why.value}; the originals are back: {back}"
@@ -425,7 +425,7 @@ def reverting(
             message,
             scaled=scaled,
             phase=Phase.COMPLETED,
-            completed_at=ctx.now,
+            completed_at=ctx.now.replace(microsecond=0),
         )
     step.notes.append(Note("Completed", message))
     return step
