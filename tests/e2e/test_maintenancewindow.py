@@ -431,23 +431,39 @@ def test_ending_mid_window_restores_everything(
 # --- holds ---------------------------------------------------------------------------------------
 
 
+def small_window(start_in: float, duration: str, **fields: Any) -> Obj:
+    """A window without checklist rules beyond a short notice, due in a few seconds."""
+    start = rfc3339(datetime.now(UTC) + timedelta(seconds=start_in))
+    return {"start": start, "duration": duration, "policy": {"minimumNotice": "2s"}, **fields}
+
+
+def holds_backend(kube: Cluster, namespace: str) -> None:
+    """A first window, Active, holding mail-score-backend (a live holder, not a stale one)."""
+    first = small_window(3, "10m", scaleDown=[{"name": BACKEND, "replicas": 2}])
+    create_cr(kube.api, namespace, KIND, "first", first)
+    wait_phase(kube.api, namespace, KIND, "first", "Active", timeout=60)
+    assert deployment(kube, namespace, BACKEND)["metadata"]["annotations"][HOLD] == (
+        "MaintenanceWindow/first"
+    )
+
+
 def test_waits_for_a_held_workload_then_starts(
-    kube: Cluster,
-    operator: OperatorProcess,
-    namespace: str,
-    alertmanager: Alertmanager,  # noqa: F811
+    kube: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     deploy_app(kube, namespace)
-    apps = client.AppsV1Api(kube.api)
-    hold = {"metadata": {"annotations": {HOLD: "EmergencyScale/spike"}}}
-    apps.patch_namespaced_deployment(BACKEND, namespace, hold)
-    spec = example_window(alertmanager, namespace, start_in=5, duration="20s")
-    spec["policy"] = {"minimumNotice": "5s"}
-    spec["startingDeadline"] = "1m"
-    create_cr(kube.api, namespace, KIND, "mw", spec)
+    before = snapshot(kube, namespace)
+    holds_backend(kube, namespace)
+    second = small_window(
+        3,
+        "15s",
+        startingDeadline="2m",
+        scaleDown=[{"name": BACKEND, "replicas": 1}],
+        maintenanceMode={"restart": [{"name": FRONTEND}]},
+    )
+    create_cr(kube.api, namespace, KIND, "second", second)
     waiting = wait_for(
         lambda: (
-            (o := get_cr(kube.api, namespace, KIND, "mw"))
+            (o := get_cr(kube.api, namespace, KIND, "second"))
             and (c := condition(o, "Ready"))
             and c["reason"] == "WorkloadHeld"
             and o
@@ -456,43 +472,45 @@ def test_waits_for_a_held_workload_then_starts(
         what="Ready=False WorkloadHeld",
     )
     assert waiting["status"]["phase"] == "Pending"
-    assert (
-        "mail-score-backend is held by EmergencyScale/spike"
-        in condition(waiting, "Ready")["message"]
-    )
-    assert flag(kube, namespace) == "false"
+    message = condition(waiting, "Ready")["message"]
+    assert "Deployment mail-score-backend is held by MaintenanceWindow/first" in message
+    assert flag(kube, namespace) == "false"  # nothing of the second window happened
     assert HOLD not in (deployment(kube, namespace, FRONTEND)["metadata"]["annotations"] or {})
-    assert any(e.reason == "WorkloadHeld" for e in events(kube, namespace, "mw"))
-    apps.patch_namespaced_deployment(
-        BACKEND, namespace, {"metadata": {"annotations": {HOLD: None}}}
+    warned = [e for e in events(kube, namespace, "second") if e.reason == "WorkloadHeld"]
+    assert len(warned) == 1 and warned[0].type == "Warning"
+    patch_cr(kube.api, namespace, KIND, "first", {"spec": {"cancel": True}})
+    wait_phase(kube.api, namespace, KIND, "second", "Active", timeout=60)
+    assert deployment(kube, namespace, BACKEND)["metadata"]["annotations"][HOLD] == (
+        "MaintenanceWindow/second"
     )
-    wait_phase(kube.api, namespace, KIND, "mw", "Active", timeout=60)
-    wait_phase(kube.api, namespace, KIND, "mw", "Completed", timeout=120)
+    wait_phase(kube.api, namespace, KIND, "second", "Completed", timeout=120)
+    assert get_cr(kube.api, namespace, KIND, "first")["status"]["phase"] == "Cancelled"
+    assert snapshot(kube, namespace) == before
 
 
 def test_blocked_when_still_held_past_the_starting_deadline(
-    kube: Cluster,
-    operator: OperatorProcess,
-    namespace: str,
-    alertmanager: Alertmanager,  # noqa: F811
+    kube: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     deploy_app(kube, namespace)
     before = snapshot(kube, namespace)
-    client.AppsV1Api(kube.api).patch_namespaced_deployment(
-        FRONTEND, namespace, {"metadata": {"annotations": {HOLD: "Rollback/bad-deploy"}}}
+    holds_backend(kube, namespace)
+    second = small_window(
+        3,
+        "1m",
+        startingDeadline="8s",
+        scaleDown=[{"name": BACKEND, "replicas": 1}],
+        maintenanceMode={},
     )
-    spec = example_window(alertmanager, namespace, start_in=3, duration="1m")
-    spec["policy"] = {"minimumNotice": "3s"}
-    spec["startingDeadline"] = "8s"
-    create_cr(kube.api, namespace, KIND, "mw", spec)
-    obj = wait_phase(kube.api, namespace, KIND, "mw", "Blocked", timeout=40)
+    create_cr(kube.api, namespace, KIND, "second", second)
+    obj = wait_phase(kube.api, namespace, KIND, "second", "Blocked", timeout=40)
     stalled = condition(obj, "Stalled")
-    assert (
-        stalled["reason"] == "WorkloadHeld" and "held by Rollback/bad-deploy" in stalled["message"]
-    )
-    after = snapshot(kube, namespace)
-    after[FRONTEND]["annotations"].pop(HOLD)
-    assert after == before
+    assert stalled["reason"] == "WorkloadHeld"
+    assert "held by MaintenanceWindow/first" in stalled["message"]
+    assert "could not start within 8s of its start" in stalled["message"]
+    assert flag(kube, namespace) == "false" and steps(obj) == []
+    patch_cr(kube.api, namespace, KIND, "first", {"spec": {"cancel": True}})
+    wait_phase(kube.api, namespace, KIND, "first", "Cancelled", timeout=60)
+    assert snapshot(kube, namespace) == before
 
 
 # --- recurring ---------------------------------------------------------------------------------
