@@ -27,6 +27,8 @@ PG: Spec = {"host": "postgres", "database": "mail_score", "credentials": {"secre
 DB_OK: Spec = {"postgres": PG, "verify": "restore"}
 DR_OK: Spec = {"backup": "nightly", "confirm": "mail_score"}
 
+MW_OK: Spec = {"start": "2030-01-01T02:00:00Z", "duration": "2h"}
+
 CASES: list[tuple[str, str, Spec, str]] = [
     # (id, kind, spec, words expected in the refusal)
     ("es-no-targets", "EmergencyScale", {"duration": "1h"}, "targets"),
@@ -191,6 +193,59 @@ CASES: list[tuple[str, str, Spec, str]] = [
     ("dr-confirm-not-a-string", "DatabaseRestore", {**DR_OK, "confirm": 42}, "confirm"),
     ("dr-safety-not-a-bool", "DatabaseRestore", {**DR_OK, "safetyBackup": "yes"}, "safetyBackup"),
     ("dr-backup-too-long", "DatabaseRestore", {"backup": "b" * 254}, "backup"),
+    ("mw-no-duration", "MaintenanceWindow", {"start": "2030-01-01T02:00:00Z"}, "duration"),
+    ("mw-neither-start-nor-schedule", "MaintenanceWindow", {"duration": "1h"}, "start"),
+    (
+        "mw-start-and-schedule",
+        "MaintenanceWindow",
+        {**MW_OK, "schedule": "0 2 * * 0"},
+        "either start",
+    ),
+    ("mw-start-not-a-time", "MaintenanceWindow", {**MW_OK, "start": "next sunday"}, "start"),
+    ("mw-bad-duration", "MaintenanceWindow", {**MW_OK, "duration": "2 hours"}, "duration such as"),
+    ("mw-bad-cron", "MaintenanceWindow", {"schedule": "sundays", "duration": "1h"}, "cron"),
+    (
+        "mw-negative-scale-down",
+        "MaintenanceWindow",
+        {**MW_OK, "scaleDown": [{"name": "mail-score-backend", "replicas": -1}]},
+        "replicas",
+    ),
+    (
+        "mw-bad-notice",
+        "MaintenanceWindow",
+        {**MW_OK, "policy": {"minimumNotice": "1 day"}},
+        "duration",
+    ),
+    (
+        "mw-zero-approvals",
+        "MaintenanceWindow",
+        {**MW_OK, "policy": {"approvals": {"required": 0, "approvers": ["alice"]}}},
+        "required",
+    ),
+    (
+        "mw-silence-without-matchers",
+        "MaintenanceWindow",
+        {**MW_OK, "silence": {"url": "http://am:9093", "matchers": []}},
+        "matchers",
+    ),
+    (
+        "mw-emergency-without-reason",
+        "MaintenanceWindow",
+        {**MW_OK, "emergency": {"reason": ""}},
+        "reason",
+    ),
+    (
+        "mw-health-check-both",
+        "MaintenanceWindow",
+        {
+            **MW_OK,
+            "healthCheck": {
+                "http": {"url": "http://a"},
+                "prometheus": {"query": "up", "threshold": 1},
+            },
+        },
+        "exactly one of http or prometheus",
+    ),
 ]
 
 
@@ -213,6 +268,7 @@ def test_rejected_by_the_api_server(
         ("Rollback", RB_OK),
         ("DatabaseBackup", DB_OK),
         ("DatabaseRestore", DR_OK),
+        ("MaintenanceWindow", MW_OK),
     ],
 )
 def test_valid_spec_is_accepted(kube: Cluster, namespace: str, kind: str, spec: Spec) -> None:
