@@ -56,13 +56,20 @@ class Forbidden(KubeError):
     pass
 
 
+POOL_SIZE = 32
+"""HTTP connections kept to the API server: more than Kopf's handler threads (16),
+so a burst of handlers never waits for, or throws away, a connection."""
+
+
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """A client from KUBECONFIG / the given file, or the in-cluster service account."""
+    configuration = client.Configuration()
     try:
-        config.load_kube_config(config_file=kubeconfig)
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     except config.ConfigException:
-        config.load_incluster_config()
-    return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = POOL_SIZE
+    return client.ApiClient(configuration)
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
