@@ -26,6 +26,7 @@ __all__ = [
     "ConditionStatus",
     "CronSchedule",
     "DeploymentRef",
+    "GateStatus",
     "GoDuration",
     "OnNoData",
     "PrometheusCondition",
@@ -227,6 +228,21 @@ class PrometheusCondition(ApiModel):
 
 
 # --- status ----------------------------------------------------------------
+
+
+class GateStatus(ApiModel):
+    """The last evaluation of a Prometheus condition (a trigger or a gate)."""
+
+    value: float | None = None
+    """The query's last value; unset when there was no data."""
+    holds: bool | None = None
+    """Whether the comparison held at the last evaluation; unset when it could not be told."""
+    since: datetime | None = None
+    """Since when it has held (or been clear) without interruption."""
+    evaluated_at: datetime | None = None
+    """When Prometheus was last asked."""
+    error: str | None = None
+    """Why the last evaluation had no value (no data, unreachable, several series)."""
 
 
 class ConditionStatus(StrEnum):

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from .common import (
     ApiModel,
+    GateStatus,
     GoDuration,
     ObjectName,
     PrometheusCondition,
@@ -166,21 +167,6 @@ class TargetOriginal(ApiModel):
     """The HPA's minReplicas before the change."""
     max_replicas: int | None = None
     """The HPA's maxReplicas before the change."""
-
-
-class GateStatus(ApiModel):
-    """The last evaluation of the Prometheus trigger."""
-
-    value: float | None = None
-    """The query's last value; unset when there was no data."""
-    holds: bool | None = None
-    """Whether the comparison held at the last evaluation; unset when it could not be told."""
-    since: datetime | None = None
-    """Since when it has held (or been clear) without interruption."""
-    evaluated_at: datetime | None = None
-    """When Prometheus was last asked."""
-    error: str | None = None
-    """Why the last evaluation had no value (no data, unreachable, several series)."""
 
 
 class EmergencyScaleStatus(StatusBase):

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from .common import (
     ApiModel,
+    GateStatus,
     GoDuration,
     ObjectName,
     PrometheusCondition,
@@ -169,19 +170,9 @@ class TargetStatus(ApiModel):
     """Armed mode: until when the trigger may fire for watchedRevision."""
 
 
-class TriggerStatus(ApiModel):
-    """The last evaluation of the armed trigger."""
+class TriggerStatus(GateStatus):
+    """The last evaluation of the armed trigger, and when it fired."""
 
-    value: float | None = None
-    """The query's last value; unset when there was no data."""
-    holds: bool | None = None
-    """Whether the comparison held at the last evaluation; unset when unknown."""
-    since: datetime | None = None
-    """Since when it has held (or been clear) without interruption."""
-    evaluated_at: datetime | None = None
-    """When Prometheus was last asked."""
-    error: str | None = None
-    """Why the last evaluation had no value (no data, unreachable, several series)."""
     fired_at: datetime | None = None
     """When the trigger fired (it fires once)."""
 
