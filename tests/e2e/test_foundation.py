@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -113,6 +114,10 @@ def test_operator_starts_serves_metrics_and_stops_cleanly(
 
 
 def test_operator_refuses_nothing_it_needs(operator: OperatorProcess) -> None:
-    """Kopf logs 403s for resources it cannot watch; with deploy/'s RBAC there are none."""
-    text = operator.raw_log()
-    assert "403" not in text and "Forbidden" not in text, operator.tail()
+    """Every request the operator made so far was allowed by deploy/'s RBAC.
+
+    An RBAC refusal reads `User "system:serviceaccount:..." cannot list resource ...`;
+    other 403s (e.g. writing events into a namespace being deleted) are not about RBAC.
+    """
+    denied = re.findall(r"cannot \w+ resource \\?\"[\w./]+", operator.raw_log())
+    assert not denied, sorted(set(denied))
