@@ -7,6 +7,7 @@ visibly in status; a query with several series must stall with the reason.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -80,7 +81,9 @@ def test_scales_only_after_for_and_reverts_after_the_cooldown(
         time.sleep(0.5)
     obj = wait_es(kube, namespace, "on-errors", phase="Active", timeout=30)
     st = status(obj)
-    assert parse_status_time(st["activatedAt"]) - parse_status_time(st["gate"]["since"]) >= 10
+    # activatedAt is kept to the second; `for` (10s) was waited out from `since`.
+    since = parse_status_time(st["gate"]["since"])
+    assert parse_status_time(st["activatedAt"]) >= math.floor(since) + 10
     wait_for(lambda: replicas(kube, namespace, FRONTEND) == 6, timeout=10, what="frontend 6")
 
     set_ratio(prometheus, 0.02)
@@ -88,7 +91,9 @@ def test_scales_only_after_for_and_reverts_after_the_cooldown(
     obj = wait_es(kube, namespace, "on-errors", phase="Completed", timeout=40)
     st = status(obj)
     assert st["endReason"] == "TriggerCleared"
-    assert parse_status_time(st["completedAt"]) >= dropped + 9  # the cooldown (10s) was waited out
+    # The cooldown (10s) was waited out: completedAt is kept to the second, and the
+    # operator may have sampled the drop up to a second before this test saw it.
+    assert parse_status_time(st["completedAt"]) >= dropped + 8
     assert condition(obj, "Ready")["reason"] == "Reverted"  # type: ignore[index]
     assert replicas(kube, namespace, FRONTEND) == 2
     assert held_by(kube, namespace, FRONTEND) is None
