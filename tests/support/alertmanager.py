@@ -22,9 +22,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -35,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from .servers import ServerProcess
+
 __all__ = ["ALERTMANAGER_BINARY", "Alertmanager", "alertmanager", "running_alertmanager"]
 
 ALERTMANAGER_BINARY = os.environ.get(
@@ -43,78 +42,35 @@ ALERTMANAGER_BINARY = os.environ.get(
 CONFIG = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Alertmanager:
+class Alertmanager(ServerProcess):
     """One Alertmanager process; `stop()`/`start()` keep its port and its silences."""
 
+    name = "Alertmanager"
+
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
+        super().__init__(workdir)
         self.config = workdir / "alertmanager.yml"
         self.data = workdir / "data"
-        self.log_path = workdir / "alertmanager.log"
-        self.process: subprocess.Popen[bytes] | None = None
         self.config.write_text(CONFIG)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 30) -> None:
         if self.running:
             return
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    ALERTMANAGER_BINARY,
-                    f"--config.file={self.config}",
-                    f"--storage.path={self.data}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--cluster.listen-address=",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self._spawn(
+            [
+                ALERTMANAGER_BINARY,
+                f"--config.file={self.config}",
+                f"--storage.path={self.data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ]
+        )
         deadline = time.monotonic() + timeout
         while not self._ready():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Alertmanager not ready after {timeout}s; see {self.log_path}")
             time.sleep(0.1)
-
-    def stop(self, timeout: float = 20) -> None:
-        """SIGTERM and wait: afterwards the URL refuses connections."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout)
-        self.process = None
-
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"Alertmanager exited early:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
 
     def silences(self) -> list[dict[str, Any]]:
         """Every silence Alertmanager knows, active, pending and expired."""

@@ -23,7 +23,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -37,6 +36,8 @@ from urllib.parse import urlparse
 import psycopg
 import pytest
 from psycopg import sql
+
+from .servers import free_port
 
 __all__ = [
     "PG_BIN",
@@ -61,12 +62,6 @@ SUPERUSER = "postgres"
 RUN_AS = "postgres"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresServer:
     """One PostgreSQL cluster: `postgres` superuser with a random password."""
 
@@ -74,7 +69,7 @@ class PostgresServer:
         self.root = root
         self.data = root / "data"
         self.host = "127.0.0.1"
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.user = SUPERUSER
         self.password = f"pw-{secrets.token_urlsafe(18)}"
         self.log = root / "postgres.log"

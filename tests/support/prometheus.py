@@ -27,9 +27,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -43,18 +40,14 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from .servers import ServerProcess
+
 __all__ = ["PROMETHEUS_BINARY", "Exporter", "Prometheus", "prometheus", "running_prometheus"]
 
 PROMETHEUS_BINARY = os.environ.get("RUNBOOK_TEST_PROMETHEUS", "/usr/bin/prometheus")
 SCRAPE_INTERVAL = "1s"
 LOOKBACK_DELTA = "5s"
 JOB = "exporter"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Exporter:
@@ -109,17 +102,16 @@ class Exporter:
         self._thread.join(timeout=5)
 
 
-class Prometheus:
+class Prometheus(ServerProcess):
     """One Prometheus server process; `stop()`/`start()` keep its port and data."""
 
+    name = "Prometheus"
+
     def __init__(self, workdir: Path, exporter: Exporter) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.exporter = exporter
-        self.port = free_port()
         self.config = workdir / "prometheus.yml"
         self.data = workdir / "data"
-        self.log_path = workdir / "prometheus.log"
-        self.process: subprocess.Popen[bytes] | None = None
         self.config.write_text(
             json.dumps(
                 {
@@ -135,64 +127,23 @@ class Prometheus:
             )
         )
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def start(self, timeout: float = 30) -> None:
         """Start the server and wait until it is ready and has scraped the exporter once."""
         if self.running:
             return
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    PROMETHEUS_BINARY,
-                    f"--config.file={self.config}",
-                    f"--storage.tsdb.path={self.data}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    f"--query.lookback-delta={LOOKBACK_DELTA}",
-                    "--storage.tsdb.retention.time=1h",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self._spawn(
+            [
+                PROMETHEUS_BINARY,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--query.lookback-delta={LOOKBACK_DELTA}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ]
+        )
         self._wait(self._ready, timeout, "Prometheus to become ready")
         self._wait(lambda: self.query(f'up{{job="{JOB}"}}') == [1.0], timeout, "the first scrape")
-
-    def stop(self, timeout: float = 20) -> None:
-        """SIGTERM and wait: afterwards the URL refuses connections."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout)
-        self.process = None
-
-    def _ready(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"Prometheus exited early; see {self.log_path}:\n{self._log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def _log_tail(self) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
-        except OSError:
-            return ""
 
     def query(self, promql: str) -> list[float]:
         """The values of an instant query's series (an empty list when there are none)."""
