@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from runbook_operator.adapters.prometheus import redact
+from runbook_operator.adapters.urls import redact
 from runbook_operator.api.emergencyscale import (
     EMERGENCY_SCALE,
     EmergencyScaleSpec,

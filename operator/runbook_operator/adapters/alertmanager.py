@@ -21,9 +21,11 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ["Alertmanager", "AlertmanagerError", "Silences", "redact"]
+from .urls import redact
+
+__all__ = ["Alertmanager", "AlertmanagerError", "Silences"]
 
 TIMEOUT_SECONDS = 5.0
 CREATED_BY = "runbook-operator"
@@ -50,16 +52,6 @@ class Silences(Protocol):
     def find(self, marker: str) -> list[Obj]: ...
 
     def expire(self, silence_id: str) -> None: ...
-
-
-def redact(url: str) -> str:
-    """The URL without user:password."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _rfc3339(at: datetime) -> str:

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import unquote, urlsplit
 
-from .alertmanager import redact
+from .urls import redact
 
 __all__ = ["HttpCheckError", "get_status"]
 

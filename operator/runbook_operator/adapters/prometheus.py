@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -27,6 +26,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from ..logic.gate import Problem, Sample
+from .urls import redact
 
 __all__ = [
     "NoData",
@@ -35,7 +35,6 @@ __all__ = [
     "SeveralSeries",
     "Unreachable",
     "query_one",
-    "redact",
     "sample",
 ]
 
@@ -62,16 +61,6 @@ class NoData(PrometheusError):
 
 class SeveralSeries(PrometheusError):
     problem = Problem.SEVERAL_SERIES
-
-
-def redact(url: str) -> str:
-    """The URL without user:password."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 _local = threading.local()

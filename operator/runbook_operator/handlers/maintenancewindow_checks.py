@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..adapters.alertmanager import AlertmanagerError, redact
+from ..adapters.alertmanager import AlertmanagerError
 from ..adapters.httpcheck import HttpCheckError
 from ..adapters.kube import KubeError, NotFound
+from ..adapters.urls import redact
 from ..api.maintenancewindow import MaintenanceWindowSpec, SilenceStatus
 from ..logic.maintenancewindow import SILENCE_MARGIN
 from ..logic.maintenancewindow_policy import (
