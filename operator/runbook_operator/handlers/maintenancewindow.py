@@ -36,6 +36,7 @@ from ..api.maintenancewindow import (
     WindowPhase,
 )
 from ..logic import maintenancewindow as logic
+from ..logic.events import WARNING
 from ..logic.maintenancewindow_policy import evaluate
 from .lifecycle import object_lock
 from .maintenancewindow_checks import extend_silence, observe_policy
@@ -129,7 +130,7 @@ def _due(body: kopf.Body, now: datetime) -> bool:
 def _post(body: kopf.Body, events: tuple[logic.Event, ...], logger: kopf.Logger) -> None:
     for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        level = logging.WARNING if event.type == logic.WARNING else logging.INFO
+        level = logging.WARNING if event.type == WARNING else logging.INFO
         # Posted as an event just above; k8s_skip keeps Kopf from posting the log line again.
         logger.log(level, f"{event.reason}: {event.message}", extra={"k8s_skip": True})
 

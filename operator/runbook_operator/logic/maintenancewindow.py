@@ -29,6 +29,7 @@ from ..api.maintenancewindow import (
     WindowPhase,
 )
 from ..conditions import READY, find, progressing, ready, set_condition, stalled, waiting
+from .events import NORMAL, WARNING, Event
 from .maintenancewindow_policy import POLICY_CONDITIONS, RuleResult, instant, span, summary
 from .maintenancewindow_schedule import (
     first_occurrence,
@@ -71,8 +72,6 @@ SPEC_CHANGED = (
     "occurrence ends."
 )
 
-NORMAL, WARNING = "Normal", "Warning"
-
 
 @dataclass(frozen=True)
 class Window:
@@ -98,13 +97,6 @@ class Work:
     step: Step | None = None
     at_start: bool = False
     """POLICY: this evaluation decides whether the window starts now."""
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ..api.rollback import (
 from ..conditions import progressing, ready, set_condition, stalled, waiting
 from ..names import HOLD_ANNOTATION
 from . import gate
+from .events import Event
 from .gate import Sample
 from .rollout_undo import (
     Choice,
@@ -75,16 +76,6 @@ class Observed:
     deployment: Obj | None
     replica_sets: tuple[Obj, ...] = ()
     """The ReplicaSets matching the Deployment's selector (ownership is checked here)."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the Rollback."""
-
-    type: str
-    """Normal or Warning."""
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
