@@ -37,7 +37,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from .servers import free_port
+from testbed import ledger
+
+from .servers import free_port, require
 
 __all__ = [
     "PG_BIN",
@@ -57,7 +59,17 @@ __all__ = [
     "seed_mail_score",
 ]
 
-PG_BIN = Path(os.environ.get("RUNBOOK_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _newest_pg_bin() -> Path:
+    """The newest PostgreSQL major Debian installed (its server and client tools)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = Path(os.environ.get("RUNBOOK_TEST_PG_BIN") or _newest_pg_bin())
 SUPERUSER = "postgres"
 RUN_AS = "postgres"
 
@@ -134,6 +146,8 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
+        postmaster = (self.data / "postmaster.pid").read_text().split("\n", 1)[0]
+        ledger.record("postgres", int(postmaster))
 
     def stop(self) -> None:
         subprocess.run(
@@ -328,8 +342,7 @@ def backup_spec(db: AppDatabase, secret: str = "pg", **extra: Any) -> dict[str, 
 
 @contextlib.contextmanager
 def running_postgres(*, port: int | None = None) -> Iterator[PostgresServer]:
-    if not (PG_BIN / "postgres").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN}")
+    require(PG_BIN / "postgres", "postgresql")
     root = Path(tempfile.mkdtemp(prefix="runbook-pg-test-"))
     server = PostgresServer(root, port=port)
     try:

@@ -15,7 +15,21 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["ServerProcess", "free_port"]
+import pytest
+
+from testbed import ledger
+
+__all__ = ["ServerProcess", "free_port", "require"]
+
+
+def require(binary: Path | str, package: str) -> None:
+    """Fail the test at once (never skip it) when a server it needs is not installed."""
+    if not Path(binary).exists():
+        pytest.fail(
+            f"{binary} is not installed: `make deps` installs it (Debian package {package}; "
+            f"as a user other than root: sudo apt-get install --no-install-recommends {package})",
+            pytrace=False,
+        )
 
 
 def free_port() -> int:
@@ -52,6 +66,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        ledger.record(self.name, self.process.pid)
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM and wait: afterwards the URL refuses connections."""
