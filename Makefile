@@ -3,7 +3,8 @@
 PY ?= .venv/bin/python
 TESTBED := $(PY) tests/testbed/testbed.py
 
-.PHONY: help venv run test lint unit e2e crds testbed-build testbed-up testbed-down testbed-status
+.PHONY: help venv run test lint unit e2e crds deps kubectl testbed-build testbed-up \
+	testbed-down testbed-status
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -11,22 +12,26 @@ help:  ## list the targets
 run: venv  ## run the operator: against KUBECONFIG if set, else the local test bed
 	bash scripts/run.sh
 
-test: venv lint  ## everything CI runs: lint, unit tests, end-to-end tests
-	$(PY) -m pytest tests
+test: venv lint testbed-build deps  ## everything CI runs: lint, unit and end-to-end tests
+	bash scripts/test.sh tests
 
-unit: venv  ## unit tests only (no cluster)
+unit: venv  ## unit tests only (no cluster, no servers)
 	$(PY) -m pytest tests/unit -q
 
-e2e: venv  ## end-to-end tests only
-	$(PY) -m pytest tests/e2e
+e2e: venv testbed-build deps  ## end-to-end tests only
+	bash scripts/test.sh tests/e2e
 
-lint: venv  ## ruff, mypy --strict on the package, import-linter layer contracts
-	.venv/bin/ruff check operator tests
+lint: venv  ## ruff (lint and format), mypy --strict, import-linter layer contracts
+	.venv/bin/ruff check operator tests benchmarks
+	.venv/bin/ruff format --check operator tests benchmarks
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
 crds: venv  ## regenerate crds/ from the models
 	.venv/bin/runbook-operator crds
+
+deps:  ## install the servers the e2e suite runs (PostgreSQL, Prometheus, Alertmanager)
+	bash tests/testbed/deps.sh
 
 venv: .venv/.installed  ## the Python environment in .venv
 .venv/.installed: pyproject.toml
@@ -36,9 +41,14 @@ venv: .venv/.installed  ## the Python environment in .venv
 	touch $@
 
 testbed-build:  ## build the control-plane binaries (once per version, cached)
-	bash tests/testbed/build.sh
+	@if [ -n "$$KUBECONFIG" ] && [ "$$KUBECONFIG" != "$(CURDIR)/.testbed/kubeconfig" ]; then \
+	  echo "KUBECONFIG names a cluster: the local test bed is not built"; \
+	else bash tests/testbed/build.sh >/dev/null; fi
 
-testbed-up: venv  ## start the local control plane on loopback; prints export KUBECONFIG=...
+kubectl: venv testbed-build  ## kubectl of the test bed's release; prints the PATH to use
+	@$(TESTBED) kubectl
+
+testbed-up: venv testbed-build  ## start the local control plane on loopback; prints the exports
 	$(TESTBED) up
 
 testbed-down:  ## stop every process of the local control plane and remove its state

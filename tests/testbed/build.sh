@@ -18,25 +18,65 @@ KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 
+if ! command -v go >/dev/null 2>&1; then
+  echo "build.sh: Go is not installed; the test bed is built from the Go module proxy" \
+    "(Go >= 1.26: https://go.dev/doc/install)" >&2
+  exit 1
+fi
+
+building=""   # the pid (= session id) of the go build in flight
+partial=""    # its output directory, removed when interrupted
+stop_build() {
+  trap - INT TERM
+  if [ -n "$building" ]; then
+    kill -TERM -- "-$building" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 -- "-$building" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$building" 2>/dev/null || true
+  fi
+  [ -n "$partial" ] && rm -rf "$partial"
+  echo "build.sh: interrupted; nothing half-built is kept" >&2
+  exit 130
+}
+trap stop_build INT TERM
+
 key() { (cd "$here/gomod/$1" && cat go.mod go.sum ./*.go 2>/dev/null | sha256sum | cut -c1-10); }
 
-build() {  # build NAME VERSION -- go build arguments...
-  local name=$1 version=$2; shift 3
-  local out="$cache/$name-$version-$(key "$name")"
-  if [ -f "$out/.complete" ]; then echo "$name $version: cached in $out" >&2; echo "$out"; return; fi
-  echo "$name $version: building into $out" >&2
-  local start=$SECONDS
+dir_of() { echo "$cache/$1-$2-$(key "$1")"; }
+
+built=""  # the output directory of the last build()
+build() {  # build NAME VERSION -- go build arguments...  (sets $built; no subshell, so the
+  local name=$1 version=$2; shift 3      # interrupt trap sees the build in flight)
+  local out
+  out=$(dir_of "$name" "$version")
+  built=$out
+  if [ -f "$out/.complete" ]; then echo "$name $version: cached in $out" >&2; return; fi
+  echo "$name $version: building into $out (downloads its modules the first time)" >&2
+  local start=$SECONDS status=0
+  partial="$out.tmp"
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-  if ! (cd "$here/gomod/$name" && go build -trimpath -o "$out.tmp/" "$@") >&2; then
-    echo "$name $version: build failed" >&2
+  (cd "$here/gomod/$name" && exec setsid go build -trimpath -o "$out.tmp/" "$@") >&2 &
+  building=$!
+  wait "$building" || status=$?
+  building=""
+  if [ "$status" -ne 0 ]; then
+    echo "$name $version: build failed (exit code $status)" >&2
     rm -rf "$out.tmp"
+    partial=""
     return 1
   fi
+  partial=""
   touch "$out.tmp/.complete"
   rm -rf "$out" && mv "$out.tmp" "$out"
   echo "$name $version: built in $((SECONDS - start)) s" >&2
-  echo "$out"
 }
+
+if ! [ -f "$(dir_of etcd "$ETCD_VERSION")/.complete" ] \
+  || ! [ -f "$(dir_of kwok "$KWOK_VERSION")/.complete" ] \
+  || ! [ -f "$(dir_of kube "$KUBE_VERSION")/.complete" ]; then
+  echo "Building the local control plane (etcd $ETCD_VERSION, Kubernetes $KUBE_VERSION," \
+    "kwok $KWOK_VERSION) from the Go module proxy into $cache;" \
+    "the first build takes about 7 minutes on 2 cores, later ones are instant." >&2
+fi
 
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
 stamp=""
@@ -44,10 +84,13 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   stamp+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
 
-etcd_dir=$(build etcd "$ETCD_VERSION" -- -ldflags "-s -w" go.etcd.io/etcd/server/v3)
+build etcd "$ETCD_VERSION" -- -ldflags "-s -w" go.etcd.io/etcd/server/v3
+etcd_dir=$built
 [ -e "$etcd_dir/etcd" ] || mv "$etcd_dir/server" "$etcd_dir/etcd"  # the binary is named after the module root
-kwok_dir=$(build kwok "$KWOK_VERSION" -- -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok)
-kube_dir=$(build kube "$KUBE_VERSION" -- -ldflags "-s -w$stamp" .)
+build kwok "$KWOK_VERSION" -- -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+kwok_dir=$built
+build kube "$KUBE_VERSION" -- -ldflags "-s -w$stamp" .
+kube_dir=$built
 
 # kwok's stage definitions (node heartbeat, pod ready, ...) ship in its module.
 stages="$kwok_dir/stages"
@@ -63,4 +106,7 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -s
 ln -sfn "$etcd_dir/etcd" "$bin/etcd"
 ln -sfn "$kwok_dir/kwok" "$bin/kwok"
 ln -sfn "$stages" "$bin/kwok-stages"
+# kubectl alone, for users' PATH (the bin dir also holds the control plane's binaries).
+mkdir -p "$cache/kubectl-$KUBE_VERSION"
+ln -sfn "$kube_dir/kube" "$cache/kubectl-$KUBE_VERSION/kubectl"
 echo "$bin"

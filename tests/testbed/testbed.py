@@ -202,13 +202,18 @@ def cached_bin_dir() -> Path | None:
     return complete[-1] if complete else None
 
 
+def kubectl_dir(bin_dir: Path) -> Path:
+    """The directory holding only the test bed's kubectl (build.sh makes it), for PATH."""
+    return bin_dir.parent / bin_dir.name.replace("bin-", "kubectl-", 1)
+
+
 def find_bin_dir(*, build: bool = True) -> Path:
     """The bin dir of build.sh, building whatever is missing (a no-op when cached)."""
     explicit = os.environ.get(f"{ENV}BIN")
     if explicit or not build:
         found = cached_bin_dir()
         if found is None:
-            raise TestbedError(f"no test bed binaries; run `bash {BUILD_SCRIPT}` first")
+            raise TestbedError("the test bed's binaries are not built; run `make testbed-build`")
         return found
     result = subprocess.run(
         ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
@@ -907,6 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("down", help="stop every process started and remove the state")
     commands.add_parser("status", help="components, health and memory; exit 1 unless healthy")
     commands.add_parser("env", help="print export KUBECONFIG=... when up")
+    commands.add_parser("kubectl", help="print export PATH=... with the test bed's kubectl")
     args = parser.parse_args(argv)
 
     bed = LocalTestBed(args.state_dir, args.port_base, nodes=getattr(args, "nodes", 2))
@@ -918,6 +924,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         elif args.command == "status":
             return _print_status(bed)
+        elif args.command == "kubectl":
+            print(f'export PATH="{kubectl_dir(find_bin_dir(build=False))}:$PATH"')
+            return 0
         elif not bed.is_up():
             _stderr(f"not up ({bed.problem()}); run `make testbed-up`")
             return 1
@@ -925,6 +934,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stderr(str(error))
         return 1
     print(f"export KUBECONFIG={bed.kubeconfig}")
+    if bed.bin_dir is not None and (kubectl_dir(bed.bin_dir) / "kubectl").exists():
+        print(f'export PATH="{kubectl_dir(bed.bin_dir)}:$PATH"  # kubectl {bed.bin_dir.name[4:]}')
     return 0
 
 
