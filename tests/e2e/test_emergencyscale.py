@@ -19,12 +19,13 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from support.app import deploy_app
 from support.crs import condition, create_cr, delete_cr, get_cr, patch_cr, wait_gone
+from support.images import image
 from support.kube import Cluster, wait_for_rollout
 from support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "examples" / "app" / "mail-score.yaml"
 EXAMPLE = ROOT / "examples" / "emergencyscale" / "high-traffic.yaml"
 KIND = "EmergencyScale"
 HOLD = "ops.mailscore.com/held-by"
@@ -34,13 +35,6 @@ OPERATOR_MANAGER = "OpenAPI-Generator"
 
 
 # --- helpers (also used by the other EmergencyScale e2e files) --------------------------
-
-
-def deploy_app(kube: Cluster, namespace: str) -> None:
-    """The Mail Score app, rolled out: backend 3 (backend-hpa 3..10), frontend 2."""
-    kube.run_kubectl("apply", "-n", namespace, "-f", str(APP))
-    for name in (BACKEND, FRONTEND):
-        wait_for_rollout(kube.api, namespace, name)
 
 
 def deployment(kube: Cluster, namespace: str, name: str) -> Any:
@@ -73,7 +67,7 @@ def make_deployment(kube: Cluster, namespace: str, name: str, count: int) -> Non
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+                "spec": {"containers": [{"name": "app", "image": image("app-1")}]},
             },
         },
     }
@@ -301,7 +295,7 @@ def test_a_statefulset_target(kube: Cluster, namespace: str) -> None:
             "selector": {"matchLabels": {"app": "cache"}},
             "template": {
                 "metadata": {"labels": {"app": "cache"}},
-                "spec": {"containers": [{"name": "c", "image": "registry.example/cache:1"}]},
+                "spec": {"containers": [{"name": "c", "image": image("cache-1")}]},
             },
         },
     }

@@ -23,6 +23,7 @@ from support.alertmanager import (
     Alertmanager,
     alertmanager,  # noqa: F401  (fixture)
 )
+from support.app import deploy_app
 from support.crs import (
     condition,
     create_cr,
@@ -33,12 +34,12 @@ from support.crs import (
     wait_gone,
     wait_phase,
 )
+from support.images import image
 from support.kube import Cluster, wait_for_rollout
 from support.operator import OperatorProcess
 from support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "examples" / "app" / "mail-score.yaml"
 EXAMPLES = ROOT / "examples" / "maintenancewindow"
 KIND = "MaintenanceWindow"
 HOLD = "ops.mailscore.com/held-by"
@@ -48,13 +49,6 @@ Obj = dict[str, Any]
 
 
 # --- helpers (also used by the other MaintenanceWindow e2e files) ---------------------------
-
-
-def deploy_app(kube: Cluster, namespace: str) -> None:
-    """The Mail Score app, rolled out: backend 3 (backend-hpa 3..10), frontend 2."""
-    kube.run_kubectl("apply", "-n", namespace, "-f", str(APP))
-    for name in (BACKEND, FRONTEND):
-        wait_for_rollout(kube.api, namespace, name)
 
 
 def _plain(obj: Any, api: client.ApiClient) -> Any:
@@ -259,7 +253,7 @@ def test_runbook_window_runs_the_procedure_and_restores_everything(
     assert "PostgreSQL 15.6 to 15.8" in silence["comment"]
     plan = {e["name"]: e for e in active["status"]["rollbackPlan"]}
     assert plan[BACKEND]["images"] == [
-        {"container": "backend", "image": "registry.mailscore.com/mail-score-backend:1.4.2"}
+        {"container": "backend", "image": image("mail-score-backend-1.4.2")}
     ]
     assert active["status"]["originals"]["replicas"] == [
         {

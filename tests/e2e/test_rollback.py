@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from support.crs import (
     wait_gone,
     wait_phase,
 )
+from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.rollback_cluster import (
@@ -37,22 +39,25 @@ from support.wait import wait_for
 BACKEND, FRONTEND = "mail-score-backend", "mail-score-frontend"
 
 
-def image(kube: Cluster, namespace: str, name: str) -> str:
+def current_image(kube: Cluster, namespace: str, name: str) -> str:
     dep = deployment(kube, namespace, name)
     return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
 def three_revisions(kube: Cluster, namespace: str, name: str, replicas: int = 2) -> None:
-    create_deployment(kube, namespace, manifest(name, f"{name}:1", replicas=replicas))
-    set_image(kube, namespace, name, f"{name}:2")
-    set_image(kube, namespace, name, f"{name}:3")
+    create_deployment(kube, namespace, manifest(name, image(f"{name}-1"), replicas=replicas))
+    set_image(kube, namespace, name, image(f"{name}-2"))
+    set_image(kube, namespace, name, image(f"{name}-3"))
 
 
 def bad_then_good(kube: Cluster, namespace: str, progress_deadline: int) -> None:
     """Revision 1 asks for a node that does not exist (its pods never schedule), and is
     replaced at once by a good revision 2, before its progress deadline."""
     bad = manifest(
-        "web", "web:1", progress_deadline=progress_deadline, node_selector={"disktype": "none"}
+        "web",
+        image("web-1"),
+        progress_deadline=progress_deadline,
+        node_selector={"disktype": "none"},
     )
     create_deployment(kube, namespace, bad, wait=False)
     wait_for(
@@ -60,9 +65,15 @@ def bad_then_good(kube: Cluster, namespace: str, progress_deadline: int) -> None
         timeout=30,
         what="revision 1 recorded by the Deployment controller",
     )
-    fix = (
-        '[{"op": "remove", "path": "/spec/template/spec/nodeSelector"},'
-        ' {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "web:2"}]'
+    fix = json.dumps(
+        [
+            {"op": "remove", "path": "/spec/template/spec/nodeSelector"},
+            {
+                "op": "replace",
+                "path": "/spec/template/spec/containers/0/image",
+                "value": image("web-2"),
+            },
+        ]
     )
     kube.run_kubectl("-n", namespace, "patch", "deployment/web", "--type=json", "-p", fix)
     rollout(kube, namespace, "web")
@@ -83,13 +94,13 @@ def test_backend_and_frontend_roll_back_together(
     for target in status["targets"]:
         assert target["state"] == "Complete"
         assert (target["fromRevision"], target["toRevision"], target["newRevision"]) == (3, 2, 4)
-        assert target["fromImages"] == [f"app={target['name']}:3"]
-        assert target["toImages"] == [f"app={target['name']}:2"]
+        assert target["fromImages"] == [f"app={image(target['name'] + '-3')}"]
+        assert target["toImages"] == [f"app={image(target['name'] + '-2')}"]
         assert target["appliedAt"] <= target["completedAt"]
     assert condition(done, "Reconciling") is None
     assert done["status"]["observedGeneration"] == done["metadata"]["generation"]
     for name in (BACKEND, FRONTEND):
-        assert image(kube, namespace, name) == f"{name}:2"
+        assert current_image(kube, namespace, name) == image(f"{name}-2")
         dep = deployment(kube, namespace, name)
         assert HOLD not in dep["metadata"]["annotations"]
         assert all(
@@ -112,10 +123,10 @@ def test_backend_and_frontend_roll_back_together(
 def test_refusals_say_why_and_change_nothing(
     kube: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    create_deployment(kube, namespace, manifest("web", "web:1"))
-    set_image(kube, namespace, "web", "web:2")
-    create_deployment(kube, namespace, manifest("paused", "paused:1"))
-    set_image(kube, namespace, "paused", "paused:2")
+    create_deployment(kube, namespace, manifest("web", image("web-1")))
+    set_image(kube, namespace, "web", image("web-2"))
+    create_deployment(kube, namespace, manifest("paused", image("paused-1")))
+    set_image(kube, namespace, "paused", image("paused-2"))
     kube.run_kubectl("-n", namespace, "rollout", "pause", "deployment/paused")
     before = {
         n: deployment(kube, namespace, n)["metadata"]["generation"] for n in ("web", "paused")
@@ -171,8 +182,8 @@ def test_refusals_say_why_and_change_nothing(
 def test_a_held_deployment_makes_it_wait_then_it_proceeds(
     kube: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    create_deployment(kube, namespace, manifest("web", "web:1"))
-    set_image(kube, namespace, "web", "web:2")
+    create_deployment(kube, namespace, manifest("web", image("web-1")))
+    set_image(kube, namespace, "web", image("web-2"))
     kube.run_kubectl("-n", namespace, "annotate", "deployment/web", f"{HOLD}=EmergencyScale/surge")
     create_cr(kube.api, namespace, "Rollback", "undo", {"targets": [{"name": "web"}]})
     waiting = wait_condition(
@@ -182,13 +193,13 @@ def test_a_held_deployment_makes_it_wait_then_it_proceeds(
     assert "EmergencyScale/surge" in condition(waiting, "Ready")["message"]
     assert condition(waiting, "Stalled") is None
     assert "EmergencyScale/surge" in wait_event(kube, namespace, "undo", "WorkloadHeld")["message"]
-    assert image(kube, namespace, "web") == "web:2"
+    assert current_image(kube, namespace, "web") == image("web-2")
 
     kube.run_kubectl("-n", namespace, "annotate", "deployment/web", f"{HOLD}-")
     wait_condition(
         kube.api, namespace, "Rollback", "undo", "Ready", reason="RolledBack", timeout=60
     )
-    assert image(kube, namespace, "web") == "web:1"
+    assert current_image(kube, namespace, "web") == image("web-1")
     assert HOLD not in deployment(kube, namespace, "web")["metadata"]["annotations"]
 
 
@@ -210,8 +221,8 @@ def test_gitops_managed_targets_roll_back_with_a_warning(
     kube: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     tracked = {"argocd.argoproj.io/tracking-id": "mail-score:apps/Deployment:ns/web"}
-    create_deployment(kube, namespace, manifest("web", "web:1", annotations=tracked))
-    set_image(kube, namespace, "web", "web:2")
+    create_deployment(kube, namespace, manifest("web", image("web-1"), annotations=tracked))
+    set_image(kube, namespace, "web", image("web-2"))
     create_cr(kube.api, namespace, "Rollback", "undo", {"targets": [{"name": "web"}]})
     done = wait_condition(kube.api, namespace, "Rollback", "undo", "Ready", timeout=60)
     gitops = condition(done, "GitOpsManaged")
@@ -219,7 +230,7 @@ def test_gitops_managed_targets_roll_back_with_a_warning(
     assert "Argo CD application mail-score" in gitops["message"]
     assert "next sync re-applies" in gitops["message"]
     assert wait_event(kube, namespace, "undo", "GitOpsManaged")["type"] == "Warning"
-    assert image(kube, namespace, "web") == "web:1"
+    assert current_image(kube, namespace, "web") == image("web-1")
 
 
 def test_sigkill_during_the_rollback_never_applies_a_second_one(
@@ -229,7 +240,7 @@ def test_sigkill_during_the_rollback_never_applies_a_second_one(
     create_cr(kube.api, namespace, "Rollback", "undo", {"targets": [{"name": "web"}]})
 
     def restored() -> bool:
-        return image(kube, namespace, "web") == "web:2"
+        return current_image(kube, namespace, "web") == image("web-2")
 
     wait_for(restored, timeout=60, interval=0.05, what="the template of revision 2 restored")
     operator.kill()
@@ -237,7 +248,7 @@ def test_sigkill_during_the_rollback_never_applies_a_second_one(
 
     done = wait_phase(kube.api, namespace, "Rollback", "undo", "Completed", timeout=90)
     dep = deployment(kube, namespace, "web")
-    assert image(kube, namespace, "web") == "web:2"
+    assert current_image(kube, namespace, "web") == image("web-2")
     assert revision(dep) == 4  # one undo: revision 2 renumbered 4; a second would make 5
     assert sorted(revision(rs) for rs in owned_replica_sets(kube, namespace, "web")) == [1, 3, 4]
     assert done["status"]["targets"][0]["newRevision"] == 4
@@ -263,7 +274,7 @@ def test_deleting_a_rollback_mid_way_releases_the_deployment(
     wait_gone(kube.api, namespace, "Rollback", "undo")
     dep = deployment(kube, namespace, "web")
     assert HOLD not in dep["metadata"]["annotations"]
-    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"  # not undone
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == image("web-1")  # not undone
 
 
 def test_the_api_server_rejects_what_makes_no_sense(

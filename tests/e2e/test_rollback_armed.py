@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from support.crs import condition, create_cr, get_cr, wait_condition, wait_phase
+from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.prometheus import Prometheus, prometheus  # noqa: F401  (the fixture)
@@ -66,12 +67,12 @@ def test_fires_when_errors_rise_after_a_new_revision(
     operator: OperatorProcess,
     prometheus: Prometheus,  # noqa: F811
 ) -> None:
-    create_deployment(kube, namespace, manifest("web", "web:1"))
+    create_deployment(kube, namespace, manifest("web", image("web-1")))
     _errors(prometheus, 0.0)
     _arm(kube, namespace, prometheus, "2m", **{"for": "2s"})
     assert _target(kube, namespace).get("watchedRevision") == 1  # a first revision: no window
 
-    set_image(kube, namespace, "web", "web:2")  # the bad deploy
+    set_image(kube, namespace, "web", image("web-2"))  # the bad deploy
     wait_for(
         lambda: (
             _target(kube, namespace).get("watchedRevision") == 2
@@ -82,17 +83,17 @@ def test_fires_when_errors_rise_after_a_new_revision(
         timeout=30,
         what="revision 2 watched and the trigger evaluated inside its window",
     )
-    assert _image(kube, namespace) == "web:2"
+    assert _image(kube, namespace) == image("web-2")
 
     _errors(prometheus, 0.5)
     done = wait_phase(kube.api, namespace, "Rollback", "guard", "Completed", timeout=60)
-    assert _image(kube, namespace) == "web:1"
+    assert _image(kube, namespace) == image("web-1")
     status = done["status"]
     assert status["trigger"]["firedAt"]
     assert status["trigger"]["value"] == 0.5
     target = status["targets"][0]
     assert (target["fromRevision"], target["toRevision"], target["state"]) == (2, 1, "Complete")
-    assert target["fromImages"] == ["app=web:2"]
+    assert target["fromImages"] == [f"app={image('web-2')}"]
     assert condition(done, "Ready")["reason"] == "RolledBack"
     fired = wait_event(kube, namespace, "guard", "TriggerFired")
     assert "web revision 2" in fired["message"]
@@ -104,8 +105,8 @@ def test_does_not_fire_outside_the_window(
     operator: OperatorProcess,
     prometheus: Prometheus,  # noqa: F811
 ) -> None:
-    create_deployment(kube, namespace, manifest("web", "web:1"))
-    set_image(kube, namespace, "web", "web:2")
+    create_deployment(kube, namespace, manifest("web", image("web-1")))
+    set_image(kube, namespace, "web", image("web-2"))
     _errors(prometheus, 0.0)
     _arm(kube, namespace, prometheus, "3s")
 
@@ -123,9 +124,9 @@ def test_does_not_fire_outside_the_window(
         )
 
     _stays(still_armed, 5, "an armed Rollback outside its window stays Armed")
-    assert _image(kube, namespace) == "web:2"
+    assert _image(kube, namespace) == image("web-2")
 
     # The same signal inside a new window (after revision 3) fires: only the window held it back.
-    set_image(kube, namespace, "web", "web:3")
+    set_image(kube, namespace, "web", image("web-3"))
     wait_phase(kube.api, namespace, "Rollback", "guard", "Completed", timeout=60)
-    assert _image(kube, namespace) == "web:2"
+    assert _image(kube, namespace) == image("web-2")

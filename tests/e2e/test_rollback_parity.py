@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from support.crs import create_cr, wait_phase
+from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.rollback_cluster import (
@@ -25,19 +26,19 @@ from support.rollback_cluster import (
 )
 
 NAME = "mail-score-backend"
-IMAGES = [
-    "registry.mailscore.com/mail-score-backend:1.4.0",
-    "registry.mailscore.com/mail-score-backend:1.4.1",
-    "registry.mailscore.com/mail-score-backend:1.4.2",
-    "registry.mailscore.com/mail-score-backend:1.5.0",
-]
+VERSIONS = ["1.4.0", "1.4.1", "1.4.2", "1.5.0"]
+
+
+def version(index: int) -> str:
+    """The image of the backend's release VERSIONS[index] (support.images: runnable anywhere)."""
+    return image(f"{NAME}-{VERSIONS[index]}")
 
 
 def _history(kube: Cluster, namespace: str) -> None:
-    create_deployment(kube, namespace, manifest(NAME, IMAGES[0], replicas=3))
-    set_image(kube, namespace, NAME, IMAGES[1], cause="deploy 1.4.1 (CHG-101)")
-    set_image(kube, namespace, NAME, IMAGES[2])
-    set_image(kube, namespace, NAME, IMAGES[3], cause="deploy 1.5.0 (CHG-117)")
+    create_deployment(kube, namespace, manifest(NAME, version(0), replicas=3))
+    set_image(kube, namespace, NAME, version(1), cause="deploy 1.4.1 (CHG-101)")
+    set_image(kube, namespace, NAME, version(2))
+    set_image(kube, namespace, NAME, version(3), cause="deploy 1.5.0 (CHG-117)")
 
 
 def _undo_both(
@@ -70,10 +71,10 @@ def test_rollbacks_match_kubectl_rollout_undo(
         assert snapshot(kube, namespace, NAME) == snapshot(kube, twin, NAME)
 
         steps = [
-            ("undo-previous", None, 3, IMAGES[2]),  # 4 -> the template of 3
-            ("undo-the-undo", None, 4, IMAGES[3]),  # previous is now the undone 4
-            ("undo-to-2", 2, 2, IMAGES[1]),  # a named revision, with its change-cause
-            ("undo-to-1", 1, 1, IMAGES[0]),
+            ("undo-previous", None, 3, version(2)),  # 4 -> the template of 3
+            ("undo-the-undo", None, 4, version(3)),  # previous is now the undone 4
+            ("undo-to-2", 2, 2, version(1)),  # a named revision, with its change-cause
+            ("undo-to-1", 1, 1, version(0)),
         ]
         for step, to_revision, expected_revision, image in steps:
             done = _undo_both(kube, namespace, twin, step, to_revision)
@@ -100,9 +101,9 @@ def test_change_cause_comes_back_with_the_revision(
 ) -> None:
     with extra_namespace(kube, operator.prefix, "twin") as twin:
         for ns in (namespace, twin):
-            create_deployment(kube, ns, manifest(NAME, IMAGES[0], replicas=2))
-            set_image(kube, ns, NAME, IMAGES[1], cause="deploy 1.4.1 (CHG-101)")
-            set_image(kube, ns, NAME, IMAGES[2], cause="deploy 1.4.2 (CHG-109)")
+            create_deployment(kube, ns, manifest(NAME, version(0), replicas=2))
+            set_image(kube, ns, NAME, version(1), cause="deploy 1.4.1 (CHG-101)")
+            set_image(kube, ns, NAME, version(2), cause="deploy 1.4.2 (CHG-109)")
         _undo_both(kube, namespace, twin, "undo", None)
         ours, theirs = snapshot(kube, twin, NAME), snapshot(kube, namespace, NAME)
         assert ours == theirs

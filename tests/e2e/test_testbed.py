@@ -20,6 +20,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from support.images import image
 from support.kube import (
     Cluster,
     api_client_from_kubeconfig,
@@ -43,8 +44,15 @@ from testbed.testbed import (
 pytestmark = pytest.mark.timeout(240)
 
 REVISION = "deployment.kubernetes.io/revision"
-IMAGE_V1 = "registry.invalid/mail-score/backend:1.0"
-IMAGE_V2 = "registry.invalid/mail-score/backend:1.1"
+IMAGE_V1 = image("backend-1.0")
+IMAGE_V2 = image("backend-1.1")
+
+
+@pytest.fixture(autouse=True)
+def _local_only(kube: Cluster) -> None:
+    """These tests are about the local test bed itself (kwok's nodes, its processes)."""
+    if not kube.local:
+        pytest.skip("tests of the local test bed; KUBECONFIG names another cluster")
 
 
 @pytest.fixture
@@ -150,7 +158,7 @@ def test_job_completes(kube: Cluster, ns: str) -> None:
             "template": {
                 "spec": {
                     "restartPolicy": "Never",
-                    "containers": [{"name": "dump", "image": "registry.invalid/pg-dump:16"}],
+                    "containers": [{"name": "dump", "image": image("pg-dump-16")}],
                 }
             },
         },
@@ -312,7 +320,7 @@ def _free_port_base() -> int:
 def bin_dir() -> Path:
     found = cached_bin_dir()
     if found is None:
-        pytest.skip("test bed binaries not built (make testbed-build)")
+        pytest.fail("the test bed's binaries are not built: run `make testbed-build`")
     return found
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from .servers import ServerProcess
+from .servers import ServerProcess, require
 
 __all__ = ["ALERTMANAGER_BINARY", "Alertmanager", "alertmanager", "running_alertmanager"]
 
@@ -83,10 +83,7 @@ class Alertmanager(ServerProcess):
 
 @contextlib.contextmanager
 def running_alertmanager(workdir: Path | None = None) -> Iterator[Alertmanager]:
-    if not Path(ALERTMANAGER_BINARY).exists():
-        pytest.skip(
-            f"{ALERTMANAGER_BINARY} is not installed (apt-get install prometheus-alertmanager)"
-        )
+    require(ALERTMANAGER_BINARY, "prometheus-alertmanager")
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="runbook-alertmanager-")) if workdir is None else workdir
     root.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from .servers import ServerProcess
+from .servers import ServerProcess, require
 
 __all__ = ["PROMETHEUS_BINARY", "Exporter", "Prometheus", "prometheus", "running_prometheus"]
 
@@ -188,8 +188,7 @@ class Prometheus(ServerProcess):
 @contextlib.contextmanager
 def running_prometheus(workdir: Path | None = None) -> Iterator[Prometheus]:
     """An exporter and a Prometheus scraping it, both stopped afterwards."""
-    if not Path(PROMETHEUS_BINARY).exists():
-        pytest.skip(f"{PROMETHEUS_BINARY} is not installed (apt-get install prometheus)")
+    require(PROMETHEUS_BINARY, "prometheus")
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="runbook-prometheus-")) if workdir is None else workdir
     root.mkdir(parents=True, exist_ok=True)

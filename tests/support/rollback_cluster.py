@@ -17,6 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
+from .images import PULL_POLICY
 from .kube import Cluster, create_namespace, delete_namespace, unique_name
 from .wait import wait_for
 
@@ -56,7 +57,9 @@ def manifest(
         "strategy": {"rollingUpdate": {"maxSurge": "50%", "maxUnavailable": "50%"}},
         "template": {
             "metadata": {"labels": {"app": name}},
-            "spec": {"containers": [{"name": "app", "image": image}]},
+            "spec": {
+                "containers": [{"name": "app", "image": image, "imagePullPolicy": PULL_POLICY}]
+            },
         },
     }
     if progress_deadline is not None:
