@@ -20,9 +20,12 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
 
     from . import handlers
+    from .core.runtime import register
+    from .kinds import kinds
     from .settings import Settings
 
     _ = handlers  # importing registers every handler with Kopf
+    register(kinds())
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=args.verbose)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)

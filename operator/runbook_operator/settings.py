@@ -36,4 +36,10 @@ class Settings:
     )
     """Where DatabaseBackups are written (a mounted volume)."""
     tick_seconds: float = field(default_factory=lambda: float(_env("TICK_SECONDS", "2")))
-    """How often time-driven work (windows, gates, rollouts) is re-evaluated, in seconds."""
+    """How often a Prometheus condition (a trigger, a gate) is asked again, in seconds.
+    Nothing else polls: everything else waits for a watch event or its own due time."""
+    pass_workers: int = field(default_factory=lambda: int(_env("PASS_WORKERS", "16")))
+    """Threads for the passes of operations (Kubernetes API calls), shared by every kind."""
+    database_workers: int = field(default_factory=lambda: int(_env("DATABASE_WORKERS", "4")))
+    """Threads for database work (pg_dump, pg_restore), apart from the passes': this many
+    dumps or restores run at once, the rest wait, and no incident ever waits for them."""

@@ -1,4 +1,4 @@
-"""adapters/prometheus.py against a real Prometheus (no cluster needed).
+"""adapters/prometheus.py and core/sampling.py against a real Prometheus (no cluster needed).
 
 Each way a gate's query can fail has its own plain reason, and credentials in
 the URL never show up in one.
@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from runbook_operator.adapters import prometheus as adapter
-from runbook_operator.logic.gate import Problem
+from runbook_operator.core import sampling
+from runbook_operator.core.gate import Problem
 from support.prometheus import Prometheus, running_prometheus
 
 
@@ -27,7 +28,7 @@ def test_one_series_gives_its_value(shared: Prometheus) -> None:
     shared.wait_for("one", lambda values: values == [0.25])
     assert adapter.query_one(shared.url, 'one{service="backend"}') == 0.25
     assert adapter.query_one(shared.url + "/", "max(one)") == 0.25
-    assert adapter.sample(shared.url, "one").value == 0.25
+    assert sampling.sample(shared.url, "one").value == 0.25
 
 
 def test_a_scalar_gives_its_value(shared: Prometheus) -> None:
@@ -37,11 +38,11 @@ def test_a_scalar_gives_its_value(shared: Prometheus) -> None:
 def test_no_series(shared: Prometheus) -> None:
     with pytest.raises(adapter.NoData, match="no series"):
         adapter.query_one(shared.url, "does_not_exist")
-    assert adapter.sample(shared.url, "does_not_exist").problem == Problem.NO_DATA
+    assert sampling.sample(shared.url, "does_not_exist").problem == Problem.NO_DATA
 
 
 def test_nan_is_no_data(shared: Prometheus) -> None:
-    sample = adapter.sample(shared.url, "0 / 0")
+    sample = sampling.sample(shared.url, "0 / 0")
     assert sample.problem == Problem.NO_DATA and "NaN" in sample.detail
 
 
@@ -80,7 +81,7 @@ def test_unreachable_without_showing_credentials() -> None:
     message = str(raised.value)
     assert message.startswith(f"Prometheus at {url} cannot be reached")
     assert "s3cret" not in message and "admin" not in message
-    sample = adapter.sample(secret_url, "up")
+    sample = sampling.sample(secret_url, "up")
     assert sample.problem == Problem.UNREACHABLE
     assert "s3cret" not in sample.detail
 
@@ -88,6 +89,6 @@ def test_unreachable_without_showing_credentials() -> None:
 def test_not_prometheus_at_all(shared: Prometheus) -> None:
     # The exporter answers HTTP on every path, but with metrics text, not the query API.
     url = f"http://{shared.exporter.target}"
-    sample = adapter.sample(url, "up")
+    sample = sampling.sample(url, "up")
     assert sample.problem == Problem.UNREACHABLE
     assert sample.detail == f"{url} did not answer like a Prometheus server"

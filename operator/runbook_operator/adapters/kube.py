@@ -1,7 +1,7 @@
 """The Kubernetes API, as plain wire-format dicts.
 
-The official client is synchronous; handlers that use this module are sync
-handlers (Kopf runs them in its thread pool). Objects come back as the JSON the
+The official client is synchronous; the passes that use this module run in the
+operator's thread pools (core.controller). Objects come back as the JSON the
 API server sent (camelCase dicts), which the pure logic reads directly, rather
 than the client's model classes. Errors are translated into `KubeError` and its
 subclasses, with the client's exception chained.
@@ -22,8 +22,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from ..logic.holds import hold_is_stale, parse_holder
-from ..names import HOLD_ANNOTATION
+from ..apigroup import GROUP, VERSION
 
 __all__ = [
     "Conflict",
@@ -177,82 +176,14 @@ class Kube:
             raise NotFound(f"Secret {name} has no key {key!r}")
         return base64.b64decode(data[key])
 
-    # --- holds: one operation per workload --------------------------------
-
-    def acquire_hold(
-        self, kind: WorkloadKind, namespace: str, name: str, holder: str
-    ) -> str | None:
-        """Mark the workload as held by `holder`.
-
-        Returns None when the hold is ours (newly or already), or the name of the
-        operation that holds it. A stale hold (its operation gone or finished) is
-        taken over. The write carries the resourceVersion read, so two operations
-        racing for the same workload cannot both win.
-        """
-        for _ in range(5):
-            obj = self.get_workload(kind, namespace, name)
-            annotations = obj["metadata"].get("annotations") or {}
-            current = annotations.get(HOLD_ANNOTATION)
-            if current == holder:
-                return None
-            if current and not self._stale_hold(namespace, str(current)):
-                return str(current)
-            patch = {
-                "metadata": {
-                    "resourceVersion": obj["metadata"]["resourceVersion"],
-                    "annotations": {HOLD_ANNOTATION: holder},
-                }
-            }
-            try:
-                self.patch_workload(kind, namespace, name, patch)
-                return None
-            except Conflict:
-                continue
-        raise Conflict(f"{kind} {name} kept changing while taking the hold")
-
-    def _stale_hold(self, namespace: str, holder: str) -> bool:
-        """A hold left by an operation that is gone or finished (see logic.holds)."""
-        parsed = parse_holder(holder)
-        if parsed is None:
-            return False  # not ours to judge: someone else's convention
-        plural, name = parsed
-        try:
-            return hold_is_stale(self.get_custom(plural, namespace, name))
-        except NotFound:
-            return hold_is_stale(None)
-
-    def release_hold(self, kind: WorkloadKind, namespace: str, name: str, holder: str) -> None:
-        """Remove our hold; someone else's is left alone; a missing workload is fine."""
-        try:
-            obj = self.get_workload(kind, namespace, name)
-        except NotFound:
-            return
-        annotations = obj["metadata"].get("annotations") or {}
-        if annotations.get(HOLD_ANNOTATION) != holder:
-            return
-        patch = {
-            "metadata": {
-                "resourceVersion": obj["metadata"]["resourceVersion"],
-                "annotations": {HOLD_ANNOTATION: None},
-            }
-        }
-        try:
-            self.patch_workload(kind, namespace, name, patch)
-        except Conflict:
-            self.release_hold(kind, namespace, name, holder)
-
     # --- our own objects ---------------------------------------------------
 
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj:
-        from ..api.common import GROUP, VERSION
-
         return _call(  # type: ignore[no-any-return]
             self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
         )
 
     def list_custom(self, plural: str, namespace: str, label_selector: str = "") -> list[Obj]:
-        from ..api.common import GROUP, VERSION
-
         listing = _call(
             self.custom.list_namespaced_custom_object,
             GROUP,
@@ -265,16 +196,38 @@ class Kube:
 
     def create_custom(self, plural: str, namespace: str, body: Obj) -> Obj:
         """Create one of our objects; an existing one of that name raises Conflict."""
-        from ..api.common import GROUP, VERSION
-
         return _call(  # type: ignore[no-any-return]
             self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body
         )
 
+    def patch_custom(self, plural: str, namespace: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch of one of our objects (metadata, spec); one that carries
+        metadata.resourceVersion raises Conflict when the object changed since."""
+        return _call(  # type: ignore[no-any-return]
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            patch,
+        )
+
+    def patch_custom_status(self, plural: str, namespace: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch of the status subresource; with metadata.resourceVersion in
+        it, Conflict when the object changed since it was read."""
+        return _call(  # type: ignore[no-any-return]
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            patch,
+        )
+
     def delete_custom(self, plural: str, namespace: str, name: str) -> bool:
         """Delete one of our objects (its finalizer runs first); False if it was gone."""
-        from ..api.common import GROUP, VERSION
-
         try:
             _call(
                 self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name

@@ -1,8 +1,9 @@
 """Prometheus, asked for exactly one number.
 
 Gates need one value: `query_one` returns it, or raises an error that says in
-plain words why there is none. `sample` wraps that into the gate's `Sample`
-(logic/gate.py), which never raises, for the handlers.
+plain words why there is none; its `problem` names the kind of failure as the
+gate knows it (core.gate.Problem's values), and core.sampling turns both into
+the gate's `Sample`.
 
 Exceptions:
     PrometheusError
@@ -25,7 +26,6 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from ..logic.gate import Problem, Sample
 from .urls import redact
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "SeveralSeries",
     "Unreachable",
     "query_one",
-    "sample",
 ]
 
 TIMEOUT_SECONDS = 5
@@ -44,23 +43,23 @@ MAX_LABELS_SHOWN = 3
 
 
 class PrometheusError(Exception):
-    problem = Problem.UNREACHABLE
+    problem = "Unreachable"
 
 
 class Unreachable(PrometheusError):
-    problem = Problem.UNREACHABLE
+    problem = "Unreachable"
 
 
 class QueryRefused(PrometheusError):
-    problem = Problem.BAD_QUERY
+    problem = "BadQuery"
 
 
 class NoData(PrometheusError):
-    problem = Problem.NO_DATA
+    problem = "NoData"
 
 
 class SeveralSeries(PrometheusError):
-    problem = Problem.SEVERAL_SERIES
+    problem = "SeveralSeries"
 
 
 _local = threading.local()
@@ -138,11 +137,3 @@ def _one_value(result: Any) -> float:
     if "value" not in series:
         raise QueryRefused("the query returned a range vector; it must return an instant vector")
     return float(series["value"][1])
-
-
-def sample(url: str, query: str) -> Sample:
-    """query_one as the gate's Sample: a value or the problem; never raises."""
-    try:
-        return Sample.of(query_one(url, query))
-    except PrometheusError as exc:
-        return Sample.failed(exc.problem, str(exc))

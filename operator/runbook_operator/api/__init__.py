@@ -9,17 +9,18 @@ from __future__ import annotations
 from .common import GROUP, VERSION
 from .databasebackup import DATABASE_BACKUP
 from .databaserestore import DATABASE_RESTORE
-from .emergencyscale import EMERGENCY_SCALE
 from .maintenancewindow import MAINTENANCE_WINDOW
 from .resource import CATEGORY, Resource
 from .rollback import ROLLBACK
 
 __all__ = ["CATEGORY", "GROUP", "RESOURCES", "VERSION", "Resource"]
 
+from ..kinds import RESOURCES as _NEW
+
 RESOURCES: tuple[Resource, ...] = (
+    *_NEW,
     DATABASE_BACKUP,
     DATABASE_RESTORE,
-    EMERGENCY_SCALE,
     MAINTENANCE_WINDOW,
     ROLLBACK,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -228,6 +228,8 @@ class Verification(ApiModel):
 
 
 class DatabaseBackupStatus(StatusBase):
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({BackupPhase.COMPLETED, BackupPhase.FAILED})
+
     phase: BackupPhase | None = None
     """One-shot: Pending, Running, Completed or Failed. Schedule: Scheduled, Running or
     Suspended."""

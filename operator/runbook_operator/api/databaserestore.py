@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -86,6 +86,8 @@ class TableCheck(ApiModel):
 
 
 class DatabaseRestoreStatus(StatusBase):
+    TERMINAL: ClassVar[frozenset[str]] = frozenset({RestorePhase.COMPLETED, RestorePhase.FAILED})
+
     phase: RestorePhase | None = None
     """Pending, Blocked, Running, Completed or Failed."""
     step: RestoreStep | None = None

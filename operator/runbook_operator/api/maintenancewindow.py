@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, Field
@@ -503,6 +503,10 @@ class OccurrenceRecord(ApiModel):
 
 class MaintenanceWindowStatus(StatusBase):
     """Where the window stands, what it changed and what it recorded before changing it."""
+
+    TERMINAL: ClassVar[frozenset[str]] = frozenset(
+        {WindowPhase.COMPLETED, WindowPhase.FAILED, WindowPhase.CANCELLED}
+    )
 
     phase: WindowPhase | None = None
     """Pending, Blocked, Starting, Active, Ending, Completed, Failed or Cancelled."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -179,6 +179,10 @@ class TriggerStatus(GateStatus):
 
 class RollbackStatus(StatusBase):
     """Where the rollback stands. Each decision is recorded here before it is carried out."""
+
+    TERMINAL: ClassVar[frozenset[str]] = frozenset(
+        {RollbackPhase.COMPLETED, RollbackPhase.FAILED, RollbackPhase.REFUSED}
+    )
 
     phase: RollbackPhase | None = None
     """Pending, Armed, RollingBack, Completed, Failed or Refused."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from . import (
     databasebackup,
     databaserestore,
-    emergencyscale,
     lifecycle,
     maintenancewindow,
     rollback,
@@ -14,7 +13,6 @@ from . import (
 __all__ = [
     "databasebackup",
     "databaserestore",
-    "emergencyscale",
     "lifecycle",
     "maintenancewindow",
     "rollback",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ..adapters.alertmanager import AlertmanagerError
 from ..adapters.kube import KubeError, NotFound
 from ..api.maintenancewindow import RestartOriginal
+from ..core.holding import acquire_hold, release_hold
 from ..logic.maintenancewindow_policy import instant
 from ..logic.maintenancewindow_steps import (
     Outcome,
@@ -66,7 +67,7 @@ def _acquire_holds(env: Env, t: Target) -> Outcome:
     names = _workloads(t)
     for name in names:
         try:
-            other = env.kube.acquire_hold(DEPLOYMENT, t.namespace, name, t.holder)
+            other = acquire_hold(env.kube, DEPLOYMENT, t.namespace, name, t.holder)
         except NotFound:
             release_holds(env, t)
             return Outcome.retry(f"Deployment {name} not found")
@@ -83,7 +84,7 @@ def release_holds(env: Env, t: Target) -> Outcome:
     names = _workloads(t)
     try:
         for name in names:
-            env.kube.release_hold(DEPLOYMENT, t.namespace, name, t.holder)
+            release_hold(env.kube, DEPLOYMENT, t.namespace, name, t.holder)
     except KubeError as exc:
         return Outcome.retry(str(exc))
     return Outcome.ok(f"released {', '.join(names)}" if names else "no holds to release")

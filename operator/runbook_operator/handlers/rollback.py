@@ -22,10 +22,11 @@ from typing import Any
 import kopf
 
 from ..adapters import kube as kubeapi
-from ..adapters import prometheus
 from ..adapters.metrics import observe
 from ..api.common import GROUP, VERSION
 from ..api.rollback import ROLLBACK, RollbackSpec, RollbackStatus, TargetState
+from ..core import sampling
+from ..core.holding import acquire_hold, release_hold
 from ..logic import rollback as logic
 from ..logic.gate import Problem, Sample
 from ..logic.rollout_undo import label_selector, owned_replica_sets
@@ -129,11 +130,11 @@ def _hold(
 
     def give_back() -> None:
         for mine in taken:
-            kube.release_hold("Deployment", namespace, mine, holder)
+            release_hold(kube, "Deployment", namespace, mine, holder)
 
     try:
         for target in sorted(plan.hold):
-            other = kube.acquire_hold("Deployment", namespace, target, holder)
+            other = acquire_hold(kube, "Deployment", namespace, target, holder)
             if other is not None:
                 give_back()
                 return logic.held(before, target, other, generation=generation, now=now)
@@ -191,7 +192,7 @@ def _release(
     kube: kubeapi.Kube, namespace: str, target: str, seen: logic.Observed, holder: str
 ) -> None:
     """Our hold off the Deployment, and off its ReplicaSets (where the controller copied it)."""
-    kube.release_hold("Deployment", namespace, target, holder)
+    release_hold(kube, "Deployment", namespace, target, holder)
     if seen.deployment is None:
         return
     for rs in owned_replica_sets(seen.deployment, seen.replica_sets):
@@ -230,7 +231,7 @@ def _sample(memo: Any, spec: RollbackSpec) -> Sample:
         return Sample.failed(
             Problem.BAD_QUERY, "no Prometheus to ask: set trigger.url or RUNBOOK_PROMETHEUS_URL"
         )
-    return prometheus.sample(url, trigger.query)
+    return sampling.sample(url, trigger.query)
 
 
 def _write(

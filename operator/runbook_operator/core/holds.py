@@ -11,28 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import RESOURCES
+from .resource import Resource, by_kind
 
-__all__ = ["FINISHED_PHASES", "hold_is_stale", "parse_holder"]
-
-FINISHED_PHASES = frozenset({"Completed", "Failed", "Cancelled", "Refused"})
-"""Phases after which an operation holds nothing any more."""
-
-_PLURALS = {r.kind: r.plural for r in RESOURCES}
+__all__ = ["hold_is_stale", "parse_holder"]
 
 
-def parse_holder(holder: str) -> tuple[str, str] | None:
-    """`Kind/name` -> (plural, name), or None when it names no kind of ours."""
+def parse_holder(holder: str) -> tuple[Resource, str] | None:
+    """`Kind/name` -> (its Resource, name), or None when it names no kind of ours."""
     kind, _, name = holder.partition("/")
-    plural = _PLURALS.get(kind)
-    return (plural, name) if plural and name else None
+    resource = by_kind(kind)
+    return (resource, name) if resource is not None and name else None
 
 
-def hold_is_stale(holder_obj: dict[str, Any] | None) -> bool:
+def hold_is_stale(resource: Resource, holder_obj: dict[str, Any] | None) -> bool:
     """True when the holding operation no longer exists or has finished."""
     if holder_obj is None:
         return True
     if (holder_obj.get("metadata") or {}).get("deletionTimestamp"):
         return False  # still putting things back; its finalizer releases the hold
     phase = (holder_obj.get("status") or {}).get("phase")
-    return phase in FINISHED_PHASES
+    return phase in resource.status.TERMINAL

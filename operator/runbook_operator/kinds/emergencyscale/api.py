@@ -19,20 +19,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from .common import (
-    ApiModel,
-    GateStatus,
-    GoDuration,
-    ObjectName,
-    PrometheusCondition,
-    StatusBase,
-    cel,
-)
-from .resource import Column, Resource
+from ...core.conditions import StatusBase
+from ...core.fields import GoDuration, ObjectName
+from ...core.model import ApiModel, cel
+from ...core.prometheus import GateStatus, PrometheusCondition
+from ...core.resource import Column, Resource
 
 __all__ = [
     "EMERGENCY_SCALE",
@@ -170,6 +165,10 @@ class TargetOriginal(ApiModel):
 
 
 class EmergencyScaleStatus(StatusBase):
+    TERMINAL: ClassVar[frozenset[str]] = frozenset(
+        {EmergencyScalePhase.COMPLETED, EmergencyScalePhase.FAILED}
+    )
+
     phase: EmergencyScalePhase | None = None
     """Pending, Waiting (for the trigger), Active, Reverting, Completed or Failed."""
     originals: list[TargetOriginal] = Field(default_factory=list)
@@ -186,6 +185,9 @@ class EmergencyScaleStatus(StatusBase):
     """The targets in one line, for `kubectl get`."""
     gate: GateStatus | None = None
     """The trigger's last evaluation."""
+    revert: bool | None = None
+    """spec.revert as last applied: whether deletion puts the originals back (read from
+    here, not from the spec, so even a spec the operator cannot read is undone)."""
 
 
 EMERGENCY_SCALE = Resource(

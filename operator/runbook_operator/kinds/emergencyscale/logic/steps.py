@@ -11,18 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .. import conditions as cond
-from ..api.common import parse_duration
-from ..api.emergencyscale import (
+from ....core import conditions as cond
+from ....core.events import NORMAL, WARNING, Event
+from ....core.fields import parse_duration
+from ..api import (
     EmergencyScalePhase as Phase,
 )
-from ..api.emergencyscale import (
+from ..api import (
     EmergencyScaleSpec,
     EmergencyScaleStatus,
     EndReason,
     TargetOriginal,
 )
-from .emergencyscale_targets import (
+from .targets import (
     Change,
     Key,
     Workload,
@@ -40,9 +41,7 @@ from .emergencyscale_targets import (
 
 __all__ = [
     "SCALED",
-    "TERMINAL",
     "Context",
-    "Note",
     "Outcome",
     "Step",
     "apply",
@@ -55,7 +54,6 @@ __all__ = [
     "reverting",
 ]
 
-TERMINAL = frozenset({Phase.COMPLETED, Phase.FAILED})
 SCALED = "Scaled"
 """Kind-specific condition: True while the emergency size is in place."""
 
@@ -71,15 +69,6 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Note:
-    """A Kubernetes Event to post on the EmergencyScale."""
-
-    reason: str
-    message: str
-    warning: bool = False
-
-
-@dataclass(frozen=True)
 class Outcome:
     """One step: take `acquire` holds, make `changes`, drop `release` holds, post `notes`,
     then write `status`."""
@@ -88,7 +77,7 @@ class Outcome:
     acquire: tuple[Key, ...] = ()
     changes: tuple[Change, ...] = ()
     release: tuple[Key, ...] = ()
-    notes: tuple[Note, ...] = ()
+    notes: tuple[Event, ...] = ()
 
 
 @dataclass
@@ -99,7 +88,7 @@ class Step:
     acquire: list[Key] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     release: list[Key] = field(default_factory=list)
-    notes: list[Note] = field(default_factory=list)
+    notes: list[Event] = field(default_factory=list)
 
     def done(self) -> Outcome:
         return Outcome(
@@ -206,7 +195,7 @@ def record(
     )
     step = Step(updated)
     step.acquire = [key_of(t) for t in spec.targets if _needs_hold(world, key_of(t), ctx)]
-    step.notes.append(Note("RecordedOriginals", message))
+    step.notes.append(Event(NORMAL, "RecordedOriginals", message))
     return step
 
 
@@ -234,7 +223,7 @@ def apply(
         change = to_emergency(target, original, workload)
         if change is not None:
             step.changes.append(change)
-            step.notes.append(Note("Applied", change.text))
+            step.notes.append(Event(NORMAL, "Applied", change.text))
             waiting.append(f"{workload.name} scaling")
         elif (lag := reached(target, original, workload)) is not None:
             waiting.append(lag)
@@ -289,7 +278,7 @@ def end(
                 end_reason=why,
             )
         )
-        step.notes.append(Note("Reverting", message, warning=failed))
+        step.notes.append(Event(WARNING if failed else NORMAL, "Reverting", message))
         return step
     step = Step(status)
     _release_ours(step, spec, status, world, ctx)
@@ -340,7 +329,7 @@ def _restore_one(
     """Put one original back; returns what it still waits for (None: settled or skipped)."""
     if workload is None:
         step.notes.append(
-            Note("TargetGone", f"{original.name} no longer exists; nothing to put back")
+            Event(NORMAL, "TargetGone", f"{original.name} no longer exists; nothing to put back")
         )
         return None
     if workload.held_by != ctx.holder:
@@ -348,10 +337,10 @@ def _restore_one(
             return None  # already back (a step that ran twice), nothing to say
         holder = workload.held_by or "nobody"
         step.notes.append(
-            Note(
+            Event(
+                WARNING,
                 "NotRestored",
                 f"{original.name} is held by {holder}, not by this EmergencyScale; left as is",
-                warning=True,
             )
         )
         return None
@@ -361,7 +350,7 @@ def _restore_one(
     change = replicas_change(workload, original.replicas)
     if change is not None:
         step.changes.append(change)
-        step.notes.append(Note("Restored", change.text))
+        step.notes.append(Event(NORMAL, "Restored", change.text))
         return f"{workload.name} scaling back to {original.replicas}"
     if workload.up_to_date and workload.current == original.replicas:
         return None
@@ -371,7 +360,11 @@ def _restore_one(
 def _restore_hpa(step: Step, original: TargetOriginal, workload: Workload) -> str | None:
     if workload.hpa is None or workload.hpa.name != original.hpa:
         step.notes.append(
-            Note("NotRestored", f"{original.hpa} no longer manages {original.name}; left as is")
+            Event(
+                NORMAL,
+                "NotRestored",
+                f"{original.hpa} no longer manages {original.name}; left as is",
+            )
         )
         return None
     assert original.min_replicas is not None and original.max_replicas is not None
@@ -379,7 +372,7 @@ def _restore_hpa(step: Step, original: TargetOriginal, workload: Workload) -> st
     if change is None:
         return None
     step.changes.append(change)
-    step.notes.append(Note("Restored", change.text))
+    step.notes.append(Event(NORMAL, "Restored", change.text))
     return f"{original.hpa} being restored"
 
 
@@ -427,17 +420,31 @@ def reverting(
             phase=Phase.COMPLETED,
             completed_at=ctx.now.replace(microsecond=0),
         )
-    step.notes.append(Note("Completed", message))
+    step.notes.append(Event(NORMAL, "Completed", message))
     return step
 
 
 def finalize(
-    spec: EmergencyScaleSpec, status: EmergencyScaleStatus, world: World, ctx: Context
+    status: EmergencyScaleStatus,
+    world: World,
+    ctx: Context,
+    *,
+    spec: EmergencyScaleSpec | None = None,
 ) -> Outcome:
-    """The object is being deleted: put the originals back (unless revert: false), let go."""
+    """The object is being deleted: put the originals back (unless revert: false), let go.
+
+    From status alone: the spec may be one the operator cannot read any more. When it
+    can, its targets' holds are released too (taken just before a crash, before any
+    original was recorded)."""
     step = Step(status)
-    if spec.revert and status.phase not in TERMINAL:
+    revert = status.revert if status.revert is not None else True
+    if revert and not status.is_done():
         for original in status.originals:
             _restore_one(step, original, world.get(key_of(original)), ctx)
-    _release_ours(step, spec, status, world, ctx)
+    keys = [key_of(o) for o in status.originals]
+    keys += [key_of(t) for t in spec.targets] if spec is not None else []
+    for key in dict.fromkeys(keys):
+        workload = world.get(key)
+        if workload is not None and workload.held_by == ctx.holder:
+            step.release.append(key)
     return step.done()

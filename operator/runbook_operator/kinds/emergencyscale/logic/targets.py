@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.emergencyscale import EmergencyScaleSpec, ScaleTarget, TargetKind, TargetOriginal
-from ..names import HOLD_ANNOTATION
+from ....core.names import HOLD_ANNOTATION
+from ..api import EmergencyScaleSpec, ScaleTarget, TargetKind, TargetOriginal
 
 __all__ = [
     "Change",

@@ -7,12 +7,8 @@ from datetime import timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from runbook_operator.api.common import (
-    CronSchedule,
-    GoDuration,
-    PrometheusCondition,
-    parse_duration,
-)
+from runbook_operator.core.fields import CronSchedule, GoDuration, parse_duration
+from runbook_operator.core.prometheus import PrometheusCondition
 
 DURATION = TypeAdapter(GoDuration)
 CRON = TypeAdapter(CronSchedule)
@@ -41,9 +37,16 @@ def test_bad_durations(text: str) -> None:
         DURATION.validate_python(text)
 
 
-def test_zero_duration_is_refused() -> None:
-    with pytest.raises(ValidationError, match="longer than zero"):
-        DURATION.validate_python("0s")
+@pytest.mark.parametrize("text", ["0s", "0.0000001s", "999ms", "0.5s"])
+def test_durations_under_a_second_are_refused(text: str) -> None:
+    """0.0000001s used to pass the API server (it is over zero) and be zero to Python."""
+    with pytest.raises(ValidationError, match="shorter than 1s"):
+        DURATION.validate_python(text)
+
+
+def test_the_api_server_refuses_durations_under_a_second_too() -> None:
+    rules = [r["rule"] for r in DURATION.json_schema()["x-kubernetes-validations"]]
+    assert any("duration(self) >= duration('1s')" in r for r in rules)
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,15 @@ import yaml
 from pydantic import ValidationError
 
 from runbook_operator.adapters.urls import redact
-from runbook_operator.api.emergencyscale import (
+from runbook_operator.crdgen import crd
+from runbook_operator.kinds.emergencyscale.api import (
     EMERGENCY_SCALE,
     EmergencyScaleSpec,
     EmergencyScaleStatus,
     TargetKind,
 )
-from runbook_operator.crdgen import crd
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "examples" / "emergencyscale").glob("*.yaml"))
 
 

@@ -7,16 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runbook_operator.api.common import Comparison, OnNoData, PrometheusCondition
-from runbook_operator.logic.gate import (
+from runbook_operator.core.gate import (
     GateState,
     Problem,
     Sample,
     Verdict,
-    compare,
     describe,
     evaluate,
 )
+from runbook_operator.core.prometheus import Comparison, OnNoData, PrometheusCondition, compare
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -227,7 +226,7 @@ def test_describe_clear() -> None:
 
 
 def test_a_status_model_with_the_same_fields_works_as_previous_state() -> None:
-    from runbook_operator.api.emergencyscale import GateStatus
+    from runbook_operator.core.prometheus import GateStatus
 
     stored = GateStatus(value=0.5, holds=True, since=at(0), evaluated_at=at(0))
     verdict = evaluate(condition(**{"for": "5s"}), stored, Sample.of(0.6), at(6), active=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from runbook_operator import conditions as c
-from runbook_operator.api.common import ConditionStatus
+from runbook_operator.core import conditions as c
+from runbook_operator.core.conditions import ConditionStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)

@@ -1,4 +1,4 @@
-"""EmergencyScale decisions (logic/emergencyscale.py), pass by pass, on a simulated world."""
+"""EmergencyScale decisions (kinds/emergencyscale/logic), pass by pass, on a simulated world."""
 
 from __future__ import annotations
 
@@ -8,25 +8,25 @@ from typing import Any
 
 import pytest
 
-from runbook_operator.api.common import ConditionStatus
-from runbook_operator.api.emergencyscale import (
+from runbook_operator.core.conditions import READY, RECONCILING, STALLED, ConditionStatus, find
+from runbook_operator.core.gate import Problem, Sample
+from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.kinds.emergencyscale import logic
+from runbook_operator.kinds.emergencyscale.api import (
     EmergencyScalePhase as Phase,
 )
-from runbook_operator.api.emergencyscale import (
+from runbook_operator.kinds.emergencyscale.api import (
     EmergencyScaleSpec,
     EmergencyScaleStatus,
     EndReason,
     GateStatus,
     TargetOriginal,
 )
-from runbook_operator.conditions import READY, RECONCILING, STALLED, find
-from runbook_operator.logic import emergencyscale as logic
-from runbook_operator.logic.gate import Problem, Sample
-from runbook_operator.names import HOLD_ANNOTATION
 
 ME = "EmergencyScale/high-traffic"
 OTHER = "MaintenanceWindow/sunday"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+POLL = timedelta(seconds=2)
 BACKEND = ("Deployment", "mail-score-backend")
 FRONTEND = ("Deployment", "mail-score-frontend")
 
@@ -155,7 +155,6 @@ def test_first_pass_records_originals_and_takes_holds_without_changing_anything(
     assert sim.condition(RECONCILING) == "True"
     assert sim.ready() == ("False", "RecordedOriginals")
     assert reasons(out) == ["RecordedOriginals"]
-    assert logic.step_due(sim.status)
 
 
 def test_second_pass_scales_and_is_active_then_ready_when_the_pods_are() -> None:
@@ -176,7 +175,6 @@ def test_second_pass_scales_and_is_active_then_ready_when_the_pods_are() -> None
     assert sim.ready() == ("True", "Scaled")
     assert sim.condition(RECONCILING) is None
     assert sim.status.targets_summary == "mail-score-frontend 2->6"
-    assert not logic.step_due(sim.status)
 
 
 def test_a_pass_repeated_on_a_stale_status_changes_nothing_more() -> None:
@@ -205,13 +203,11 @@ def test_expiry_reverts_exactly_and_releases_the_holds() -> None:
     sim.step(1)
     sim.settle()
     sim.step(2)
-    assert not logic.needs_pass(sim.spec, sim.status, at(300))
-    assert logic.needs_pass(sim.spec, sim.status, at(601))
+    assert logic.wake_at(sim.spec, sim.status, at(300), POLL) == at(601)
     out = sim.step(601)
     assert out.changes == ()  # the decision is recorded first
     assert sim.status.phase == Phase.REVERTING
     assert sim.status.end_reason == EndReason.EXPIRED
-    assert logic.step_due(sim.status)
     out = sim.step(602)
     assert [c.patch for c in out.changes] == [{"spec": {"replicas": 2}}]
     assert out.release == ()  # not before the workload is back
@@ -225,7 +221,7 @@ def test_expiry_reverts_exactly_and_releases_the_holds() -> None:
     assert sim.condition("Scaled") == "False"
     assert sim.world[FRONTEND] == frontend(2)
     assert "Completed" in reasons(out)
-    assert not logic.needs_pass(sim.spec, sim.status, at(700))
+    assert logic.wake_at(sim.spec, sim.status, at(700), POLL) is None
 
 
 def test_reverting_waits_for_the_workload_to_settle() -> None:
@@ -673,7 +669,7 @@ def test_finalize_puts_the_originals_back_and_releases() -> None:
     sim = Sim(runbook_spec(), backend(3, 10), frontend(2))
     sim.step()
     sim.step(1)
-    out = logic.finalize(sim.spec, sim.status, sim.world, sim.ctx(at(2)))
+    out = logic.finalize(sim.status, sim.world, sim.ctx(at(2)), spec=sim.spec)
     assert {(c.key, str(c.patch)) for c in out.changes} == {
         (BACKEND, str({"spec": {"minReplicas": 3, "maxReplicas": 10}})),
         (FRONTEND, str({"spec": {"replicas": 2}})),
@@ -685,14 +681,14 @@ def test_finalize_with_revert_false_only_releases() -> None:
     sim = Sim(spec(revert=False), frontend(2))
     sim.step()
     sim.step(1)
-    out = logic.finalize(sim.spec, sim.status, sim.world, sim.ctx(at(2)))
+    out = logic.finalize(sim.status, sim.world, sim.ctx(at(2)), spec=sim.spec)
     assert out.changes == ()
     assert out.release == (FRONTEND,)
 
 
 def test_finalize_before_anything_happened_releases_a_hold_left_by_a_crash() -> None:
     sim = Sim(spec(), frontend(2, held_by=ME))
-    out = logic.finalize(sim.spec, EmergencyScaleStatus(), sim.world, sim.ctx(at(0)))
+    out = logic.finalize(EmergencyScaleStatus(), sim.world, sim.ctx(at(0)), spec=sim.spec)
     assert out.changes == ()
     assert out.release == (FRONTEND,)
 
@@ -704,7 +700,7 @@ def test_finalize_leaves_a_workload_someone_else_holds() -> None:
     w = sim.world[FRONTEND]
     assert w is not None
     sim.world[FRONTEND] = replace(w, held_by=OTHER)
-    out = logic.finalize(sim.spec, sim.status, sim.world, sim.ctx(at(2)))
+    out = logic.finalize(sim.status, sim.world, sim.ctx(at(2)), spec=sim.spec)
     assert out.changes == () and out.release == ()
     assert out.notes[0].reason == "NotRestored" and out.notes[0].warning
 
@@ -714,7 +710,7 @@ def test_finalize_of_a_vanished_workload() -> None:
     sim.step()
     sim.step(1)
     sim.world[FRONTEND] = None
-    out = logic.finalize(sim.spec, sim.status, sim.world, sim.ctx(at(2)))
+    out = logic.finalize(sim.status, sim.world, sim.ctx(at(2)), spec=sim.spec)
     assert out.changes == () and out.release == ()
     assert out.notes[0].reason == "TargetGone"
 
@@ -726,23 +722,23 @@ def test_finalize_after_completion_does_not_restore_again() -> None:
         sim.settle()
     sim.step(63)
     assert sim.status.phase == Phase.COMPLETED
-    out = logic.finalize(sim.spec, sim.status, sim.world, sim.ctx(at(100)))
+    out = logic.finalize(sim.status, sim.world, sim.ctx(at(100)), spec=sim.spec)
     assert out.changes == () and out.release == ()
 
 
 # --- the timers' questions, reading -------------------------------------------------
 
 
-def test_needs_pass() -> None:
+def test_wake_at_is_the_clock_only_where_no_event_can_tell() -> None:
     es = spec()
-    assert not logic.needs_pass(es, EmergencyScaleStatus(), T0)  # new: the create handler's
-    assert logic.needs_pass(es, EmergencyScaleStatus(phase=Phase.PENDING), T0)
-    assert not logic.needs_pass(es, EmergencyScaleStatus(phase=Phase.COMPLETED), T0)
-    assert not logic.needs_pass(es, EmergencyScaleStatus(phase=Phase.FAILED), T0)
-    active = EmergencyScaleStatus(phase=Phase.ACTIVE)
-    assert logic.needs_pass(es, active, T0)  # not Ready yet
+    assert logic.wake_at(es, EmergencyScaleStatus(), T0, POLL) is None  # watch events move it
+    assert logic.wake_at(es, EmergencyScaleStatus(phase=Phase.COMPLETED), T0, POLL) is None
+    active = EmergencyScaleStatus(phase=Phase.ACTIVE, expires_at=at(60))
+    assert logic.wake_at(es, active, T0, POLL) == at(60)
     triggered = spec(trigger={"query": "q", "threshold": 1})
-    assert logic.needs_pass(triggered, active, T0)
+    assert logic.wake_at(triggered, active, T0, POLL) == T0 + POLL  # Prometheus is asked
+    reverting = EmergencyScaleStatus(phase=Phase.REVERTING)
+    assert logic.wake_at(triggered, reverting, T0, POLL) is None
 
 
 def test_terminal_objects_are_left_alone() -> None:

@@ -24,23 +24,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .. import conditions as cond
-from ..api.common import ConditionStatus, parse_duration
-from ..api.emergencyscale import (
+from ....core import conditions as cond
+from ....core import gate
+from ....core.conditions import ConditionStatus
+from ....core.events import NORMAL, WARNING, Event
+from ....core.fields import parse_duration
+from ..api import (
     EmergencyScalePhase as Phase,
 )
-from ..api.emergencyscale import (
+from ..api import (
     EmergencyScaleSpec,
     EmergencyScaleStatus,
     EndReason,
     GateStatus,
 )
-from . import gate
-from .emergencyscale_steps import (
+from .steps import (
     SCALED,
-    TERMINAL,
     Context,
-    Note,
     Outcome,
     Step,
     apply,
@@ -52,7 +52,7 @@ from .emergencyscale_steps import (
     record,
     reverting,
 )
-from .emergencyscale_targets import (
+from .targets import (
     Change,
     Hpa,
     Key,
@@ -67,49 +67,45 @@ from .emergencyscale_targets import (
 __all__ = [
     "DEFAULT_COOLDOWN",
     "SCALED",
-    "TERMINAL",
     "Change",
     "Context",
+    "Event",
     "Hpa",
     "Key",
-    "Note",
     "Outcome",
     "Workload",
     "World",
     "finalize",
     "held_elsewhere",
     "key_of",
-    "needs_pass",
     "read_workload",
     "reconcile",
-    "step_due",
     "summary",
+    "wake_at",
 ]
 
 DEFAULT_COOLDOWN = timedelta(minutes=5)
 """With a trigger and no `cooldown`: how long it must be clear before reverting."""
 
 
-# --- the timers' questions ----------------------------------------------------
+# --- when to look again --------------------------------------------------------
 
 
-def needs_pass(spec: EmergencyScaleSpec, status: EmergencyScaleStatus, now: datetime) -> bool:
-    """Whether a timer tick has anything to do (False: skip all I/O this tick).
+def wake_at(
+    spec: EmergencyScaleSpec, status: EmergencyScaleStatus, now: datetime, poll: timedelta
+) -> datetime | None:
+    """When the next pass is due if nothing changes (None: only a change can move it).
 
-    A new object (no phase yet) is the create handler's: a tick racing it would only
-    repeat its first step."""
-    if status.phase is None or status.phase in TERMINAL:
-        return False
-    if status.phase != Phase.ACTIVE or spec.trigger is not None:
-        return True
-    if status.expires_at is not None and now >= status.expires_at:
-        return True
-    return not cond.is_true(status.conditions, cond.READY)
-
-
-def step_due(status: EmergencyScaleStatus) -> bool:
-    """Whether the status just written asks for the next step at once (work in flight)."""
-    return status.phase not in TERMINAL and cond.is_true(status.conditions, cond.RECONCILING)
+    Replicas becoming ready, a hold being released or a target appearing are watch
+    events of the workloads; what is left for the clock is the end of `duration`, and
+    with a trigger the next question to Prometheus (every `poll`)."""
+    if status.is_done():
+        return None
+    if spec.trigger is not None and status.phase != Phase.REVERTING:
+        return now + poll
+    if status.phase == Phase.ACTIVE and status.expires_at is not None:
+        return status.expires_at
+    return None
 
 
 # --- the decision -------------------------------------------------------------
@@ -123,12 +119,13 @@ def reconcile(
     ctx: Context,
 ) -> Outcome:
     """The next step. `sample`: a fresh answer from Prometheus, or None to reuse the last."""
-    if status.phase in TERMINAL:
+    if status.is_done():
         return Outcome(status=status)
     base = status.model_copy(
         update={
             "observed_generation": ctx.generation,
             "targets_summary": summary(spec, status.originals),
+            "revert": spec.revert,
         }
     )
     if status.phase == Phase.REVERTING:
@@ -229,4 +226,4 @@ def _note_transition(before: EmergencyScaleStatus, step: Step) -> None:
     warning = new.reason == "WorkloadHeld" or (
         stalled is not None and stalled.status == ConditionStatus.TRUE
     )
-    step.notes.append(Note(new.reason, new.message, warning=warning))
+    step.notes.append(Event(WARNING if warning else NORMAL, new.reason, new.message))

@@ -1,0 +1,232 @@
+"""One controller per kind: a work queue of objects, each passed at most once at a time.
+
+The pattern is controller-runtime's: events only say *which* object to look at; the
+pass itself re-derives everything from the object, its status and the clock. So:
+
+- a watch event of the object (or of an object it watches) enqueues it; an event that
+  only echoes our own last write does not (the pass that wrote it went on by itself);
+- a pass that is running when another event comes is run once more after it ends
+  (never two at once for one object, never one lost);
+- the pass's `Result.requeue_after` sets one wake-up for the object, replacing the
+  previous one: an object with nothing due costs nothing until something changes;
+- a pass that fails is retried with growing delays (0.5 s to 60 s), a conflict
+  (someone wrote the object since it was read) at once, from a fresh read.
+
+Passes run in thread pools (the Kubernetes client is synchronous); the asyncio side
+only queues. The object's latest body, from watch events and from our own writes, is
+kept so that a pass usually starts without a read; a stale one costs one Conflict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from ..adapters import metrics
+from ..adapters.kube import KubeError, NotFound
+from .context import Pass
+from .kind import Kind, Result
+from .ports import KubePort, Obj
+from .spec import InvalidSpec
+from .writer import Stale
+
+__all__ = ["BACKOFF", "Controller", "Key"]
+
+Key = tuple[str, str]
+"""(namespace, name)"""
+BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Seconds before a failed pass is tried again, growing with each failure in a row."""
+STALE_ATTEMPTS = 5
+"""Conflicts in a row within one pass before it counts as failed (and backs off)."""
+LOG = logging.getLogger("runbook_operator.controller")
+
+
+def _version(obj: Obj | None) -> int:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+class Controller:
+    """The queue of one kind. `observe`/`enqueue` are called in the event loop."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        kube: KubePort,
+        executor: Executor,
+        new_pass: Callable[[Kind, Obj, threading.Event], Pass],
+        on_result: Callable[[Kind, Key, Result | None], None],
+    ) -> None:
+        self.kind = kind
+        self.kube = kube
+        self.executor = executor
+        self.new_pass = new_pass
+        self.on_result = on_result
+        self.enabled = True
+        """False while this process may not act (not the leader, or stopping)."""
+        self._bodies: dict[Key, Obj] = {}
+        self._written: dict[Key, int] = {}
+        self._guard = threading.Lock()
+        self._active: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+        self._cancels: dict[Key, threading.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- events (event loop) ----------------------------------------------
+
+    def observe(self, event_type: str | None, body: Obj) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        if event_type == "DELETED":
+            self.forget(key)
+            return
+        if meta.get("deletionTimestamp"):
+            self._cancel(key).set()  # long work of this object stops
+        with self._guard:
+            if _version(body) >= _version(self._bodies.get(key)):
+                self._bodies[key] = body
+            echo = self._written.get(key) == _version(body) and not meta.get("deletionTimestamp")
+        if not echo:
+            self.enqueue(key)
+
+    def keys(self) -> list[Key]:
+        with self._guard:
+            return list(self._bodies)
+
+    def enqueue(self, key: Key) -> None:
+        if not self.enabled:
+            return
+        if key in self._active:
+            self._dirty.add(key)
+            return
+        self._active.add(key)
+        task = asyncio.get_running_loop().create_task(self._drive(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, key: Key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        with self._guard:
+            self._bodies.pop(key, None)
+            self._written.pop(key, None)
+        self._failures.pop(key, None)
+        cancel = self._cancels.pop(key, None)
+        if cancel is not None:
+            cancel.set()
+        self.on_result(self.kind, key, None)
+
+    def _cancel(self, key: Key) -> threading.Event:
+        return self._cancels.setdefault(key, threading.Event())
+
+    async def stop(self, timeout: float) -> None:
+        """Stop taking work, tell long passes to stop, wait for the passes in flight."""
+        self.enabled = False
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for cancel in self._cancels.values():
+            cancel.set()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    # --- driving one object -------------------------------------------------
+
+    async def _drive(self, key: Key) -> None:
+        result: Result | None = None
+        try:
+            while True:
+                self._dirty.discard(key)
+                timer = self._timers.pop(key, None)
+                if timer is not None:
+                    timer.cancel()
+                result = await self._one(key)
+                if key in self._dirty and self.enabled:
+                    continue
+                break
+        finally:
+            self._active.discard(key)
+        if result is not None and result.requeue_after is not None and self.enabled:
+            loop = asyncio.get_running_loop()
+            self._timers[key] = loop.call_later(result.requeue_after, self.enqueue, key)
+
+    async def _one(self, key: Key) -> Result | None:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, self._pass, key)
+        try:
+            result = await loop.run_in_executor(self.executor, call)
+        except Exception as exc:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = BACKOFF[min(failures, len(BACKOFF)) - 1]
+            where = f"{self.kind.resource.kind} {key[0]}/{key[1]}"
+            if isinstance(exc, KubeError):
+                LOG.warning(f"{where}: {exc}; trying again in {delay:g} s")
+            else:
+                LOG.exception(f"{where}: the pass failed; trying again in {delay:g} s")
+            return Result(requeue_after=delay)
+        self._failures.pop(key, None)
+        self.on_result(self.kind, key, result)
+        return result
+
+    # --- one pass (a pool thread) -------------------------------------------
+
+    def _pass(self, key: Key) -> Result | None:
+        with self._guard:
+            body = self._bodies.get(key)
+        kind = self.kind.resource
+        with metrics.observe(kind.kind):
+            for _ in range(STALE_ATTEMPTS):
+                if body is None:
+                    try:
+                        body = self.kube.get_custom(kind.plural, key[0], key[1])
+                    except NotFound:
+                        return None
+                ctx = self.new_pass(self.kind, body, self._cancel(key))
+                try:
+                    return self._decide(ctx)
+                except Stale:
+                    body = None  # decide again on what the API server has now
+                finally:
+                    self._keep(key, ctx.obj, ctx.writer.wrote)
+        raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")
+
+    def _keep(self, key: Key, obj: Obj, written: bool) -> None:
+        with self._guard:
+            if _version(obj) >= _version(self._bodies.get(key)):
+                self._bodies[key] = obj
+            if written:
+                self._written[key] = _version(obj)
+
+    def _decide(self, ctx: Pass) -> Result | None:
+        if ctx.deleting:
+            if not ctx.writer.has_finalizer():
+                return Result()
+            result = self.kind.finalize(ctx)
+            if result is None:
+                ctx.writer.remove_finalizer()
+                return Result()
+            return result
+        ctx.writer.ensure_finalizer()
+        try:
+            return self.kind.reconcile(ctx)
+        except InvalidSpec as exc:
+            return self._invalid(ctx, str(exc))
+
+    def _invalid(self, ctx: Pass, message: str) -> Result:
+        """Stalled with the field and the reason; one event; no retry until an edit."""
+        before = ctx.status()
+        after = self.kind.invalid(ctx, before, message)
+        if ctx.write(after) and before.message() != after.message():
+            ctx.recorder.warn("InvalidSpec", after.message())
+        return Result()

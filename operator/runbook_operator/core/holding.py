@@ -1,0 +1,111 @@
+"""Holds: one operation at a time per workload, taken and released with bounded retries.
+
+A workload being changed carries `ops.mailscore.com/held-by: <Kind>/<name>`. Taking
+the hold writes it with the resourceVersion read, so two operations racing for one
+workload cannot both win; a hold whose operation is gone or finished is taken over
+(core.holds). Releasing removes only our own. Both retry a Conflict a few times,
+then raise it: the pass fails and is run again later, never looping without end.
+
+The Deployment controller copies a Deployment's annotations onto its ReplicaSets and
+`kubectl rollout undo` copies them back, so a release also removes our copies from the
+ReplicaSets the Deployment owns (selected by its whole selector, matchExpressions too).
+"""
+
+from __future__ import annotations
+
+from ..adapters.kube import Conflict, NotFound
+from .holds import hold_is_stale, parse_holder
+from .names import HOLD_ANNOTATION
+from .ports import KubePort, Obj
+from .rollout import label_selector
+
+__all__ = ["ATTEMPTS", "acquire_hold", "clean_replicaset_holds", "holder_of", "release_hold"]
+
+ATTEMPTS = 5
+
+
+def holder_of(workload: Obj) -> str | None:
+    annotations = (workload.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(HOLD_ANNOTATION)
+    return None if value is None else str(value)
+
+
+def _stale(kube: KubePort, namespace: str, holder: str) -> bool:
+    parsed = parse_holder(holder)
+    if parsed is None:
+        return False  # not ours to judge: someone else's convention
+    resource, name = parsed
+    try:
+        return hold_is_stale(resource, kube.get_custom(resource.plural, namespace, name))
+    except NotFound:
+        return hold_is_stale(resource, None)
+
+
+def _annotate(kube: KubePort, kind: str, workload: Obj, value: str | None) -> None:
+    meta = workload["metadata"]
+    patch = {
+        "metadata": {
+            "resourceVersion": meta["resourceVersion"],
+            "annotations": {HOLD_ANNOTATION: value},
+        }
+    }
+    kube.patch_workload(kind, meta["namespace"], meta["name"], patch)
+
+
+def acquire_hold(kube: KubePort, kind: str, namespace: str, name: str, holder: str) -> str | None:
+    """Mark the workload as held by `holder`: None when the hold is ours (newly or
+    already), else the operation that holds it. NotFound when the workload is gone."""
+    for _ in range(ATTEMPTS):
+        workload = kube.get_workload(kind, namespace, name)
+        current = holder_of(workload)
+        if current == holder:
+            return None
+        if current and not _stale(kube, namespace, current):
+            return current
+        try:
+            _annotate(kube, kind, workload, holder)
+            return None
+        except Conflict:
+            continue
+    raise Conflict(f"{kind} {name} kept changing while taking the hold ({ATTEMPTS} attempts)")
+
+
+def release_hold(kube: KubePort, kind: str, namespace: str, name: str, holder: str) -> None:
+    """Remove our hold; someone else's is left alone; a missing workload is fine."""
+    for _ in range(ATTEMPTS):
+        try:
+            workload = kube.get_workload(kind, namespace, name)
+        except NotFound:
+            return
+        if holder_of(workload) != holder:
+            return
+        try:
+            _annotate(kube, kind, workload, None)
+            return
+        except Conflict:
+            continue
+    raise Conflict(f"{kind} {name} kept changing while releasing the hold ({ATTEMPTS} attempts)")
+
+
+def clean_replicaset_holds(kube: KubePort, namespace: str, name: str, holder: str) -> list[str]:
+    """Remove our hold's copies from the ReplicaSets a Deployment owns; their names."""
+    try:
+        deployment = kube.get_deployment(namespace, name)
+    except NotFound:
+        return []
+    selector = label_selector(deployment)
+    if not selector:
+        return []
+    uid = deployment["metadata"].get("uid")
+    cleaned = []
+    for rs in kube.list_replicasets(namespace, selector):
+        owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
+        if uid not in owners or holder_of(rs) != holder:
+            continue
+        patch = {"metadata": {"annotations": {HOLD_ANNOTATION: None}}}
+        try:
+            kube.patch_replicaset(namespace, rs["metadata"]["name"], patch)
+        except NotFound:
+            continue
+        cleaned.append(str(rs["metadata"]["name"]))
+    return cleaned

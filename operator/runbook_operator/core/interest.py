@@ -1,0 +1,49 @@
+"""Which operations wait on which objects, so a change wakes exactly those.
+
+After each pass an operation says what it watches (core.kind.Result.watch): the
+Deployments it is rolling, the backups its checklist counts, "any MaintenanceWindow"
+for a restore. A watch event of one of those objects enqueues the operation. Used in
+the event loop only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["Interest", "Owner"]
+
+Owner = tuple[str, str, str]
+"""(kind of the operation, namespace, name)"""
+Target = tuple[str, str, str]
+"""(namespace, kind of the watched object, its name or "*")"""
+
+
+class Interest:
+    def __init__(self) -> None:
+        self._owners: dict[Target, set[Owner]] = {}
+        self._targets: dict[Owner, set[Target]] = {}
+
+    def watch(self, owner: Owner, watches: Iterable[tuple[str, str]]) -> None:
+        """What `owner` watches from now on (replacing what it watched)."""
+        targets = {(owner[1], kind, name) for kind, name in watches}
+        for target in self._targets.get(owner, set()) - targets:
+            owners = self._owners.get(target)
+            if owners is not None:
+                owners.discard(owner)
+                if not owners:
+                    del self._owners[target]
+        for target in targets:
+            self._owners.setdefault(target, set()).add(owner)
+        if targets:
+            self._targets[owner] = targets
+        else:
+            self._targets.pop(owner, None)
+
+    def drop(self, owner: Owner) -> None:
+        self.watch(owner, ())
+
+    def owners(self, namespace: str, kind: str, name: str) -> set[Owner]:
+        """The operations to wake for a change of this object."""
+        return self._owners.get((namespace, kind, name), set()) | self._owners.get(
+            (namespace, kind, "*"), set()
+        )

@@ -1,0 +1,75 @@
+"""What the API server needs to know about a kind beyond its schema.
+
+Each kind's api module declares one `Resource`: names, printer columns and the
+spec/status models. `crdgen` turns it into a CustomResourceDefinition and the
+runtime uses it to address the kind, so the two never disagree. Declaring one
+registers it (`by_kind`), so core code can reach an operation named in a hold
+without knowing any kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from .conditions import StatusBase
+from .model import GROUP, VERSION
+
+__all__ = ["CATEGORY", "Column", "Resource", "by_kind"]
+
+CATEGORY = "runbook"
+_REGISTRY: dict[str, Resource] = {}
+
+
+@dataclass(frozen=True)
+class Column:
+    """An additionalPrinterColumn of `kubectl get`."""
+
+    name: str
+    json_path: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+    """0 shows in `kubectl get`, 1 only with `-o wide`."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    spec: type[BaseModel]
+    status: type[StatusBase]
+    description: str
+    columns: tuple[Column, ...] = ()
+    spec_rules: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    """Extra CEL rules on .spec (cross-field rules of the spec model go there too)."""
+
+    def __post_init__(self) -> None:
+        _REGISTRY[self.kind] = self
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def group(self) -> str:
+        return GROUP
+
+    @property
+    def version(self) -> str:
+        return VERSION
+
+    @property
+    def api_version(self) -> str:
+        return f"{GROUP}/{VERSION}"
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+
+def by_kind(kind: str) -> Resource | None:
+    """A kind declared by one of the kinds' api modules (imported by then), if any."""
+    return _REGISTRY.get(kind)

@@ -1,0 +1,110 @@
+"""The one status writer: synchronous, optimistic, only what changed.
+
+Modelled on CloudNativePG's `PatchWithOptimisticLock`. A pass holds the object as it
+last read (or wrote) it; `write(status)` compares the new status with the one held,
+returns at once when nothing changed (an idle pass costs no request), and otherwise
+sends the JSON merge patch between the two together with the resourceVersion it
+holds. The API server refuses it (409) if anything changed since; then `Stale` is
+raised and the pass is decided again from a fresh read (core.controller), rather
+than writing a decision taken on an old object. On success the caller's copy is the
+server's answer, so the next write of the same pass carries the new resourceVersion.
+
+It writes inside the pass, before the change it records is made: "recorded before
+changed" holds by construction, with no cache, digest or timing guard. The same
+optimistic lock guards the finalizer (`ensure_finalizer`, `remove_finalizer`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from ..adapters.kube import Conflict, KubeError
+from .conditions import StatusBase
+from .names import FINALIZER
+from .ports import KubePort, Obj
+from .resource import Resource
+
+__all__ = ["Stale", "StatusWriter", "merge_patch"]
+
+S = TypeVar("S", bound=StatusBase)
+
+
+class Stale(KubeError):
+    """The object changed since it was read: decide again from a fresh read."""
+
+
+def merge_patch(old: Any, new: Any) -> Any:
+    """The RFC 7386 merge patch that turns `old` into `new`: maps are merged key by key
+    (at every depth), keys that went away become null, anything else is replaced whole."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if key not in old:
+            out[key] = value
+        elif old[key] != value:
+            out[key] = merge_patch(old[key], value)
+    return out
+
+
+class StatusWriter:
+    """Writes one object's status and finalizer; `obj` is always the latest copy."""
+
+    def __init__(self, kube: KubePort, resource: Resource, obj: Obj) -> None:
+        self.kube = kube
+        self.resource = resource
+        self.obj = obj
+        self.wrote = False
+        """Whether this writer changed the object (so its next watch event is our echo)."""
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+    def _held(self) -> dict[str, Any]:
+        raw = self.obj.get("status") or {}
+        return self.resource.status.model_validate(raw).wire()
+
+    def write(self, status: StatusBase) -> bool:
+        """Patch the status to `status`; False when there was nothing to write."""
+        diff = merge_patch(self._held(), status.wire())
+        if not diff:
+            return False
+        body = {"metadata": {"resourceVersion": self.obj["metadata"]["resourceVersion"]}}
+        body["status"] = diff
+        try:
+            self.obj = self.kube.patch_custom_status(
+                self.resource.plural, self.namespace, self.name, body
+            )
+        except Conflict as exc:
+            raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
+        self.wrote = True
+        return True
+
+    def _finalizers(self, finalizers: list[str]) -> None:
+        meta = self.obj["metadata"]
+        patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}}
+        try:
+            self.obj = self.kube.patch_custom(
+                self.resource.plural, self.namespace, self.name, patch
+            )
+        except Conflict as exc:
+            raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
+        self.wrote = True
+
+    def has_finalizer(self) -> bool:
+        return FINALIZER in (self.obj["metadata"].get("finalizers") or [])
+
+    def ensure_finalizer(self) -> None:
+        """Before the first change: deletion must wait until everything is put back."""
+        if not self.has_finalizer():
+            self._finalizers([*(self.obj["metadata"].get("finalizers") or []), FINALIZER])
+
+    def remove_finalizer(self) -> None:
+        """Everything is put back: the object may go."""
+        if self.has_finalizer():
+            self._finalizers([f for f in self.obj["metadata"]["finalizers"] if f != FINALIZER])

@@ -1,0 +1,22 @@
+"""Every kind, one package each; kinds never import each other (import-linter keeps it so).
+
+Only the operator's entry points import this package: `KINDS` are the handlers the
+runtime registers, `RESOURCES` the CRDs `crdgen` renders.
+"""
+
+from __future__ import annotations
+
+from ..core.kind import Kind
+from ..core.resource import Resource
+from .emergencyscale.handlers import EmergencyScaleKind
+
+__all__ = ["KINDS", "RESOURCES"]
+
+
+def kinds() -> list[Kind]:
+    """A fresh set of every kind's handlers, with their real adapters."""
+    return [EmergencyScaleKind()]
+
+
+KINDS = kinds
+RESOURCES: tuple[Resource, ...] = tuple(k.resource for k in kinds())

@@ -1,0 +1,1 @@
+"""EmergencyScale: the runbook's "Scaling Operations" for P1/P2 incidents."""

@@ -1,0 +1,150 @@
+"""Holds: stale ones are taken over, and taking or releasing never loops without end."""
+
+from __future__ import annotations
+
+import pytest
+
+import runbook_operator.api  # noqa: F401  (every kind's Resource registered)
+from runbook_operator.adapters.kube import Conflict
+from runbook_operator.core.holding import (
+    ATTEMPTS,
+    acquire_hold,
+    clean_replicaset_holds,
+    release_hold,
+)
+from runbook_operator.core.holds import hold_is_stale, parse_holder
+from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.resource import by_kind
+from support.fake_kube import NS, FakeKube
+
+ME = "EmergencyScale/black-friday"
+
+
+def test_parse_holder_knows_our_kinds() -> None:
+    for holder, plural in [
+        ("EmergencyScale/black-friday", "emergencyscales"),
+        ("MaintenanceWindow/db", "maintenancewindows"),
+        ("Rollback/undo", "rollbacks"),
+    ]:
+        parsed = parse_holder(holder)
+        assert parsed is not None and parsed[0].plural == plural
+
+
+@pytest.mark.parametrize("holder", ["", "Deployment/x", "EmergencyScale/", "someone-else"])
+def test_parse_holder_refuses_what_is_not_ours(holder: str) -> None:
+    assert parse_holder(holder) is None
+
+
+def _resource(kind: str):  # type: ignore[no-untyped-def]
+    resource = by_kind(kind)
+    assert resource is not None
+    return resource
+
+
+def test_missing_holder_is_stale() -> None:
+    assert hold_is_stale(_resource("EmergencyScale"), None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "phase"),
+    [
+        ("EmergencyScale", "Completed"),
+        ("EmergencyScale", "Failed"),
+        ("MaintenanceWindow", "Cancelled"),
+        ("Rollback", "Refused"),
+    ],
+)
+def test_finished_holder_is_stale(kind: str, phase: str) -> None:
+    assert hold_is_stale(_resource(kind), {"metadata": {}, "status": {"phase": phase}})
+
+
+@pytest.mark.parametrize("phase", [None, "Pending", "Active", "Reverting"])
+def test_working_holder_is_not_stale(phase: str | None) -> None:
+    assert not hold_is_stale(
+        _resource("EmergencyScale"), {"metadata": {}, "status": {"phase": phase}}
+    )
+
+
+def test_holder_being_deleted_still_holds() -> None:
+    obj = {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Failed"}}
+    assert not hold_is_stale(_resource("EmergencyScale"), obj)
+
+
+def test_acquire_takes_over_the_hold_of_a_finished_operation() -> None:
+    kube = FakeKube()
+    kube.add_deployment("web", 2)
+    kube.obj("Deployment", "web")["metadata"]["annotations"][HOLD_ANNOTATION] = "Rollback/old"
+    kube.add_custom("rollbacks", {"metadata": {"name": "old"}, "status": {"phase": "Completed"}})
+    assert acquire_hold(kube, "Deployment", NS, "web", ME) is None
+    assert kube.annotations("Deployment", "web")[HOLD_ANNOTATION] == ME
+
+
+def test_acquire_reports_a_live_holder() -> None:
+    kube = FakeKube()
+    kube.add_deployment("web", 2)
+    kube.obj("Deployment", "web")["metadata"]["annotations"][HOLD_ANNOTATION] = "Rollback/now"
+    kube.add_custom("rollbacks", {"metadata": {"name": "now"}, "status": {"phase": "RollingBack"}})
+    assert acquire_hold(kube, "Deployment", NS, "web", ME) == "Rollback/now"
+
+
+def _always_conflicting(kube: FakeKube) -> None:
+    def conflict(call: tuple[str, ...]) -> None:
+        if call[:2] == ("patch", "Deployment"):
+            raise Conflict("changed again")
+
+    kube.before_write = conflict
+
+
+def test_release_under_endless_conflicts_gives_up_after_a_few_attempts() -> None:
+    """It used to call itself again on every Conflict, without end."""
+    kube = FakeKube()
+    kube.add_deployment("web", 2)
+    kube.obj("Deployment", "web")["metadata"]["annotations"][HOLD_ANNOTATION] = ME
+    _always_conflicting(kube)
+    with pytest.raises(Conflict, match=f"{ATTEMPTS} attempts"):
+        release_hold(kube, "Deployment", NS, "web", ME)
+    assert len(kube.calls) == ATTEMPTS
+
+
+def test_acquire_under_endless_conflicts_gives_up_too() -> None:
+    kube = FakeKube()
+    kube.add_deployment("web", 2)
+    _always_conflicting(kube)
+    with pytest.raises(Conflict, match=f"{ATTEMPTS} attempts"):
+        acquire_hold(kube, "Deployment", NS, "web", ME)
+
+
+def test_release_leaves_someone_elses_hold() -> None:
+    kube = FakeKube()
+    kube.add_deployment("web", 2)
+    kube.obj("Deployment", "web")["metadata"]["annotations"][HOLD_ANNOTATION] = "Rollback/x"
+    release_hold(kube, "Deployment", NS, "web", ME)
+    assert kube.annotations("Deployment", "web")[HOLD_ANNOTATION] == "Rollback/x"
+
+
+def _replicaset(
+    kube: FakeKube, name: str, owner_uid: str, labels: dict[str, str], holder: str
+) -> None:
+    kube.put(
+        "ReplicaSet",
+        {
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": {HOLD_ANNOTATION: holder},
+                "ownerReferences": [{"uid": owner_uid, "controller": True}],
+            }
+        },
+    )
+
+
+def test_replicaset_copies_are_cleaned_for_a_selector_of_match_expressions_only() -> None:
+    """A Deployment selecting by matchExpressions alone used to keep the copies."""
+    kube = FakeKube()
+    selector = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}
+    uid = kube.add_deployment("web", 2, selector=selector, labels={"app": "web"})["metadata"]["uid"]
+    _replicaset(kube, "web-1", uid, {"app": "web"}, ME)
+    _replicaset(kube, "web-2", uid, {"app": "web"}, "Rollback/other")
+    assert clean_replicaset_holds(kube, NS, "web", ME) == ["web-1"]
+    assert HOLD_ANNOTATION not in kube.annotations("ReplicaSet", "web-1")
+    assert kube.annotations("ReplicaSet", "web-2")[HOLD_ANNOTATION] == "Rollback/other"

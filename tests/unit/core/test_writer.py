@@ -1,0 +1,71 @@
+"""The one status writer: optimistic, synchronous, only what changed, nested keys too."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook_operator.adapters.kube import Conflict
+from runbook_operator.core.names import FINALIZER
+from runbook_operator.core.writer import Stale, StatusWriter, merge_patch
+from runbook_operator.kinds.emergencyscale.api import EMERGENCY_SCALE, EmergencyScaleStatus
+from support.fake_kube import FakeKube, merge
+
+PLURAL = EMERGENCY_SCALE.plural
+
+
+def test_merge_patch_removes_nested_keys() -> None:
+    """Only the top level used to be compared, so a nested key never left the status."""
+    old = {"phase": "Running", "verification": {"method": "restore", "tocEntries": 12}}
+    new = {"phase": "Running", "verification": {"method": "readable"}}
+    diff = merge_patch(old, new)
+    assert diff == {"verification": {"method": "readable", "tocEntries": None}}
+    merged = dict(old)
+    merge(merged, diff)
+    assert merged == new
+
+
+def test_merge_patch_replaces_lists_whole_and_is_empty_without_change() -> None:
+    old = {"targets": [{"name": "a"}, {"name": "b"}], "gate": {"value": 1.0}}
+    assert merge_patch(old, old) == {}
+    assert merge_patch(old, {**old, "targets": [{"name": "a"}]}) == {"targets": [{"name": "a"}]}
+    assert merge_patch(old, {"targets": old["targets"]}) == {"gate": None}
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    k = FakeKube()
+    k.add_custom(PLURAL, {"metadata": {"name": "es"}, "spec": {}, "status": {"phase": "Pending"}})
+    return k
+
+
+def test_a_write_carries_the_resource_version_it_read_and_refreshes_it(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    before = writer.obj["metadata"]["resourceVersion"]
+    assert writer.write(EmergencyScaleStatus(phase="Active"))
+    assert writer.obj["metadata"]["resourceVersion"] != before
+    assert writer.write(EmergencyScaleStatus(phase="Reverting"))  # the new version: no conflict
+    assert kube.obj(PLURAL, "es")["status"]["phase"] == "Reverting"
+
+
+def test_nothing_to_write_sends_nothing(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    assert not writer.write(EmergencyScaleStatus(phase="Pending"))
+    assert kube.calls == []
+
+
+def test_a_stale_read_is_refused_instead_of_overwriting(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    kube.patch_custom(PLURAL, "shop", "es", {"spec": {"reason": "edited meanwhile"}})
+    with pytest.raises(Stale) as raised:
+        writer.write(EmergencyScaleStatus(phase="Active"))
+    assert isinstance(raised.value.__cause__, Conflict)
+    assert kube.obj(PLURAL, "es")["status"]["phase"] == "Pending"
+
+
+def test_finalizer_added_once_and_removed(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    writer.ensure_finalizer()
+    writer.ensure_finalizer()
+    assert kube.obj(PLURAL, "es")["metadata"]["finalizers"] == [FINALIZER]
+    writer.remove_finalizer()
+    assert not kube.obj(PLURAL, "es")["metadata"].get("finalizers")

@@ -1,0 +1,245 @@
+"""EmergencyScale's glue on the core, against the one FakeKube (e2e uses the real API).
+
+What is checked is what the logic cannot see: the order of the I/O (holds, then the
+recorded originals, then patches), steps following each other in one pass, a hold
+lost to a race, no write when nothing changed, Prometheus asked at most once per
+tick, and a finalizer that works from status alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from runbook_operator.core.gate import Problem, Sample
+from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION
+from runbook_operator.kinds.emergencyscale.api import EmergencyScaleSpec, EmergencyScaleStatus
+from runbook_operator.kinds.emergencyscale.handlers import EmergencyScaleKind
+from runbook_operator.settings import Settings
+from support.fake_kube import NS, FakeKube
+from support.passes import Harness
+
+NAME = "high-traffic"
+ME = "EmergencyScale/high-traffic"
+PLURAL = "emergencyscales"
+RUNBOOK = {
+    "duration": "2h",
+    "targets": [
+        {"name": "mail-score-backend", "replicas": 10, "maxReplicas": 15},
+        {"name": "mail-score-frontend", "replicas": 6},
+    ],
+}
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    k = FakeKube()
+    k.add_deployment("mail-score-frontend", 2)
+    k.add_deployment("mail-score-backend", 3)
+    k.add_hpa("backend-hpa", "mail-score-backend", 3, 10)
+    return k
+
+
+def harness(kube: FakeKube, sample: Any = None) -> Harness:
+    kind = EmergencyScaleKind(sample=sample or (lambda url, query: Sample.of(0.0)))
+    return Harness(kind, kube, Settings(max_replicas=50, tick_seconds=2))
+
+
+def create(kube: FakeKube, spec: dict[str, Any]) -> None:
+    kube.add_custom(
+        PLURAL,
+        {
+            "apiVersion": "ops.mailscore.com/v1alpha1",
+            "kind": "EmergencyScale",
+            "metadata": {"name": NAME},
+            "spec": spec,
+        },
+    )
+
+
+def held_by(kube: FakeKube, name: str) -> str | None:
+    return kube.annotations("Deployment", name).get(HOLD_ANNOTATION)
+
+
+def writes(kube: FakeKube) -> list[tuple[str, ...]]:
+    return [c for c in kube.calls if c[0] in ("patch", "patch-status", "json-patch")]
+
+
+def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    h.run(NAME)
+    assert writes(kube) == [
+        ("patch", PLURAL, NAME),  # our finalizer, before anything changes
+        ("patch", "Deployment", "mail-score-backend"),  # hold
+        ("patch", "Deployment", "mail-score-frontend"),  # hold
+        ("patch-status", PLURAL, NAME),  # originals recorded
+        ("patch-status", PLURAL, NAME),  # Active, recorded before ...
+        ("patch", "HorizontalPodAutoscaler", "backend-hpa"),  # ... the changes
+        ("patch", "Deployment", "mail-score-frontend"),
+        ("patch-status", PLURAL, NAME),  # looked again: only the backend is left to wait for
+    ]
+    status = h.status(NAME)
+    ready = status.condition("Ready")
+    # The frontend has its 6; the backend waits for its HPA to add pods (a watch event).
+    assert status.phase == "Active" and ready is not None and ready.reason == "Scaling"
+    assert "mail-score-backend 3/10 ready" in ready.message
+    assert [o.name for o in status.originals] == ["mail-score-backend", "mail-score-frontend"]
+    assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 10
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert held_by(kube, "mail-score-frontend") == ME
+    assert FINALIZER in h.obj(NAME)["metadata"]["finalizers"]
+    assert h.reasons()[:3] == ["RecordedOriginals", "Applied", "Applied"]
+
+
+def test_the_wake_up_is_the_end_of_the_duration(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    result = h.run(NAME)
+    assert result is not None and result.requeue_after is not None
+    assert timedelta(hours=2) - timedelta(seconds=5) < timedelta(seconds=result.requeue_after)
+    assert ("Deployment", "mail-score-backend") in result.watch
+
+
+def test_a_second_pass_changes_nothing_and_writes_nothing(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    h.run(NAME)
+    kube.calls.clear()
+    h.run(NAME)
+    assert writes(kube) == []
+
+
+def test_a_hold_lost_to_a_race_gives_back_the_others(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+
+    def steal(call: tuple[str, ...]) -> None:
+        if call == ("patch", "Deployment", "mail-score-frontend") and not held_by(
+            kube, "mail-score-frontend"
+        ):
+            front = kube.obj("Deployment", "mail-score-frontend")
+            front["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/by-hand"
+            front["metadata"]["resourceVersion"] = "9999"
+
+    kube.before_write = steal
+    h.run(NAME)
+    assert held_by(kube, "mail-score-backend") is None
+    status = h.status(NAME)
+    assert status.originals == []  # nothing recorded without every hold
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "WorkloadHeld"
+    assert "Freeze/by-hand" in ready.message
+    assert h.events[-1].type == "Warning" and h.events[-1].reason == "WorkloadHeld"
+
+
+def test_status_is_not_rewritten_when_nothing_changed(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 60}]})
+    h.run(NAME)
+    kube.calls.clear()
+    h.run(NAME)
+    assert writes(kube) == []
+    assert h.reasons() == ["OverCap"]
+
+
+def test_finalizer_restores_and_releases(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    h.run(NAME)
+    h.delete(NAME)
+    h.run(NAME)
+    hpa = kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 10)
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
+    assert held_by(kube, "mail-score-backend") is None
+    assert held_by(kube, "mail-score-frontend") is None
+    assert (PLURAL, NS, NAME) not in kube.store  # the finalizer went, and so did the object
+
+
+def test_finalizer_works_from_status_when_the_spec_cannot_be_read(kube: FakeKube) -> None:
+    """A spec edited into something the operator rejects is still undone on delete."""
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    h.run(NAME)
+    h.obj(NAME)["spec"] = {"targets": "not a list", "duration": "0.0000001s"}
+    h.run(NAME)
+    ready = h.status(NAME).condition("Ready")
+    assert ready is not None and ready.reason == "InvalidSpec"
+    assert "https://errors.pydantic.dev" not in ready.message
+    assert "spec.targets" in ready.message
+    h.delete(NAME)
+    h.run(NAME)
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
+    assert held_by(kube, "mail-score-frontend") is None
+    assert (PLURAL, NS, NAME) not in kube.store
+
+
+def test_revert_false_recorded_in_status_keeps_the_size_on_delete(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, {**RUNBOOK, "revert": False})
+    h.run(NAME)
+    assert h.status(NAME).revert is False
+    h.delete(NAME)
+    h.run(NAME)
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert held_by(kube, "mail-score-frontend") is None
+
+
+def test_prometheus_is_asked_once_per_tick(kube: FakeKube) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def sample(url: str, query: str) -> Sample:
+        asked.append((url, query))
+        return Sample.of(0.01)
+
+    h = harness(kube, sample)
+    create(
+        kube,
+        {
+            "targets": [{"name": "mail-score-frontend", "replicas": 6}],
+            "trigger": {"url": "http://prom:9090", "query": "errors", "threshold": 0.1},
+        },
+    )
+    result = h.run(NAME)
+    h.run(NAME)  # within the same tick: the recorded evaluation is reused
+    assert asked == [("http://prom:9090", "errors")]
+    assert h.status(NAME).phase == "Waiting"
+    assert result is not None and result.requeue_after == pytest.approx(2, abs=0.5)
+
+
+def test_sample_without_any_url_says_where_to_set_one(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(
+        kube,
+        {
+            "targets": [{"name": "mail-score-frontend", "replicas": 6}],
+            "trigger": {"query": "errors", "threshold": 0.1},
+        },
+    )
+    h.run(NAME)
+    gate = h.status(NAME).gate
+    assert gate is not None and gate.error is not None and "RUNBOOK_PROMETHEUS_URL" in gate.error
+
+
+def test_sample_is_skipped_when_the_last_one_is_fresh() -> None:
+    kind = EmergencyScaleKind(sample=lambda url, query: pytest.fail("asked"))
+    spec = EmergencyScaleSpec.model_validate(
+        {
+            "targets": [{"name": "x", "replicas": 1}],
+            "trigger": {"url": "http://p", "query": "errors", "threshold": 0.1},
+        }
+    )
+    now = datetime.now(UTC)
+    status = EmergencyScaleStatus.model_validate(
+        {"gate": {"evaluatedAt": (now - timedelta(seconds=0.5)).isoformat()}}
+    )
+
+    class Ctx:
+        settings = Settings(tick_seconds=2)
+
+    Ctx.now = now  # type: ignore[attr-defined]
+    assert kind._sample(Ctx(), spec, status) is None  # type: ignore[arg-type]
+    assert Problem.BAD_QUERY == "BadQuery"
