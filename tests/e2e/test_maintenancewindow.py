@@ -347,7 +347,8 @@ def test_schema_refuses_bad_windows(
             "an emergency window is a one-off",
         ),
         ({**good, "timeZone": "Europe/Berlin"}, "timeZone applies to schedule only"),
-        ({**good, "duration": "0s"}, "must be longer than zero"),
+        ({**good, "duration": "0s"}, "must be at least 1s"),
+        ({**good, "duration": "0.0000001s"}, "must be at least 1s"),
         (
             {
                 **good,

@@ -57,7 +57,13 @@ CASES: list[tuple[str, str, Spec, str]] = [
         {**ES_OK, "duration": "2 hours"},
         "must be a duration such as 30m",
     ),
-    ("es-zero-duration", "EmergencyScale", {**ES_OK, "duration": "0s"}, "longer than zero"),
+    ("es-zero-duration", "EmergencyScale", {**ES_OK, "duration": "0s"}, "at least 1s"),
+    (
+        "es-sub-second-duration",
+        "EmergencyScale",
+        {**ES_OK, "duration": "0.0000001s"},
+        "at least 1s",
+    ),
     (
         "es-duplicate-target",
         "EmergencyScale",

@@ -20,6 +20,7 @@ import base64
 import copy
 import itertools
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +62,12 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "generation": 1, "annotations": {}},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "generation": 1,
+            "annotations": {"deployment.kubernetes.io/revision": "1"},
+        },
         "spec": {
             "replicas": replicas,
             "selector": selector or {"matchLabels": labels},
@@ -107,8 +113,12 @@ class FakeKube:
         """(kind or plural, namespace, name) -> object."""
         self.calls: list[tuple[str, ...]] = []
         self.before_write: Callable[[tuple[str, ...]], None] | None = None
+        self.before_status: Callable[[str, Obj], None] | None = None
+        """Called with (name, patch) before a status patch is applied (e.g. to crash it)."""
         self.auto_rollout = True
         """Deployments' status follows their spec at once (a fast Deployment controller)."""
+        self.template_changes: Counter[str] = Counter()
+        """Deployment name -> how often its pod template changed (each is a rollout)."""
         self._versions = itertools.count(100)
         self._uids = itertools.count(1)
 
@@ -187,10 +197,16 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def _settle(self, obj: Obj, before: Obj) -> None:
-        """A Deployment whose spec changed gets a new generation, rolled out at once."""
+        """A Deployment whose spec changed gets a new generation, rolled out at once; a new
+        pod template is a new revision, as the Deployment controller numbers them."""
         if obj.get("kind") != "Deployment" or obj.get("spec") == before.get("spec"):
             return
         meta = obj["metadata"]
+        if (obj.get("spec") or {}).get("template") != (before.get("spec") or {}).get("template"):
+            self.template_changes[meta["name"]] += 1
+            annotations = meta.setdefault("annotations", {})
+            revision = int(annotations.get("deployment.kubernetes.io/revision", "0"))
+            annotations["deployment.kubernetes.io/revision"] = str(revision + 1)
         if before.get("spec") is not None and meta.get("generation") == before["metadata"].get(
             "generation"
         ):
@@ -337,6 +353,8 @@ class FakeKube:
 
     def patch_custom_status(self, plural: str, namespace: str, name: str, patch: Obj) -> Obj:
         obj = self._write(("patch-status", plural, name), plural, namespace, name)
+        if self.before_status is not None:
+            self.before_status(name, patch)
         return self._merge(obj, patch, only="status")
 
     def delete_custom(self, plural: str, namespace: str, name: str) -> bool:

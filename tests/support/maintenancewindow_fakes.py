@@ -1,182 +1,36 @@
-"""In-memory stand-ins for the cluster and Alertmanager, for MaintenanceWindow handler tests.
+"""MaintenanceWindows on a clock the test controls, against the one FakeKube.
 
-`FakeKube` has the methods of adapters.kube.Kube the window uses, with merge-patch
-semantics, holds, HPAs and instant (or manual) rollouts. `Sim` runs handler
-passes on a clock it controls, persisting status the way Kopf would, and can
-"crash" a pass: the step's effect on the cluster stays, its status write is lost.
+`Sim` runs whole passes of the real MaintenanceWindow kind through the real core
+(support.passes.Harness), with a fake Alertmanager, HTTP and Prometheus, and can
+"crash" a pass: its first status write fails, so the step's effect on the cluster
+stays while its record is lost, as when the operator dies between the two.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runbook_operator.adapters.kube import NotFound
-from runbook_operator.handlers.maintenancewindow import run_pass
-from runbook_operator.handlers.maintenancewindow_env import Env
-from runbook_operator.logic.maintenancewindow import Event, Pass
-from runbook_operator.names import HOLD_ANNOTATION
+from runbook_operator.core.events import Event
+from runbook_operator.core.kind import Result
+from runbook_operator.kinds.maintenancewindow.handlers import MaintenanceWindowKind
+from runbook_operator.settings import Settings
+
+from .fake_kube import NS, FakeKube
+from .passes import Harness
+
+__all__ = ["NS", "PLURAL", "Crash", "FakeSilences", "Sim", "mail_score"]
 
 Obj = dict[str, Any]
-NS = "shop"
+PLURAL = "maintenancewindows"
+NAME = "weekly"
 
 
-def merge(target: Obj, patch: Obj) -> None:
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
-            if not target[key]:  # the API server drops maps left empty (omitempty)
-                del target[key]
-        else:
-            target[key] = copy.deepcopy(value)
-
-
-def deployment(name: str, replicas: int, image: str = "img:1") -> Obj:
-    return {
-        "metadata": {
-            "name": name,
-            "uid": f"uid-{name}",
-            "generation": 1,
-            "annotations": {"deployment.kubernetes.io/revision": "1"},
-        },
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": image}]},
-            },
-        },
-        "status": {},
-    }
-
-
-class FakeKube:
-    def __init__(self, instant_rollouts: bool = True) -> None:
-        self.deployments: dict[str, Obj] = {}
-        self.configmaps: dict[str, Obj] = {}
-        self.hpas: dict[str, Obj] = {}
-        self.backups: list[Obj] = []
-        self.replicasets: list[Obj] = []
-        self.instant_rollouts = instant_rollouts
-        self.calls: Counter[str] = Counter()
-        self.template_changes: Counter[str] = Counter()
-
-    # fixtures
-    def add_deployment(self, name: str, replicas: int, image: str = "img:1") -> None:
-        self.deployments[name] = deployment(name, replicas, image)
-        self.settle(name)
-
-    def add_hpa(self, name: str, target: str, low: int, high: int) -> None:
-        self.hpas[name] = {
-            "metadata": {"name": name},
-            "spec": {
-                "scaleTargetRef": {"kind": "Deployment", "name": target},
-                "minReplicas": low,
-                "maxReplicas": high,
-            },
-        }
-
-    def settle(self, name: str) -> None:
-        d = self.deployments[name]
-        n = d["spec"].get("replicas", 1)
-        d["status"] = {
-            "observedGeneration": d["metadata"]["generation"],
-            "replicas": n,
-            "updatedReplicas": n,
-            "availableReplicas": n,
-        }
-
-    # the Kube surface
-    def get_deployment(self, namespace: str, name: str) -> Obj:
-        self.calls["get_deployment"] += 1
-        if name not in self.deployments:
-            raise NotFound(f"deployments.apps {name!r} not found")
-        return copy.deepcopy(self.deployments[name])
-
-    def patch_deployment(self, namespace: str, name: str, patch: Obj) -> Obj:
-        self.calls["patch_deployment"] += 1
-        d = self.deployments.get(name)
-        if d is None:
-            raise NotFound(name)
-        before = copy.deepcopy(d["spec"])
-        merge(d, patch)
-        if d["spec"] != before:
-            d["metadata"]["generation"] += 1
-            if d["spec"]["template"] != before["template"]:
-                self.template_changes[name] += 1
-                revision = int(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
-                d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = str(
-                    revision + 1
-                )
-            if self.instant_rollouts:
-                self.settle(name)
-        return copy.deepcopy(d)
-
-    def get_workload(self, kind: str, namespace: str, name: str) -> Obj:
-        return self.get_deployment(namespace, name)
-
-    def patch_workload(self, kind: str, namespace: str, name: str, patch: Obj) -> Obj:
-        return self.patch_deployment(namespace, name, patch)
-
-    def get_configmap(self, namespace: str, name: str) -> Obj:
-        if name not in self.configmaps:
-            raise NotFound(f"configmaps {name!r} not found")
-        return copy.deepcopy(self.configmaps[name])
-
-    def patch_configmap(self, namespace: str, name: str, patch: Obj) -> Obj:
-        self.calls["patch_configmap"] += 1
-        if name not in self.configmaps:
-            raise NotFound(name)
-        merge(self.configmaps[name], patch)
-        return copy.deepcopy(self.configmaps[name])
-
-    def find_hpa(self, namespace: str, kind: str, name: str) -> Obj | None:
-        for hpa in self.hpas.values():
-            if hpa["spec"]["scaleTargetRef"]["name"] == name:
-                return copy.deepcopy(hpa)
-        return None
-
-    def patch_hpa(self, namespace: str, name: str, patch: Obj) -> Obj:
-        self.calls["patch_hpa"] += 1
-        if name not in self.hpas:
-            raise NotFound(name)
-        merge(self.hpas[name], patch)
-        return copy.deepcopy(self.hpas[name])
-
-    def acquire_hold(self, kind: str, namespace: str, name: str, holder: str) -> str | None:
-        d = self.deployments.get(name)
-        if d is None:
-            raise NotFound(name)
-        current = d["metadata"]["annotations"].get(HOLD_ANNOTATION)
-        if current and current != holder:
-            return str(current)
-        d["metadata"]["annotations"][HOLD_ANNOTATION] = holder
-        return None
-
-    def release_hold(self, kind: str, namespace: str, name: str, holder: str) -> None:
-        d = self.deployments.get(name)
-        if d is not None and d["metadata"]["annotations"].get(HOLD_ANNOTATION) == holder:
-            del d["metadata"]["annotations"][HOLD_ANNOTATION]
-
-    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
-        return copy.deepcopy(self.replicasets)
-
-    def patch_replicaset(self, namespace: str, name: str, patch: Obj) -> Obj:
-        self.calls["patch_replicaset"] += 1
-        rs = next(r for r in self.replicasets if r["metadata"]["name"] == name)
-        merge(rs, patch)
-        return copy.deepcopy(rs)
-
-    def list_custom(self, plural: str, namespace: str, label_selector: str = "") -> list[Obj]:
-        assert plural == "databasebackups"
-        return copy.deepcopy(self.backups)
+class Crash(Exception):
+    """The operator died: the status write of the pass never happened."""
 
 
 class FakeSilences:
@@ -241,10 +95,10 @@ class FakeSilences:
 
 def mail_score(kube: FakeKube) -> None:
     """The Mail Score app: frontend x2 reads frontend-config, backend x3 under backend-hpa."""
-    kube.configmaps["frontend-config"] = {
-        "metadata": {"name": "frontend-config"},
-        "data": {"MAINTENANCE_MODE": "false", "API_URL": "http://mail-score-backend:8080"},
-    }
+    kube.add_configmap(
+        "frontend-config",
+        {"MAINTENANCE_MODE": "false", "API_URL": "http://mail-score-backend:8080"},
+    )
     kube.add_deployment("mail-score-frontend", 2, "frontend:2.1.0")
     kube.add_deployment("mail-score-backend", 3, "backend:1.4.2")
     kube.add_hpa("backend-hpa", "mail-score-backend", 3, 10)
@@ -252,7 +106,7 @@ def mail_score(kube: FakeKube) -> None:
 
 @dataclass
 class Sim:
-    """Handler passes on a controlled clock, status persisted as Kopf would."""
+    """Passes of one window (`weekly` in namespace `shop`) on a controlled clock."""
 
     spec: Obj
     now: datetime
@@ -261,63 +115,84 @@ class Sim:
     alertmanager: FakeSilences = field(default_factory=FakeSilences)
     http_codes: list[int] = field(default_factory=list)
     prometheus_value: float = 0.0
-    events: list[Event] = field(default_factory=list)
-    obj: Obj = field(default_factory=dict)
+    last: Result | None = None
+    crashed: bool = False
 
     def __post_init__(self) -> None:
-        created = self.created or self.now
-        self.obj = {
-            "metadata": {
-                "name": "weekly",
-                "namespace": NS,
-                "uid": "uid-1",
-                "generation": 1,
-                "creationTimestamp": created.astimezone(UTC).isoformat(),
-            },
-            "spec": copy.deepcopy(self.spec),
-            "status": {},
-        }
-
-    @property
-    def env(self) -> Env:
-        return Env(
-            kube=self.kube,  # type: ignore[arg-type]
+        kind = MaintenanceWindowKind(
             silences=self.alertmanager.client,
             http_status=self._http,
-            prometheus=lambda url, query: self.prometheus_value,
-            prometheus_url="http://prometheus:9090",
+            query=lambda url, query: self.prometheus_value,
+        )
+        settings = Settings(prometheus_url="http://prometheus:9090", tick_seconds=2)
+        self.harness = Harness(kind, self.kube, settings, clock=lambda: self.now)
+        created = (self.created or self.now).astimezone(UTC)
+        self.kube.add_custom(
+            PLURAL,
+            {
+                "apiVersion": "ops.mailscore.com/v1alpha1",
+                "kind": "MaintenanceWindow",
+                "metadata": {"name": NAME, "creationTimestamp": created.isoformat()},
+                "spec": copy.deepcopy(self.spec),
+            },
         )
 
     def _http(self, url: str) -> int:
         return self.http_codes.pop(0) if self.http_codes else 200
 
     @property
+    def gone(self) -> bool:
+        return (PLURAL, NS, NAME) not in self.kube.store
+
+    @property
+    def obj(self) -> Obj:
+        return self.kube.obj(PLURAL, NAME)
+
+    @property
     def status(self) -> Obj:
-        return self.obj["status"]  # type: ignore[no-any-return]
+        return dict(self.obj.get("status") or {}) if not self.gone else {}
 
     @property
     def phase(self) -> str | None:
         return self.status.get("phase")
 
+    @property
+    def events(self) -> list[Event]:
+        return self.harness.events
+
     def step_names(self) -> list[str]:
         return [s["name"] for s in self.status.get("steps", [])]
 
     def edit(self, **spec: Any) -> None:
-        merge(self.obj["spec"], spec)
-        self.obj["metadata"]["generation"] += 1
+        self.kube.patch_custom(PLURAL, NS, NAME, {"spec": spec})
 
-    def one(self, *, deleting: bool = False, crash: bool = False) -> Pass:
-        p = run_pass(self.env, copy.deepcopy(self.obj), self.now, deleting=deleting)
-        if not crash:
-            stored = p.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            self.obj["status"] = stored
-            self.events += p.events
-        return p
+    def delete(self) -> None:
+        self.harness.delete(NAME)
 
-    def tick(self, seconds: float = 0.5, **kw: Any) -> Pass:
-        p = self.one(**kw)
+    def one(self, *, crash_after: str | None = None) -> Result | None:
+        """One pass. With crash_after=<step>, the operator dies right after that step has
+        acted: the status write that would record it fails, and the pass ends there."""
+        if crash_after is not None:
+
+            def die(name: str, patch: Obj) -> None:
+                steps = (patch.get("status") or {}).get("steps") or []
+                if steps and steps[-1].get("name") == crash_after:
+                    raise Crash(f"the operator died before recording {crash_after}")
+
+            self.kube.before_status = die
+        try:
+            self.last = self.harness.run(NAME)
+        except Crash:
+            self.last = None
+            self.crashed = True
+        finally:
+            self.kube.before_status = None
+        return self.last
+
+    def tick(self, seconds: float = 0.5, **kw: Any) -> Result | None:
+        result = self.one(**kw)
         self.now += timedelta(seconds=seconds)
-        return p
+        return result
 
     def run_until(self, done: Any, *, limit: int = 2000, **kw: Any) -> None:
         for _ in range(limit):

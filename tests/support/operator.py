@@ -54,9 +54,17 @@ class OperatorProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, *, timeout: float = 30.0) -> None:
+    def exit_code(self) -> int | None:
+        """How the last process ended (None while it runs or before it started)."""
+        return None if self.process is None else self.process.poll()
+
+    def start(self, *, timeout: float = 30.0, wait: bool = True) -> None:
+        """Start it and (unless wait=False: it may die on a failpoint first) wait until
+        its liveness endpoint answers."""
         if self.running:
             return
+        if self.process is not None:
+            self._end(signal.SIGKILL, 10.0)  # exited by itself (a failpoint): reap it
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
@@ -81,6 +89,8 @@ class OperatorProcess:
             start_new_session=True,  # Ctrl-C reaches pytest, whose teardown stops it
         )
         ledger.record("operator", self.process.pid)
+        if not wait:
+            return
         wait_for(
             self._healthy,
             timeout=timeout,

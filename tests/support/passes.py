@@ -9,7 +9,9 @@ harness.delete("high-traffic")           # deletionTimestamp set; run() then fin
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from runbook_operator.core.context import Pass
@@ -30,8 +32,15 @@ def _gone(key: tuple[str, str]) -> dict[str, Any]:
 
 
 class Harness:
-    def __init__(self, kind: Kind, kube: FakeKube, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        kube: FakeKube,
+        settings: Settings | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.kind = kind
+        self.clock = clock
         self.kube = kube
         self.settings = settings or Settings()
         self.events: list[Event] = []
@@ -52,6 +61,7 @@ class Harness:
             recorder=recorder,
             instance="test-instance",
             stopped=self.stopped,
+            **({"clock": self.clock} if self.clock is not None else {}),
         )
 
     @property

@@ -9,7 +9,6 @@ from __future__ import annotations
 from .common import GROUP, VERSION
 from .databasebackup import DATABASE_BACKUP
 from .databaserestore import DATABASE_RESTORE
-from .maintenancewindow import MAINTENANCE_WINDOW
 from .resource import CATEGORY, Resource
 from .rollback import ROLLBACK
 
@@ -21,6 +20,5 @@ RESOURCES: tuple[Resource, ...] = (
     *_NEW,
     DATABASE_BACKUP,
     DATABASE_RESTORE,
-    MAINTENANCE_WINDOW,
     ROLLBACK,
 )

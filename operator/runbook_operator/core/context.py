@@ -9,6 +9,7 @@ logic, `write()` the status before the change it records, then make the change.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -43,6 +44,8 @@ class Pass:
     """This operator process's id (status.attemptBy of long work, holds in HA)."""
     stopped: threading.Event = field(default_factory=threading.Event)
     """Set when the object is being deleted or the operator is stopping: long work stops."""
+    clock: Callable[[], datetime] = now_utc
+    """Where `now` comes from (a test's own clock in unit tests)."""
     now: datetime = field(default_factory=now_utc)
     extra: dict[str, Any] = field(default_factory=dict)
     """Kind-specific clients (Alertmanager, Prometheus, stores): set by the runtime."""
@@ -96,7 +99,10 @@ class Pass:
         """Write the status now (optimistic lock); False when nothing changed."""
         return self.writer.write(status)
 
+    def __post_init__(self) -> None:
+        self.now = self.clock()
+
     def tick(self) -> datetime:
         """A fresh `now`, for the next step of the same pass."""
-        self.now = now_utc()
+        self.now = self.clock()
         return self.now

@@ -104,6 +104,18 @@ class Runtime:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
+class _QuietEvents(logging.Filter):
+    """Kopf logs every run of an on.event handler ("Handler 'deployments-event' succeeded."):
+    one line per watch event of every Deployment. Steps taken are logged on their own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("Handler '") and text.endswith("-event' succeeded."))
+
+
+logging.getLogger("kopf.objects").addFilter(_QuietEvents())
+
+
 def runtime_of(memo: Any) -> Runtime:
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):

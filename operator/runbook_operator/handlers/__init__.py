@@ -6,7 +6,6 @@ from . import (
     databasebackup,
     databaserestore,
     lifecycle,
-    maintenancewindow,
     rollback,
 )
 
@@ -14,6 +13,5 @@ __all__ = [
     "databasebackup",
     "databaserestore",
     "lifecycle",
-    "maintenancewindow",
     "rollback",
 ]

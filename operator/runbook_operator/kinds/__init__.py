@@ -9,13 +9,14 @@ from __future__ import annotations
 from ..core.kind import Kind
 from ..core.resource import Resource
 from .emergencyscale.handlers import EmergencyScaleKind
+from .maintenancewindow.handlers import MaintenanceWindowKind
 
 __all__ = ["KINDS", "RESOURCES"]
 
 
 def kinds() -> list[Kind]:
     """A fresh set of every kind's handlers, with their real adapters."""
-    return [EmergencyScaleKind()]
+    return [EmergencyScaleKind(), MaintenanceWindowKind()]
 
 
 KINDS = kinds

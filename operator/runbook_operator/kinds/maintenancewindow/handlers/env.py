@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..adapters.alertmanager import Silences
-from ..adapters.kube import Kube
-from ..api.maintenancewindow import MaintenanceWindowSpec, MaintenanceWindowStatus, Originals
-from ..logic.maintenancewindow_policy import instant
-from ..names import holder_id
+from ....adapters.alertmanager import Silences
+from ....core.names import holder_id
+from ....core.ports import KubePort
+from ....core.schedule import instant
+from ..api import MaintenanceWindowSpec, MaintenanceWindowStatus, Originals
 
 __all__ = ["Env", "Target"]
 
@@ -19,7 +19,7 @@ __all__ = ["Env", "Target"]
 class Env:
     """The outside world, as the steps reach it (fakes in unit tests)."""
 
-    kube: Kube
+    kube: KubePort
     silences: Callable[[str], Silences]
     """An Alertmanager client for a base URL."""
     http_status: Callable[[str], int]
@@ -37,7 +37,9 @@ class Target:
     namespace: str
     name: str
     uid: str
-    spec: MaintenanceWindowSpec
+    spec: MaintenanceWindowSpec | None
+    """None when the window is being deleted with a spec the operator cannot read: the
+    undo steps then work from status alone."""
     status: MaintenanceWindowStatus
     now: datetime
 

@@ -7,14 +7,11 @@ from itertools import islice, pairwise
 
 import pytest
 
-from runbook_operator.api.maintenancewindow import MaintenanceWindowSpec
-from runbook_operator.logic.maintenancewindow_schedule import (
-    cron_starts,
+from runbook_operator.core.schedule import cron_starts, local_time, to_instant, zone
+from runbook_operator.kinds.maintenancewindow.api import MaintenanceWindowSpec
+from runbook_operator.kinds.maintenancewindow.logic.occurrences import (
     first_occurrence,
-    local_time,
     next_occurrence,
-    to_instant,
-    zone,
 )
 
 BERLIN = zone("Europe/Berlin")

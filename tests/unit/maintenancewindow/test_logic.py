@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from runbook_operator.api.common import Comparison
-from runbook_operator.api.maintenancewindow import (
+from runbook_operator.core.prometheus import Comparison, compare
+from runbook_operator.kinds.maintenancewindow import logic
+from runbook_operator.kinds.maintenancewindow.api import (
     FlagOriginal,
     MaintenanceMode,
     MaintenanceWindowSpec,
@@ -16,12 +17,10 @@ from runbook_operator.api.maintenancewindow import (
     ReplicasOriginal,
     WindowPhase,
 )
-from runbook_operator.logic import maintenancewindow as logic
-from runbook_operator.logic.maintenancewindow_policy import RuleResult
-from runbook_operator.logic.maintenancewindow_steps import (
+from runbook_operator.kinds.maintenancewindow.logic.policy import RuleResult
+from runbook_operator.kinds.maintenancewindow.logic.steps import (
     Outcome,
     Step,
-    compare,
     end_plan,
     flag_drift,
     flag_original,
@@ -127,14 +126,36 @@ def test_end_plan_undoes_what_may_have_begun() -> None:
 # --- object judgements ---------------------------------------------------------------------
 
 
+NOW = datetime(2025, 3, 2, 2, 0, tzinfo=UTC)
+
+
 def test_rollout_state() -> None:
-    done, text = rollout_state(deployment(2, replicas=2, updatedReplicas=2, availableReplicas=2))
-    assert done and text == "web: 2 of 2 updated and available"
-    done, text = rollout_state(deployment(2, replicas=3, updatedReplicas=1, availableReplicas=2))
-    assert not done and text == "web: 1 of 2 updated, 2 available, 2 old pods left"
+    ready = deployment(2, replicas=2, updatedReplicas=2, availableReplicas=2)
+    assert rollout_state(ready, None, NOW) == (True, None, "web: rolled out")
+    moving = deployment(2, replicas=3, updatedReplicas=1, availableReplicas=2)
+    assert rollout_state(moving, None, NOW) == (
+        False,
+        None,
+        "web: 1 out of 2 new replicas have been updated",
+    )
     stale = deployment(2, replicas=2, updatedReplicas=2, availableReplicas=2)
     stale["status"]["observedGeneration"] = 1
-    assert not rollout_state(stale)[0]
+    assert not rollout_state(stale, None, NOW)[0]
+
+
+def test_a_rollout_past_its_progress_deadline_fails_the_wait() -> None:
+    """The window's rollout check used to ignore progress deadlines (only Rollback's did)."""
+    stuck = deployment(2, replicas=3, updatedReplicas=1, availableReplicas=2)
+    stuck["status"]["conditions"] = [
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "lastUpdateTime": (NOW + timedelta(seconds=30)).isoformat(),
+        }
+    ]
+    done, failed, _ = rollout_state(stuck, NOW, NOW + timedelta(minutes=1))
+    assert not done and failed == "Deployment web exceeded its progress deadline"
 
 
 def test_restart_annotation() -> None:
@@ -174,16 +195,19 @@ def test_replicas_original_with_and_without_hpa() -> None:
 
 def test_scaled_down_and_restored() -> None:
     original = replicas_original(deployment(3), HPA, 1)
-    assert not scaled_down(deployment(3), original)[0]
-    assert scaled_down(deployment(1, replicas=1, updatedReplicas=1, availableReplicas=1), original)[
-        0
-    ]
+    assert not scaled_down(deployment(3), original, None, NOW)[0]
+    one = deployment(1, replicas=1, updatedReplicas=1, availableReplicas=1)
+    assert scaled_down(one, original, None, NOW)[0]
     settled = deployment(4, replicas=4, updatedReplicas=4, availableReplicas=4)
-    assert restored(settled, original)[0]  # within the HPA's bounds 3-10
+    assert restored(settled, original, None, NOW)[0]  # within the HPA's bounds 3-10
     low = deployment(1, replicas=1, updatedReplicas=1, availableReplicas=1)
-    assert restored(low, original) == (False, "web: 1 replicas, waiting for the HPA's bounds")
+    assert restored(low, original, None, NOW) == (
+        False,
+        None,
+        "web: 1 replicas, waiting for the HPA's bounds",
+    )
     plain = replicas_original(deployment(3), None, 1)
-    assert not restored(settled, plain)[0]
+    assert not restored(settled, plain, None, NOW)[0]
 
 
 def test_replicas_drift() -> None:

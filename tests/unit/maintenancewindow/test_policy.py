@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runbook_operator.api.maintenancewindow import MaintenanceWindowSpec
-from runbook_operator.logic.maintenancewindow_policy import (
+from runbook_operator.core.fields import span
+from runbook_operator.kinds.maintenancewindow.api import MaintenanceWindowSpec
+from runbook_operator.kinds.maintenancewindow.logic.policy import (
     APPROVED,
     BACKUP_FRESH,
     NOTICE_GIVEN,
@@ -18,7 +19,6 @@ from runbook_operator.logic.maintenancewindow_policy import (
     changed_objects,
     evaluate,
     needed_objects,
-    span,
     summary,
 )
 

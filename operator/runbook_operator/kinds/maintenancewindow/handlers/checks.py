@@ -11,21 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..adapters.alertmanager import AlertmanagerError
-from ..adapters.httpcheck import HttpCheckError
-from ..adapters.kube import KubeError, NotFound
-from ..adapters.urls import redact
-from ..api.maintenancewindow import MaintenanceWindowSpec, SilenceStatus
-from ..logic.maintenancewindow import SILENCE_MARGIN
-from ..logic.maintenancewindow_policy import (
-    SCHEDULE_LABEL,
-    BackupSeen,
-    PolicyObservation,
-    instant,
-    needed_objects,
-)
-from ..logic.maintenancewindow_steps import Outcome, compare
-from .maintenancewindow_env import Env, Target
+from ....adapters.alertmanager import AlertmanagerError
+from ....adapters.httpcheck import HttpCheckError
+from ....adapters.kube import KubeError, NotFound
+from ....adapters.urls import redact
+from ....core.names import SCHEDULE_LABEL
+from ....core.prometheus import compare
+from ....core.schedule import instant
+from ..api import MaintenanceWindowSpec, SilenceStatus
+from ..logic import SILENCE_MARGIN
+from ..logic.policy import BackupSeen, PolicyObservation, needed_objects
+from ..logic.steps import Outcome
+from .env import Env, Target
 
 __all__ = ["create_silence", "expire_silence", "extend_silence", "health_check", "observe_policy"]
 
@@ -73,6 +70,7 @@ def _backup(obj: dict[str, Any]) -> BackupSeen:
 
 
 def _silence_comment(t: Target) -> str:
+    assert t.spec is not None
     extra = t.spec.silence.comment if t.spec.silence and t.spec.silence.comment else ""
     what = t.spec.reason or "maintenance"
     return f"MaintenanceWindow {t.namespace}/{t.name}: {what}. {extra} [{t.marker}]".replace(
@@ -81,6 +79,7 @@ def _silence_comment(t: Target) -> str:
 
 
 def create_silence(env: Env, t: Target) -> Outcome:
+    assert t.spec is not None
     spec = t.spec.silence
     assert spec is not None and t.status.next_end is not None
     am = env.silences(spec.url)
@@ -95,12 +94,13 @@ def create_silence(env: Env, t: Target) -> Outcome:
         note = "created"
     return Outcome.ok(
         f"silence {silence_id} {note}, until {instant(ends)}",
-        silence=SilenceStatus(id=silence_id, ends_at=ends),
+        silence=SilenceStatus(id=silence_id, url=spec.url, ends_at=ends),
     )
 
 
 def extend_silence(env: Env, t: Target) -> Outcome:
     """The window was extended: move the silence's end with it (same id where possible)."""
+    assert t.spec is not None
     spec = t.spec.silence
     assert spec is not None and t.status.next_end is not None
     ends = t.status.next_end + SILENCE_MARGIN
@@ -115,16 +115,18 @@ def extend_silence(env: Env, t: Target) -> Outcome:
         return Outcome.retry(str(exc))
     return Outcome.ok(
         f"silence {silence_id} now ends at {instant(ends)}",
-        silence=SilenceStatus(id=silence_id, ends_at=ends),
+        silence=SilenceStatus(id=silence_id, url=spec.url, ends_at=ends),
     )
 
 
 def expire_silence(env: Env, t: Target) -> Outcome:
-    spec = t.spec.silence
     recorded = t.status.silence.id if t.status.silence else None
-    if spec is None:
+    url = t.status.silence.url if t.status.silence else None
+    if url is None and t.spec is not None and t.spec.silence is not None:
+        url = t.spec.silence.url  # recorded by an operator before it kept the URL in status
+    if url is None:
         return Outcome.ok("no silence configured any more; nothing to expire")
-    am = env.silences(spec.url)
+    am = env.silences(url)
     ids = [i for i in [recorded, *(str(s["id"]) for s in am.find(t.marker))] if i]
     for silence_id in dict.fromkeys(ids):
         am.expire(silence_id)
@@ -137,7 +139,7 @@ def expire_silence(env: Env, t: Target) -> Outcome:
 
 
 def health_check(env: Env, t: Target) -> Outcome:
-    check = t.spec.health_check
+    check = t.spec.health_check if t.spec is not None else None
     if check is None:
         return Outcome.ok("no health check configured any more")
     if check.http is not None:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ..api.common import Comparison
-from ..api.maintenancewindow import (
+from ....core.names import RESTARTED_AT, REVISION_ANNOTATION
+from ....core.rollout import rollout_status
+from ..api import (
     ContainerImage,
     FlagOriginal,
     MaintenanceMode,
@@ -36,8 +38,8 @@ __all__ = [
     "REVISION",
     "WAITING_STEPS",
     "Outcome",
+    "Rollout",
     "Step",
-    "compare",
     "end_plan",
     "flag_drift",
     "flag_original",
@@ -57,9 +59,7 @@ __all__ = [
 ]
 
 Obj = Mapping[str, Any]
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-"""The pod-template annotation `kubectl rollout restart` sets; the window uses it the same way."""
-REVISION = "deployment.kubernetes.io/revision"
+REVISION = REVISION_ANNOTATION
 
 
 class Step(StrEnum):
@@ -193,21 +193,18 @@ def restart_patch(value: str | None) -> dict[str, Any]:
     return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: value}}}}}
 
 
-def rollout_state(deployment: Obj) -> tuple[bool, str]:
-    """`kubectl rollout status` in one call: complete?, and a few words on where it is."""
+Rollout = tuple[bool, str | None, str]
+"""(done, why it failed or None, words): what the wait steps ask of a Deployment."""
+
+
+def rollout_state(deployment: Obj, since: datetime | None, now: datetime) -> Rollout:
+    """`kubectl rollout status` in one call (core.rollout): complete?, why it failed (the
+    progress deadline passed since `since`) or None, and a few words on where it is."""
     name = deployment["metadata"]["name"]
-    spec, status = deployment["spec"], deployment.get("status") or {}
-    wanted = spec.get("replicas", 1)
-    observed = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-    updated = status.get("updatedReplicas", 0)
-    available = status.get("availableReplicas", 0)
-    total = status.get("replicas", 0)
-    complete = observed and updated == wanted and total == wanted and available == wanted
-    if complete:
-        return True, f"{name}: {wanted} of {wanted} updated and available"
-    old = max(total - updated, 0)
-    words = f"{name}: {updated} of {wanted} updated, {available} available"
-    return False, words + (f", {old} old pods left" if old else "")
+    rollout = rollout_status(dict(deployment), since, now)
+    if rollout.done:
+        return True, None, f"{name}: rolled out"
+    return False, rollout.message if rollout.failed else None, f"{name}: {rollout.message}"
 
 
 def rollback_entry(deployment: Obj) -> RollbackEntry:
@@ -247,25 +244,30 @@ def replicas_patch(replicas: int | None) -> dict[str, Any]:
     return {"spec": {"replicas": replicas}}
 
 
-def scaled_down(deployment: Obj, original: ReplicasOriginal) -> tuple[bool, str]:
+def scaled_down(
+    deployment: Obj, original: ReplicasOriginal, since: datetime | None, now: datetime
+) -> Rollout:
     """Whether the Deployment runs exactly its maintenance size."""
     name, wanted = original.name, original.maintenance_replicas
     spec_replicas = deployment["spec"].get("replicas", 1)
     if spec_replicas != wanted:
-        return False, f"{name}: spec.replicas is {spec_replicas}, waiting for {wanted}"
-    return rollout_state(deployment)
+        return False, None, f"{name}: spec.replicas is {spec_replicas}, waiting for {wanted}"
+    return rollout_state(deployment, since, now)
 
 
-def restored(deployment: Obj, original: ReplicasOriginal) -> tuple[bool, str]:
+def restored(
+    deployment: Obj, original: ReplicasOriginal, since: datetime | None, now: datetime
+) -> Rollout:
     """Whether a scaled Deployment is back to its original size (within the HPA's bounds)."""
     replicas = deployment["spec"].get("replicas", 1)
+    name = original.name
     if original.hpa is not None and original.min_replicas is not None:
         high = original.max_replicas if original.max_replicas is not None else replicas
         if not original.min_replicas <= replicas <= high:
-            return False, f"{original.name}: {replicas} replicas, waiting for the HPA's bounds"
+            return False, None, f"{name}: {replicas} replicas, waiting for the HPA's bounds"
     elif original.replicas is not None and replicas != original.replicas:
-        return False, f"{original.name}: {replicas} replicas, waiting for {original.replicas}"
-    return rollout_state(deployment)
+        return False, None, f"{name}: {replicas} replicas, waiting for {original.replicas}"
+    return rollout_state(deployment, since, now)
 
 
 def replicas_drift(
@@ -322,18 +324,3 @@ def flag_drift(original: FlagOriginal, config_map: Obj) -> list[str]:
         f"ConfigMap {original.config_map} key {original.key} was {shown} during the window "
         f"(the window set {original.maintenance_value!r}); restoring {before}"
     ]
-
-
-# --- health ----------------------------------------------------------------------------
-
-
-def compare(value: float, comparison: Comparison, threshold: float) -> bool:
-    checks = {
-        Comparison.GREATER: value > threshold,
-        Comparison.GREATER_OR_EQUAL: value >= threshold,
-        Comparison.LESS: value < threshold,
-        Comparison.LESS_OR_EQUAL: value <= threshold,
-        Comparison.EQUAL: value == threshold,
-        Comparison.NOT_EQUAL: value != threshold,
-    }
-    return checks[comparison]

@@ -1,83 +1,48 @@
-"""MaintenanceWindow: the runbook's "Maintenance Procedures", with its checklist enforced.
+"""MaintenanceWindow's spec: when, the checklist, and what the window does.
 
 The runbook says: announce 24 h ahead, take a backup, get approvals, prepare a
 rollback plan, silence alerts; then set MAINTENANCE_MODE in frontend-config,
 restart the frontend, scale the backend down; afterwards undo it all. This
-kind writes that down once. The operator refuses to start a window whose
-checklist is unmet (phase Blocked, with the reason), records every original
-value in status before it changes anything, and puts them back at the end,
-on cancel, or when the object is deleted.
+spec writes that down once; its validation is the API server's (CEL) and the
+same in Python.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AwareDatetime, Field
 
-from .common import (
-    ApiModel,
-    Comparison,
+from ....core.fields import (
     CronSchedule,
     DeploymentRef,
     GoDuration,
     ObjectName,
-    StatusBase,
-    cel,
+    TimeZone,
 )
-from .resource import Column, Resource
+from ....core.model import ApiModel, cel
+from ....core.prometheus import Comparison
 
 __all__ = [
-    "MAINTENANCE_WINDOW",
+    "TRANSITION_RULES",
     "Approval",
     "ApprovalRule",
     "BackupRule",
-    "ContainerImage",
     "Emergency",
-    "EndingReason",
-    "FlagOriginal",
     "HealthCheck",
     "HttpCheck",
     "MaintenanceMode",
     "MaintenanceWindowSpec",
-    "MaintenanceWindowStatus",
     "Matcher",
-    "OccurrenceRecord",
-    "Originals",
     "Policy",
     "PrometheusCheck",
-    "ReplicasOriginal",
-    "RestartOriginal",
-    "RollbackEntry",
     "RollbackPlanRule",
     "ScaleDownTarget",
     "SilenceSpec",
-    "SilenceStatus",
-    "StepRecord",
-    "WindowPhase",
 ]
 
 _HTTP_URL = r"^https?://[^\s]+$"
 _NOT_BLANK = r"\S"
-
-
-def _known_time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
-        raise ValueError(f"{name!r} is not an IANA time zone like Europe/Berlin") from exc
-    return name
-
-
-TimeZone = Annotated[
-    str,
-    AfterValidator(_known_time_zone),
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"),
-]
-"""An IANA time zone name such as Europe/Berlin or America/New_York."""
 
 Url = Annotated[str, Field(max_length=2048, pattern=_HTTP_URL)]
 Text = Annotated[str, Field(max_length=1024)]
@@ -363,210 +328,3 @@ class MaintenanceWindowSpec(ApiModel):
     """Verified after the originals are back, before the window counts as Completed."""
     cancel: bool = False
     """true ends the window now (or keeps it from starting). Deleting the object also ends it."""
-
-
-# --- status ----------------------------------------------------------------
-
-
-class WindowPhase(StrEnum):
-    PENDING = "Pending"
-    """Waiting for the start; the checklist is evaluated continuously."""
-    BLOCKED = "Blocked"
-    """The checklist was unmet at the start (or it could not start in time): nothing changed."""
-    STARTING = "Starting"
-    """The start steps are being applied."""
-    ACTIVE = "Active"
-    """Maintenance in effect. DatabaseRestore is allowed in this phase only."""
-    ENDING = "Ending"
-    """The originals are being put back and verified."""
-    COMPLETED = "Completed"
-    """Everything restored and verified."""
-    FAILED = "Failed"
-    """A step or the verification failed; what could be restored was restored."""
-    CANCELLED = "Cancelled"
-    """Cancelled before or during the window; everything restored."""
-
-
-class EndingReason(StrEnum):
-    ENDED = "Ended"
-    CANCELLED = "Cancelled"
-    DELETED = "Deleted"
-    FAILED = "Failed"
-
-
-class StepRecord(ApiModel):
-    """One step done, in order."""
-
-    name: str
-    """The step, e.g. SetMaintenanceFlag."""
-    at: datetime
-    """When it was done."""
-    message: str = ""
-    """What it did."""
-
-
-class FlagOriginal(ApiModel):
-    """The maintenance flag before the window."""
-
-    config_map: str
-    """The ConfigMap."""
-    key: str
-    """The key of the flag."""
-    present: bool
-    """Whether the key existed (if not, it is removed again at the end)."""
-    value: str | None = None
-    """Its value before the window."""
-    maintenance_value: str
-    """The value set for the window."""
-
-
-class RestartOriginal(ApiModel):
-    """A restarted Deployment's pod-template annotation before the window."""
-
-    name: str
-    """The Deployment."""
-    restarted_at: str | None = None
-    """Its kubectl.kubernetes.io/restartedAt template annotation (unset: there was none)."""
-
-
-class ReplicasOriginal(ApiModel):
-    """A scaled Deployment (and its HPA) before the window."""
-
-    name: str
-    """The Deployment."""
-    maintenance_replicas: int
-    """The size during the window."""
-    replicas: int | None = None
-    """Its spec.replicas before the window."""
-    hpa: str | None = None
-    """The HPA targeting it, if any."""
-    min_replicas: int | None = None
-    """The HPA's minReplicas before the window."""
-    max_replicas: int | None = None
-    """The HPA's maxReplicas before the window."""
-
-
-class Originals(ApiModel):
-    """Everything the window changed, as it was before; recorded before each change."""
-
-    maintenance_flag: FlagOriginal | None = None
-    """The ConfigMap flag."""
-    restart_stamp: str | None = None
-    """The restartedAt value the window put on the restarted Deployments."""
-    restarts: list[RestartOriginal] | None = None
-    """The restarted Deployments."""
-    replicas: list[ReplicasOriginal] | None = None
-    """The scaled Deployments and HPAs."""
-
-
-class SilenceStatus(ApiModel):
-    """The Alertmanager silence of the current occurrence."""
-
-    id: str | None = None
-    """The silence id in Alertmanager."""
-    ends_at: datetime | None = None
-    """When Alertmanager lets it lapse on its own (after the window, in case nobody expires it)."""
-
-
-class ContainerImage(ApiModel):
-    """One container's image."""
-
-    container: str
-    """Container name."""
-    image: str
-    """Its image."""
-
-
-class RollbackEntry(ApiModel):
-    """What a Deployment ran at the start: what to roll back to if the maintenance goes wrong."""
-
-    name: str
-    """The Deployment."""
-    revision: str | None = None
-    """Its deployment.kubernetes.io/revision at the start."""
-    images: list[ContainerImage] = Field(default_factory=list)
-    """Its containers' images at the start."""
-
-
-class OccurrenceRecord(ApiModel):
-    """How the previous occurrence of a recurring window ended."""
-
-    start: datetime
-    """Its scheduled start."""
-    end: datetime
-    """Its scheduled end."""
-    phase: str
-    """Completed, Failed, Cancelled or Blocked."""
-    message: str = ""
-    """Why, in words."""
-
-
-class MaintenanceWindowStatus(StatusBase):
-    """Where the window stands, what it changed and what it recorded before changing it."""
-
-    TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {WindowPhase.COMPLETED, WindowPhase.FAILED, WindowPhase.CANCELLED}
-    )
-
-    phase: WindowPhase | None = None
-    """Pending, Blocked, Starting, Active, Ending, Completed, Failed or Cancelled."""
-    next_start: datetime | None = None
-    """Start of the current or next occurrence."""
-    next_end: datetime | None = None
-    """End of the current or next occurrence (moves when duration is extended)."""
-    started_at: datetime | None = None
-    """When the start steps began."""
-    active_at: datetime | None = None
-    """When every start step was done."""
-    ending_at: datetime | None = None
-    """When the end steps began."""
-    ending_reason: EndingReason | None = None
-    """Why it is ending: Ended (on time), Cancelled, Deleted or Failed."""
-    ended_at: datetime | None = None
-    """When the last end step was done."""
-    failure: str | None = None
-    """What failed, in words."""
-    plan: list[str] = Field(default_factory=list)
-    """The start steps of this occurrence, fixed when it started."""
-    steps: list[StepRecord] = Field(default_factory=list)
-    """The steps done so far in this occurrence, in order."""
-    holds: list[str] = Field(default_factory=list)
-    """Deployments this window holds (annotation ops.mailscore.com/held-by)."""
-    originals: Originals | None = None
-    """What was changed, as it was before."""
-    silence: SilenceStatus | None = None
-    """The Alertmanager silence."""
-    rollback_plan: list[RollbackEntry] = Field(default_factory=list)
-    """Revisions and images recorded at the start."""
-    policy_checked_at: datetime | None = None
-    """When the checklist was last evaluated."""
-    last_error: str | None = None
-    """The last failed attempt of the current step (it is retried)."""
-    last_occurrence: OccurrenceRecord | None = None
-    """How the previous occurrence of a recurring window ended."""
-
-
-MAINTENANCE_WINDOW = Resource(
-    kind="MaintenanceWindow",
-    plural="maintenancewindows",
-    short_names=("mw", "mwin"),
-    spec=MaintenanceWindowSpec,
-    status=MaintenanceWindowStatus,
-    description=(
-        "A maintenance window of the runbook: its checklist (notice, fresh backup, approvals, "
-        "rollback plan) enforced before the start; maintenance flag, restarts, scale-down and "
-        "alert silence applied at the start; every original put back and verified at the end."
-    ),
-    columns=(
-        Column("Phase", ".status.phase"),
-        Column("Start", ".status.nextStart", description="Start of the current or next window"),
-        Column("End", ".status.nextEnd", description="End of the current or next window"),
-        Column(
-            "Reason",
-            ".status.conditions[?(@.type=='Ready')].reason",
-            description="The step in progress, or why it is not Ready",
-        ),
-        Column("Message", ".status.conditions[?(@.type=='Ready')].message", priority=1),
-    ),
-    spec_rules=TRANSITION_RULES,
-)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from ..api.common import parse_duration
-from ..api.maintenancewindow import MaintenanceWindowSpec
+from ....core.fields import parse_duration, span
+from ....core.schedule import instant
+from ..api import MaintenanceWindowSpec
 
 __all__ = [
     "APPROVED",
@@ -22,16 +23,13 @@ __all__ = [
     "NOTICE_GIVEN",
     "POLICY_CONDITIONS",
     "ROLLBACK_PLAN_READY",
-    "SCHEDULE_LABEL",
     "TARGETS_FOUND",
     "BackupSeen",
     "PolicyObservation",
     "RuleResult",
     "changed_objects",
     "evaluate",
-    "instant",
     "needed_objects",
-    "span",
     "summary",
 ]
 
@@ -42,8 +40,6 @@ ROLLBACK_PLAN_READY = "RollbackPlanReady"
 TARGETS_FOUND = "TargetsFound"
 POLICY_CONDITIONS = (NOTICE_GIVEN, BACKUP_FRESH, APPROVED, ROLLBACK_PLAN_READY, TARGETS_FOUND)
 
-SCHEDULE_LABEL = "ops.mailscore.com/schedule"
-"""On a DatabaseBackup created by a scheduled one: the name of that schedule."""
 BACKUP_COMPLETED = "Completed"
 
 
@@ -75,21 +71,6 @@ class RuleResult:
     ok: bool
     reason: str
     message: str
-
-
-def span(delta: timedelta) -> str:
-    """A duration for people: 26h, 2h30m, 45s."""
-    seconds = round(abs(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
-    parts.append(f"{secs}s" if secs or not (hours or minutes) else "")
-    return "".join(parts)
-
-
-def instant(at: datetime) -> str:
-    """An instant for people and machines: 2025-03-02T01:00:00Z."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def changed_objects(spec: MaintenanceWindowSpec) -> list[str]:

@@ -10,14 +10,17 @@ records a changed value as an original.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
-from ..adapters.alertmanager import AlertmanagerError
-from ..adapters.kube import KubeError, NotFound
-from ..api.maintenancewindow import RestartOriginal
-from ..core.holding import acquire_hold, release_hold
-from ..logic.maintenancewindow_policy import instant
-from ..logic.maintenancewindow_steps import (
+from ....adapters.alertmanager import AlertmanagerError
+from ....adapters.kube import KubeError, NotFound
+from ....core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ....core.schedule import instant
+from ..api import MaintenanceWindowSpec, RestartOriginal
+from ..logic.lifecycle import step_began
+from ..logic.steps import (
     Outcome,
+    Rollout,
     Step,
     flag_drift,
     flag_original,
@@ -34,9 +37,8 @@ from ..logic.maintenancewindow_steps import (
     scaled_down,
     template_annotation,
 )
-from ..names import HOLD_ANNOTATION
-from .maintenancewindow_checks import create_silence, expire_silence, health_check
-from .maintenancewindow_env import Env, Target
+from .checks import create_silence, expire_silence, health_check
+from .env import Env, Target
 
 __all__ = ["execute", "release_holds"]
 
@@ -54,12 +56,21 @@ def execute(env: Env, t: Target, step: Step) -> Outcome:
         return Outcome.retry(str(exc))
 
 
+def _spec(t: Target) -> MaintenanceWindowSpec:
+    """The spec, which every start step has (only the undo of a deletion may lack it)."""
+    assert t.spec is not None, "a start step runs only with a spec the operator read"
+    return t.spec
+
+
 def _workloads(t: Target) -> list[str]:
     """Every Deployment the window changes (or may have changed), sorted: the holds."""
     names = set(t.status.holds)
-    if t.spec.maintenance_mode is not None:
-        names |= {d.name for d in t.spec.maintenance_mode.restart}
-    names |= {s.name for s in t.spec.scale_down}
+    originals = t.originals
+    names |= {r.name for r in originals.restarts or []} | {r.name for r in originals.replicas or []}
+    if t.spec is not None:
+        if t.spec.maintenance_mode is not None:
+            names |= {d.name for d in t.spec.maintenance_mode.restart}
+        names |= {s.name for s in t.spec.scale_down}
     return sorted(names)
 
 
@@ -91,7 +102,7 @@ def release_holds(env: Env, t: Target) -> Outcome:
 
 
 def _record_rollback_plan(env: Env, t: Target) -> Outcome:
-    rule = t.spec.policy.rollback_plan
+    rule = _spec(t).policy.rollback_plan
     assert rule is not None
     entries = []
     for ref in rule.deployments:
@@ -110,7 +121,7 @@ def _record_rollback_plan(env: Env, t: Target) -> Outcome:
 
 
 def _record_flag(env: Env, t: Target) -> Outcome:
-    mode = t.spec.maintenance_mode
+    mode = _spec(t).maintenance_mode
     assert mode is not None
     if t.originals.maintenance_flag is not None:  # recorded by an earlier attempt: keep it
         return Outcome.ok("original already recorded", originals=t.originals)
@@ -162,7 +173,7 @@ def _restore_flag(env: Env, t: Target) -> Outcome:
 
 
 def _record_restart(env: Env, t: Target) -> Outcome:
-    mode = t.spec.maintenance_mode
+    mode = _spec(t).maintenance_mode
     assert mode is not None
     if t.originals.restarts is not None:  # recorded by an earlier attempt: keep it
         return Outcome.ok("originals already recorded", originals=t.originals)
@@ -221,13 +232,29 @@ def _undo_restart(env: Env, t: Target) -> Outcome:
     )
 
 
+def _since(t: Target) -> datetime | None:
+    """When the wait step began: a progress deadline exceeded before it does not count."""
+    return step_began(t.status)
+
+
+def _judge(state: Rollout, words: list[str], waiting: str) -> Outcome | None:
+    """None when done (its words kept), else the Outcome: failed (deadline) or waiting."""
+    done, failed, text = state
+    if failed is not None:
+        return Outcome(done=False, failed=f"{failed}: {text}")
+    if not done:
+        return Outcome.wait(f"{waiting}: {text}")
+    words.append(text)
+    return None
+
+
 def _await_rollouts(env: Env, names: list[str], t: Target) -> Outcome:
-    words = []
+    words: list[str] = []
     for name in names:
-        complete, text = rollout_state(env.kube.get_deployment(t.namespace, name))
-        if not complete:
-            return Outcome.wait(f"rollout in progress: {text}")
-        words.append(text)
+        state = rollout_state(env.kube.get_deployment(t.namespace, name), _since(t), t.now)
+        judged = _judge(state, words, "rollout in progress")
+        if judged is not None:
+            return judged
     return Outcome.ok("; ".join(words))
 
 
@@ -242,7 +269,7 @@ def _record_replicas(env: Env, t: Target) -> Outcome:
     if t.originals.replicas is not None:  # recorded by an earlier attempt: keep it
         return Outcome.ok("originals already recorded", originals=t.originals)
     recorded = []
-    for target in t.spec.scale_down:
+    for target in _spec(t).scale_down:
         try:
             deployment = env.kube.get_deployment(t.namespace, target.name)
         except NotFound:
@@ -276,12 +303,12 @@ def _scale_down(env: Env, t: Target) -> Outcome:
 
 
 def _await_scale_down(env: Env, t: Target) -> Outcome:
-    words = []
+    words: list[str] = []
     for original in t.originals.replicas or []:
-        ok, text = scaled_down(env.kube.get_deployment(t.namespace, original.name), original)
-        if not ok:
-            return Outcome.wait(f"scaling down: {text}")
-        words.append(text)
+        deployment = env.kube.get_deployment(t.namespace, original.name)
+        judged = _judge(scaled_down(deployment, original, _since(t), t.now), words, "scaling down")
+        if judged is not None:
+            return judged
     return Outcome.ok("; ".join(words))
 
 
@@ -316,12 +343,12 @@ def _restore_replicas(env: Env, t: Target) -> Outcome:
 
 
 def _await_restored(env: Env, t: Target) -> Outcome:
-    words = []
+    words: list[str] = []
     for original in t.originals.replicas or []:
-        ok, text = restored(env.kube.get_deployment(t.namespace, original.name), original)
-        if not ok:
-            return Outcome.wait(f"scaling back: {text}")
-        words.append(text)
+        deployment = env.kube.get_deployment(t.namespace, original.name)
+        judged = _judge(restored(deployment, original, _since(t), t.now), words, "scaling back")
+        if judged is not None:
+            return judged
     scaled = {r.name for r in t.originals.replicas or []}
     others = [r.name for r in t.originals.restarts or [] if r.name not in scaled]
     rollouts = _await_rollouts(env, others, t)
@@ -336,36 +363,9 @@ def _release(env: Env, t: Target) -> Outcome:
         return outcome
     cleaned = []
     for name in _workloads(t):
-        cleaned += _clean_replicasets(env, t, name)
+        cleaned += clean_replicaset_holds(env.kube, t.namespace, name, t.holder)
     note = f"; hold copies removed from ReplicaSet {', '.join(cleaned)}" if cleaned else ""
     return Outcome.ok(outcome.message + note, holds=[])
-
-
-def _clean_replicasets(env: Env, t: Target, name: str) -> list[str]:
-    """Remove our hold from the Deployment's ReplicaSets.
-
-    The Deployment controller copies a Deployment's annotations onto its
-    ReplicaSets, and `kubectl rollout undo` copies them back: a copy left there
-    would bring our hold back long after the window is over.
-    """
-    try:
-        deployment = env.kube.get_deployment(t.namespace, name)
-    except NotFound:
-        return []
-    labels = (deployment["spec"].get("selector") or {}).get("matchLabels") or {}
-    if not labels:
-        return []
-    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    uid = deployment["metadata"].get("uid")
-    cleaned = []
-    for rs in env.kube.list_replicasets(t.namespace, selector):
-        owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
-        annotations = rs["metadata"].get("annotations") or {}
-        if uid in owners and annotations.get(HOLD_ANNOTATION) == t.holder:
-            patch = {"metadata": {"annotations": {HOLD_ANNOTATION: None}}}
-            env.kube.patch_replicaset(t.namespace, rs["metadata"]["name"], patch)
-            cleaned.append(str(rs["metadata"]["name"]))
-    return cleaned
 
 
 _STEPS: dict[Step, Callable[[Env, Target], Outcome]] = {

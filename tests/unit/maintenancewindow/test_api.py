@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook_operator.api import RESOURCES
-from runbook_operator.api.maintenancewindow import (
+from runbook_operator.crdgen import crd
+from runbook_operator.kinds import RESOURCES
+from runbook_operator.kinds.maintenancewindow.api import (
     MAINTENANCE_WINDOW,
     MaintenanceWindowSpec,
     MaintenanceWindowStatus,
     WindowPhase,
 )
-from runbook_operator.crdgen import crd
 
 
 def spec(**fields: Any) -> MaintenanceWindowSpec:

@@ -1,0 +1,1 @@
+"""MaintenanceWindow: the runbook's "Maintenance Procedures", with its checklist enforced."""

@@ -1,0 +1,100 @@
+"""MaintenanceWindow: the runbook's "Maintenance Procedures", with its checklist enforced.
+
+The runbook says: announce 24 h ahead, take a backup, get approvals, prepare a
+rollback plan, silence alerts; then set MAINTENANCE_MODE in frontend-config,
+restart the frontend, scale the backend down; afterwards undo it all. This
+kind writes that down once. The operator refuses to start a window whose
+checklist is unmet (phase Blocked, with the reason), records every original
+value in status before it changes anything, and puts them back at the end,
+on cancel, or when the object is deleted.
+"""
+
+from __future__ import annotations
+
+from ....core.resource import Column, Resource
+from .spec import (
+    TRANSITION_RULES,
+    Approval,
+    ApprovalRule,
+    BackupRule,
+    Emergency,
+    HealthCheck,
+    HttpCheck,
+    MaintenanceMode,
+    MaintenanceWindowSpec,
+    Matcher,
+    Policy,
+    PrometheusCheck,
+    RollbackPlanRule,
+    ScaleDownTarget,
+    SilenceSpec,
+)
+from .status import (
+    ContainerImage,
+    EndingReason,
+    FlagOriginal,
+    MaintenanceWindowStatus,
+    OccurrenceRecord,
+    Originals,
+    ReplicasOriginal,
+    RestartOriginal,
+    RollbackEntry,
+    SilenceStatus,
+    StepRecord,
+    WindowPhase,
+)
+
+__all__ = [
+    "MAINTENANCE_WINDOW",
+    "Approval",
+    "ApprovalRule",
+    "BackupRule",
+    "ContainerImage",
+    "Emergency",
+    "EndingReason",
+    "FlagOriginal",
+    "HealthCheck",
+    "HttpCheck",
+    "MaintenanceMode",
+    "MaintenanceWindowSpec",
+    "MaintenanceWindowStatus",
+    "Matcher",
+    "OccurrenceRecord",
+    "Originals",
+    "Policy",
+    "PrometheusCheck",
+    "ReplicasOriginal",
+    "RestartOriginal",
+    "RollbackEntry",
+    "RollbackPlanRule",
+    "ScaleDownTarget",
+    "SilenceSpec",
+    "SilenceStatus",
+    "StepRecord",
+    "WindowPhase",
+]
+
+MAINTENANCE_WINDOW = Resource(
+    kind="MaintenanceWindow",
+    plural="maintenancewindows",
+    short_names=("mw", "mwin"),
+    spec=MaintenanceWindowSpec,
+    status=MaintenanceWindowStatus,
+    description=(
+        "A maintenance window of the runbook: its checklist (notice, fresh backup, approvals, "
+        "rollback plan) enforced before the start; maintenance flag, restarts, scale-down and "
+        "alert silence applied at the start; every original put back and verified at the end."
+    ),
+    columns=(
+        Column("Phase", ".status.phase"),
+        Column("Start", ".status.nextStart", description="Start of the current or next window"),
+        Column("End", ".status.nextEnd", description="End of the current or next window"),
+        Column(
+            "Reason",
+            ".status.conditions[?(@.type=='Ready')].reason",
+            description="The step in progress, or why it is not Ready",
+        ),
+        Column("Message", ".status.conditions[?(@.type=='Ready')].message", priority=1),
+    ),
+    spec_rules=TRANSITION_RULES,
+)

@@ -1,0 +1,150 @@
+"""MaintenanceWindow on the operation core: the checklist, then the steps, in one pass.
+
+A pass repeats one step (passes.step) as long as it makes progress: each step's result
+is written to status (synchronously, optimistically) before the next one begins, so
+whenever the operator dies status says exactly how far it got and the step after it
+has not begun. The failpoint `maintenancewindow-step-<n>` (core.failpoints) stops the
+operator right after the n-th step is recorded, for the crash tests.
+
+What a pass cannot finish now it leaves to the watch events of the Deployments it
+changes (rollouts, scale-downs, holds released) and of the DatabaseBackups its
+checklist counts, or to the clock (start, end, deadlines, timeouts, the health check):
+`Result` says which. Before the start the checklist is evaluated again on such an
+event, at most once per POLICY_INTERVAL, and once more at the start.
+
+Deletion undoes, step by step and recorded the same way, from status alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from ....adapters import prometheus
+from ....adapters.alertmanager import Alertmanager, Silences
+from ....adapters.httpcheck import get_status
+from ....core import failpoints
+from ....core.conditions import StatusBase
+from ....core.context import Pass
+from ....core.kind import Kind, Result, due_in
+from ....core.spec import InvalidSpec
+from .. import logic
+from ..api import MAINTENANCE_WINDOW, MaintenanceWindowSpec, MaintenanceWindowStatus, WindowPhase
+from .env import Env
+from .passes import step, undo_step
+
+__all__ = ["MaintenanceWindowKind"]
+
+MAX_STEPS = 40
+"""Steps one pass may take (a whole start is 11, a whole end 7)."""
+RETRY_SECONDS = 2.0
+
+
+class MaintenanceWindowKind(Kind):
+    resource = MAINTENANCE_WINDOW
+
+    def __init__(
+        self,
+        *,
+        silences: Callable[[str], Silences] = Alertmanager,
+        http_status: Callable[[str], int] = get_status,
+        query: Callable[[str, str], float] = prometheus.query_one,
+    ) -> None:
+        self.silences = silences
+        self.http_status = http_status
+        self.query = query
+
+    def _env(self, ctx: Pass) -> Env:
+        return Env(
+            kube=ctx.kube,
+            silences=self.silences,
+            http_status=self.http_status,
+            prometheus=self.query,
+            prometheus_url=ctx.settings.prometheus_url,
+        )
+
+    @staticmethod
+    def _ref(ctx: Pass) -> tuple[str, str, str]:
+        return ctx.namespace, ctx.name, ctx.uid
+
+    @staticmethod
+    def _record(ctx: Pass, before: MaintenanceWindowStatus, p: logic.Pass) -> bool:
+        """Write the step's status, then tell; die here if the crash tests ask to."""
+        wrote = ctx.write(p.status)
+        ctx.recorder.events(p.events)
+        if wrote and len(p.status.steps) > len(before.steps):
+            failpoints.hit(f"maintenancewindow-step-{len(p.status.steps)}")
+        return wrote
+
+    # --- reconcile --------------------------------------------------------
+
+    def reconcile(self, ctx: Pass) -> Result:
+        spec = ctx.spec(MaintenanceWindowSpec)
+        env = self._env(ctx)
+        checked = deferred = False
+        for _ in range(MAX_STEPS):
+            before: MaintenanceWindowStatus = ctx.status()
+            w = logic.Window(spec, before, ctx.created, ctx.generation or 1)
+            now = ctx.tick()
+            if _pending_before_start(before, now):
+                if not logic.policy_due(w, now) or checked:
+                    deferred = not checked
+                    break  # the checklist was just evaluated; an event will say more
+                checked = True
+            if not self._record(ctx, before, step(env, w, self._ref(ctx), now)):
+                break
+        return self._result(ctx, spec, deferred)
+
+    def _result(self, ctx: Pass, spec: MaintenanceWindowSpec, deferred: bool) -> Result:
+        status: MaintenanceWindowStatus = ctx.status()
+        w = logic.Window(spec, status, ctx.created, ctx.generation or 1)
+        poll = timedelta(seconds=ctx.settings.tick_seconds)
+        due = logic.wake_at(w, ctx.now, poll)
+        if deferred and status.policy_checked_at is not None:
+            again = status.policy_checked_at + logic.POLICY_INTERVAL
+            due = again if due is None else min(due, again)
+        return Result(requeue_after=due_in(due, ctx.now), watch=_watches(spec, status))
+
+    # --- finalize ---------------------------------------------------------
+
+    def finalize(self, ctx: Pass) -> Result | None:
+        try:
+            spec: MaintenanceWindowSpec | None = ctx.spec(MaintenanceWindowSpec)
+        except InvalidSpec:
+            spec = None  # undo from status alone
+        env = self._env(ctx)
+        for _ in range(MAX_STEPS):
+            before: MaintenanceWindowStatus = ctx.status()
+            now = ctx.tick()
+            p = undo_step(env, before, spec, self._ref(ctx), ctx.generation, now)
+            self._record(ctx, before, p)
+            if p.finished:
+                return None
+            if p.status.last_error:
+                return Result(requeue_after=RETRY_SECONDS)
+        return Result(requeue_after=0.1)
+
+    def invalid(self, ctx: Pass, status: StatusBase, message: str) -> StatusBase:
+        """Nothing is started; a window under way keeps its phase (deletion still undoes it)."""
+        assert isinstance(status, MaintenanceWindowStatus)
+        return logic.invalid_spec(status, ctx.generation or 1, message, ctx.now).status
+
+
+def _pending_before_start(status: MaintenanceWindowStatus, now: datetime) -> bool:
+    phase = status.phase or WindowPhase.PENDING
+    return phase == WindowPhase.PENDING and (status.next_start is None or now < status.next_start)
+
+
+def _watches(
+    spec: MaintenanceWindowSpec, status: MaintenanceWindowStatus
+) -> frozenset[tuple[str, str]]:
+    names = set(status.holds)
+    if spec.maintenance_mode is not None:
+        names |= {d.name for d in spec.maintenance_mode.restart}
+    names |= {t.name for t in spec.scale_down}
+    if spec.policy.rollback_plan is not None:
+        names |= {d.name for d in spec.policy.rollback_plan.deployments}
+    watch = {("Deployment", name) for name in names}
+    if spec.policy.backup is not None and not status.is_done():
+        watch.add(("DatabaseBackup", "*"))
+    return frozenset(watch)
