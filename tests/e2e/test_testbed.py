@@ -331,6 +331,7 @@ def assert_nothing_left(bed: LocalTestBed, records: list[ProcessRecord]) -> None
     assert not leftovers, f"processes still naming the test bed's dirs: {leftovers}"
     assert not bed.state_dir.exists()
     assert not bed.data_dir.exists()
+    assert not bed.lock_path.exists(), "the lock file stays behind in the temp dir"
 
 
 @pytest.mark.timeout(300)

@@ -363,6 +363,11 @@ class LocalTestBed:
         return self.state_dir / "kubeconfig"
 
     @property
+    def lock_path(self) -> Path:
+        """Serialises up/down of this test bed; removed by down()."""
+        return self._lock_path
+
+    @property
     def kubectl(self) -> Path:
         return self._bin("kubectl")
 
@@ -808,10 +813,12 @@ class LocalTestBed:
     # ----------------------------------------------------------------- down
 
     def down(self, timeout: float = 10.0) -> None:
-        """Stops every process this test bed started (by pid), then removes its state."""
+        """Stops every process this test bed started (by pid), then removes its state
+        (and its lock file: nothing of it is left outside the repository)."""
         with self._lock():
             self._refresh()
             self._down_locked(timeout)
+            self._lock_path.unlink(missing_ok=True)
 
     def _down_locked(self, timeout: float = 10.0) -> None:
         recorded = self._recorded or {}
