@@ -20,8 +20,8 @@ from ....core.fields import (
     ObjectName,
     TimeZone,
 )
+from ....core.health import HealthCheck, HttpCheck, PrometheusCheck, Url
 from ....core.model import ApiModel, cel
-from ....core.prometheus import Comparison
 
 __all__ = [
     "TRANSITION_RULES",
@@ -41,10 +41,8 @@ __all__ = [
     "SilenceSpec",
 ]
 
-_HTTP_URL = r"^https?://[^\s]+$"
 _NOT_BLANK = r"\S"
 
-Url = Annotated[str, Field(max_length=2048, pattern=_HTTP_URL)]
 Text = Annotated[str, Field(max_length=1024)]
 
 
@@ -108,50 +106,6 @@ class ScaleDownTarget(ApiModel):
     replicas: Annotated[int, Field(ge=0, le=1000)]
     """Replicas during the window. Under an HPA its minReplicas and maxReplicas are pinned to
     this value (0 leaves the HPA alone: an HPA does not act on a Deployment at zero)."""
-
-
-class HttpCheck(ApiModel):
-    """An HTTP GET that must answer with the expected status."""
-
-    url: Url
-    """The URL to GET, e.g. http://mail-score-frontend/healthz."""
-    expected_status: Annotated[int, Field(ge=100, le=599)] | None = None
-    """The status code wanted. Default: any 2xx."""
-
-
-class PrometheusCheck(ApiModel):
-    """A PromQL query whose value must compare true with the threshold."""
-
-    url: Url | None = None
-    """Prometheus base URL. Default: the operator's RUNBOOK_PROMETHEUS_URL."""
-    query: Annotated[str, Field(min_length=1, max_length=4096)]
-    """PromQL returning one series, e.g. the 5xx ratio of the frontend."""
-    comparison: Comparison = Comparison.LESS
-    """How the value is compared with the threshold; healthy when the comparison holds."""
-    threshold: float
-    """The value compared with the query's result."""
-
-
-class HealthCheck(ApiModel):
-    """What must hold after the originals are back, before the window is Ready."""
-
-    model_config = {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel(
-                    "has(self.http) != has(self.prometheus)",
-                    "give exactly one of http or prometheus",
-                )
-            ]
-        }
-    }
-
-    http: HttpCheck | None = None
-    """Healthy when this URL answers as expected."""
-    prometheus: PrometheusCheck | None = None
-    """Healthy when this query compares true."""
-    timeout: GoDuration = "5m"
-    """How long to keep trying before the window is marked Failed."""
 
 
 class BackupRule(ApiModel):

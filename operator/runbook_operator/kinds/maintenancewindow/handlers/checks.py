@@ -12,11 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from ....adapters.alertmanager import AlertmanagerError
-from ....adapters.httpcheck import HttpCheckError
 from ....adapters.kube import KubeError, NotFound
-from ....adapters.urls import redact
 from ....core.names import SCHEDULE_LABEL
-from ....core.prometheus import compare
+from ....core.probing import probe
 from ....core.schedule import instant
 from ..api import MaintenanceWindowSpec, SilenceStatus
 from ..logic import SILENCE_MARGIN
@@ -142,29 +140,7 @@ def health_check(env: Env, t: Target) -> Outcome:
     check = t.spec.health_check if t.spec is not None else None
     if check is None:
         return Outcome.ok("no health check configured any more")
-    if check.http is not None:
-        try:
-            status = env.http_status(check.http.url)
-        except HttpCheckError as exc:
-            return Outcome.wait(f"unhealthy: {exc}")
-        wanted = check.http.expected_status
-        healthy = status == wanted if wanted is not None else 200 <= status < 300
-        text = f"{redact(check.http.url)} answered HTTP {status}"
-        return Outcome.ok(f"healthy: {text}") if healthy else Outcome.wait(f"unhealthy: {text}")
-    assert check.prometheus is not None
-    prom = check.prometheus
-    url = prom.url or env.prometheus_url
-    if not url:
-        return Outcome(
-            done=False,
-            failed="no Prometheus URL: set healthCheck.prometheus.url "
-            "or the operator's RUNBOOK_PROMETHEUS_URL",
-        )
-    try:
-        value = env.prometheus(url, prom.query)
-    except Exception as exc:  # the adapter's errors say why there is no value
-        return Outcome.wait(f"unhealthy: {exc}")
-    text = f"{prom.query} = {value:g} (healthy when {prom.comparison} {prom.threshold:g})"
-    if compare(value, prom.comparison, prom.threshold):
-        return Outcome.ok(f"healthy: {text}")
-    return Outcome.wait(f"unhealthy: {text}")
+    answer = probe(check, env.http_status, env.prometheus, env.prometheus_url)
+    if answer.failed is not None:
+        return Outcome(done=False, failed=answer.failed)
+    return Outcome.ok(answer.text) if answer.healthy else Outcome.wait(answer.text)
