@@ -34,6 +34,7 @@ _PLURALS = {
     "DatabaseRestore": "databaserestores",
     "EmergencyScale": "emergencyscales",
     "Rollback": "rollbacks",
+    "Restart": "restarts",
 }
 
 

@@ -136,6 +136,23 @@ class FakeKube:
     def add_deployment(self, name: str, replicas: int, image: str = "img:1", **kw: Any) -> Obj:
         return self.put("Deployment", deployment(name, replicas, image, **kw))
 
+    def add_statefulset(self, name: str, replicas: int, image: str = "img:1") -> Obj:
+        """A StatefulSet whose rollout is complete (RollingUpdate)."""
+        obj = deployment(name, replicas, image)
+        obj["kind"] = "StatefulSet"
+        obj["metadata"]["annotations"] = {}
+        obj["spec"]["updateStrategy"] = {"type": "RollingUpdate"}
+        revision = f"{name}-1"
+        obj["status"] = {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "updatedReplicas": replicas,
+            "currentRevision": revision,
+            "updateRevision": revision,
+        }
+        return self.put("StatefulSet", obj)
+
     def add_hpa(self, name: str, target: str, low: int, high: int) -> Obj:
         spec = {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
@@ -199,6 +216,9 @@ class FakeKube:
     def _settle(self, obj: Obj, before: Obj) -> None:
         """A Deployment whose spec changed gets a new generation, rolled out at once; a new
         pod template is a new revision, as the Deployment controller numbers them."""
+        if obj.get("kind") == "StatefulSet" and obj.get("spec") != before.get("spec"):
+            self._settle_statefulset(obj, before)
+            return
         if obj.get("kind") != "Deployment" or obj.get("spec") == before.get("spec"):
             return
         meta = obj["metadata"]
@@ -213,6 +233,23 @@ class FakeKube:
             meta["generation"] = meta.get("generation", 1) + 1
         if self.auto_rollout:
             self.roll_out(meta["name"], meta["namespace"])
+
+    def _settle_statefulset(self, obj: Obj, before: Obj) -> None:
+        meta, status = obj["metadata"], obj.setdefault("status", {})
+        meta["generation"] = meta.get("generation", 1) + 1
+        if obj["spec"].get("template") != (before.get("spec") or {}).get("template"):
+            self.template_changes[meta["name"]] += 1
+            status["updateRevision"] = f"{meta['name']}-{meta['generation']}"
+            status["updatedReplicas"] = 0
+        if self.auto_rollout:
+            replicas = obj["spec"].get("replicas", 1)
+            status.update(
+                observedGeneration=meta["generation"],
+                currentRevision=status.get("updateRevision"),
+                replicas=replicas,
+                readyReplicas=replicas,
+                updatedReplicas=replicas,
+            )
 
     def roll_out(self, name: str, namespace: str = NS) -> None:
         """The Deployment controller catches up: status matches the spec."""

@@ -10,13 +10,14 @@ from ..core.kind import Kind
 from ..core.resource import Resource
 from .emergencyscale.handlers import EmergencyScaleKind
 from .maintenancewindow.handlers import MaintenanceWindowKind
+from .restart.handlers import RestartKind
 
 __all__ = ["KINDS", "RESOURCES"]
 
 
 def kinds() -> list[Kind]:
     """A fresh set of every kind's handlers, with their real adapters."""
-    return [EmergencyScaleKind(), MaintenanceWindowKind()]
+    return [EmergencyScaleKind(), MaintenanceWindowKind(), RestartKind()]
 
 
 KINDS = kinds

@@ -1,0 +1,1 @@
+"""Restart: the runbook's "Application Restart" (`kubectl rollout restart`) as an object."""

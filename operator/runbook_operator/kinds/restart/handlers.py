@@ -1,0 +1,169 @@
+"""Restart on the operation core: holds, the recorded stamp, the restarts, the rollouts.
+
+A pass takes the holds (all or none), records the restart stamp and every original
+before the first patch, then restarts what is due and follows the rollouts, writing
+each step to status before the patch it records. What is left to wait for comes as
+watch events of the workloads (a rollout's progress), or from the clock (a timeout,
+the health check every tick). The failpoint `restart-<phase>` stops the operator
+right after a status of that phase is written, for the crash tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from ...adapters import prometheus
+from ...adapters.httpcheck import get_status
+from ...adapters.kube import NotFound
+from ...core import failpoints
+from ...core.context import Pass
+from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.kind import Kind, Result, due_in
+from ...core.names import REVISION_ANNOTATION, holder_id
+from ...core.probing import probe
+from ...core.rollout import label_selector
+from ...core.spec import InvalidSpec
+from . import logic
+from .api import RESTART, RestartPhase, RestartSpec, RestartStatus
+
+__all__ = ["RestartKind"]
+
+MAX_STEPS = 3 * 20
+"""Steps one pass may take (a few per target)."""
+
+
+def _current_replica_set(ctx: Pass, deployment: dict[str, object]) -> str | None:
+    """The Deployment's ReplicaSet of its current revision (owned by it, by uid)."""
+    meta = deployment.get("metadata") or {}
+    assert isinstance(meta, dict)
+    revision = (meta.get("annotations") or {}).get(REVISION_ANNOTATION)
+    selector = label_selector(dict(deployment))
+    if not selector or revision is None:
+        return None
+    for rs in ctx.kube.list_replicasets(ctx.namespace, selector):
+        rs_meta = rs.get("metadata") or {}
+        owners = {o.get("uid") for o in rs_meta.get("ownerReferences") or []}
+        if (
+            meta.get("uid") in owners
+            and (rs_meta.get("annotations") or {}).get(REVISION_ANNOTATION) == revision
+        ):
+            return str(rs_meta.get("name"))
+    return None
+
+
+def observe(ctx: Pass, keys: list[logic.Key]) -> dict[logic.Key, logic.Seen]:
+    seen: dict[logic.Key, logic.Seen] = {}
+    for kind, name in dict.fromkeys(keys):
+        try:
+            obj = ctx.kube.get_workload(kind, ctx.namespace, name)
+        except NotFound:
+            seen[(kind, name)] = logic.Seen(None)
+            continue
+        rs = _current_replica_set(ctx, obj) if kind == "Deployment" else None
+        seen[(kind, name)] = logic.Seen(obj, rs)
+    return seen
+
+
+def _keys(spec: RestartSpec | None, status: RestartStatus) -> list[logic.Key]:
+    keys = [logic.key_of(t) for t in spec.targets] if spec is not None else []
+    return [*keys, *(logic.key_of(t) for t in status.targets)]
+
+
+class RestartKind(Kind):
+    resource = RESTART
+
+    def __init__(
+        self,
+        *,
+        http_status: Callable[[str], int] = get_status,
+        query: Callable[[str, str], float] = prometheus.query_one,
+    ) -> None:
+        self.http_status = http_status
+        self.query = query
+
+    def reconcile(self, ctx: Pass) -> Result:
+        spec = ctx.spec(RestartSpec)
+        holder = holder_id(RESTART.kind, ctx.name)
+        for _ in range(MAX_STEPS):
+            status: RestartStatus = ctx.status()
+            if status.is_done():
+                break
+            now = ctx.tick()
+            seen = observe(ctx, _keys(spec, status))
+            plan = logic.reconcile(
+                spec, status, seen, holder=holder, generation=ctx.generation, now=now
+            )
+            probed = plan.probe
+            if probed:
+                plan = self._probe(ctx, spec, status)
+            if not self._act(ctx, plan, holder) or probed:
+                break  # the health check is asked once per pass (and again at each tick)
+        status = ctx.status()
+        poll = timedelta(seconds=ctx.settings.tick_seconds)
+        due = logic.wake_at(spec, status, ctx.now, poll)
+        watch = frozenset(_keys(spec, status)) if not status.is_done() else frozenset()
+        return Result(requeue_after=due_in(due, ctx.now), watch=watch)
+
+    def _probe(self, ctx: Pass, spec: RestartSpec, status: RestartStatus) -> logic.Plan:
+        assert spec.health_check is not None
+        answer = probe(spec.health_check, self.http_status, self.query, ctx.settings.prometheus_url)
+        return logic.after_probe(
+            spec,
+            status,
+            answer.healthy,
+            answer.text,
+            failed=answer.failed,
+            generation=ctx.generation,
+            now=ctx.now,
+        )
+
+    def _act(self, ctx: Pass, plan: logic.Plan, holder: str) -> bool:
+        """Holds (all or none), then the status, then the patches, releases and events."""
+        taken: list[logic.Key] = []
+        for kind, name in plan.acquire:
+            other = acquire_hold(ctx.kube, kind, ctx.namespace, name, holder)
+            if other is not None:
+                for key in taken:
+                    release_hold(ctx.kube, key[0], ctx.namespace, key[1], holder)
+                message = f"{name} is held by {other}; the restart starts when it is released"
+                before: RestartStatus = ctx.status()
+                plan = logic.held_elsewhere(before, message, generation=ctx.generation, now=ctx.now)
+                break
+            taken.append((kind, name))
+        if plan.status.is_done():
+            # Released before the end is written: Completed (or Failed) means let go. A crash
+            # in between finds the rollouts done and ends again, without taking any hold.
+            self._release(ctx, plan.release, holder)
+        wrote = ctx.write(plan.status)
+        if wrote and plan.status.phase is not None:
+            failpoints.hit(f"restart-{plan.status.phase.value}")
+        stamp = plan.status.restart_stamp
+        for kind, name in plan.patches:
+            assert stamp is not None
+            ctx.kube.patch_workload(kind, ctx.namespace, name, logic.restart_patch(stamp))
+        if not plan.status.is_done():
+            self._release(ctx, plan.release, holder)
+        ctx.recorder.events(plan.events)
+        return wrote or bool(plan.patches or plan.release)
+
+    @staticmethod
+    def _release(ctx: Pass, keys: list[logic.Key], holder: str) -> None:
+        for kind, name in keys:
+            release_hold(ctx.kube, kind, ctx.namespace, name, holder)
+            if kind == "Deployment":
+                clean_replicaset_holds(ctx.kube, ctx.namespace, name, holder)
+
+    def finalize(self, ctx: Pass) -> Result | None:
+        """Release the holds; a restart is never undone (its pods are new already)."""
+        status: RestartStatus = ctx.status()
+        try:
+            spec: RestartSpec | None = ctx.spec(RestartSpec)
+        except InvalidSpec:
+            spec = None
+        self._release(
+            ctx, list(dict.fromkeys(_keys(spec, status))), holder_id(RESTART.kind, ctx.name)
+        )
+        if status.phase == RestartPhase.RESTARTING:
+            ctx.recorder.info("Deleted", "deleted while restarting; rollouts already begun go on")
+        return None
