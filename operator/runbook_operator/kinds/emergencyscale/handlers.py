@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from ...adapters.kube import NotFound
 from ...core import failpoints, sampling
@@ -48,8 +49,24 @@ def _context(ctx: Pass) -> logic.Context:
     )
 
 
-def observe(ctx: Pass, keys: list[logic.Key]) -> logic.World:
-    hpas = ctx.kube.list_hpas(ctx.namespace)
+class Hpas:
+    """The namespace's HPAs, listed once per pass and kept current with our own patches.
+
+    A list after a write waits until the API server's watch cache has caught up with it
+    (consistent reads from cache): tens of milliseconds per list, at every step of a pass
+    that lists again. Nobody else changes an HPA we hold; our own patches' answers say
+    what it is now."""
+
+    def __init__(self, ctx: Pass) -> None:
+        self.items = ctx.kube.list_hpas(ctx.namespace)
+
+    def patched(self, hpa: dict[str, Any]) -> None:
+        name = hpa["metadata"]["name"]
+        self.items = [h for h in self.items if h["metadata"]["name"] != name] + [hpa]
+
+
+def observe(ctx: Pass, keys: list[logic.Key], hpas: Hpas | None = None) -> logic.World:
+    listed = (hpas or Hpas(ctx)).items
     world: dict[logic.Key, logic.Workload | None] = {}
     for kind, name in dict.fromkeys(keys):
         try:
@@ -57,7 +74,7 @@ def observe(ctx: Pass, keys: list[logic.Key]) -> logic.World:
         except NotFound:
             world[(kind, name)] = None
             continue
-        world[(kind, name)] = logic.read_workload(kind, obj, hpas)
+        world[(kind, name)] = logic.read_workload(kind, obj, listed)
     return world
 
 
@@ -77,15 +94,16 @@ class EmergencyScaleKind(Kind):
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(EmergencyScaleSpec)
         sample = self._sample(ctx, spec, ctx.status())
+        hpas = Hpas(ctx)
         for _ in range(MAX_STEPS):
             status: EmergencyScaleStatus = ctx.status()
             if status.is_done():
                 break
             lctx = _context(ctx)
-            world = observe(ctx, _keys(spec, status))
+            world = observe(ctx, _keys(spec, status), hpas)
             outcome = logic.reconcile(spec, status, world, sample, lctx)
             sample = None  # asked once per pass; later steps reuse the recorded answer
-            if not self._act(ctx, spec, status, outcome, lctx):
+            if not self._act(ctx, spec, status, outcome, lctx, hpas):
                 break
         status = ctx.status()
         poll = timedelta(seconds=ctx.settings.tick_seconds)
@@ -118,6 +136,7 @@ class EmergencyScaleKind(Kind):
         status: EmergencyScaleStatus,
         outcome: logic.Outcome,
         lctx: logic.Context,
+        hpas: Hpas,
     ) -> bool:
         """Holds, then the status, then the patches, then the releases and the events.
         Returns whether anything happened (so the next step may be due at once)."""
@@ -136,14 +155,18 @@ class EmergencyScaleKind(Kind):
         wrote = ctx.write(outcome.status)
         if wrote:
             failpoints.hit(f"emergencyscale-{outcome.status.phase}")
-        for change in outcome.changes:
-            if change.hpa is not None:
-                ctx.kube.patch_hpa(ctx.namespace, change.hpa, change.patch)
-            else:
-                ctx.kube.patch_workload(change.key[0], ctx.namespace, change.key[1], change.patch)
+        self._patch(ctx, outcome.changes, hpas)
         self._release(ctx, outcome.release, lctx.holder)
         ctx.recorder.events(outcome.notes)
         return wrote or bool(outcome.changes or outcome.release or taken)
+
+    @staticmethod
+    def _patch(ctx: Pass, changes: tuple[logic.Change, ...], hpas: Hpas) -> None:
+        for change in changes:
+            if change.hpa is not None:
+                hpas.patched(ctx.kube.patch_hpa(ctx.namespace, change.hpa, change.patch))
+            else:
+                ctx.kube.patch_workload(change.key[0], ctx.namespace, change.key[1], change.patch)
 
     @staticmethod
     def _release(ctx: Pass, keys: tuple[logic.Key, ...], holder: str) -> None:
@@ -162,13 +185,10 @@ class EmergencyScaleKind(Kind):
         except InvalidSpec:
             spec = None  # everything recorded is in status: undo from there
         lctx = _context(ctx)
-        world = observe(ctx, _keys(spec, status))
+        hpas = Hpas(ctx)
+        world = observe(ctx, _keys(spec, status), hpas)
         outcome = logic.finalize(status, world, lctx, spec=spec)
-        for change in outcome.changes:
-            if change.hpa is not None:
-                ctx.kube.patch_hpa(ctx.namespace, change.hpa, change.patch)
-            else:
-                ctx.kube.patch_workload(change.key[0], ctx.namespace, change.key[1], change.patch)
+        self._patch(ctx, outcome.changes, hpas)
         self._release(ctx, outcome.release, lctx.holder)
         ctx.recorder.events(outcome.notes)
         return None

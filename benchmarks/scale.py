@@ -1,0 +1,132 @@
+"""Scale: many operations at once, and what standing ones cost when nothing is due.
+
+- `many` EmergencyScales on as many Deployments, created at once: the time until all
+  are Active (reference: the time it takes only to create them, so the ratio is what
+  the operator adds on top of the API server taking the objects in);
+- `idle` future MaintenanceWindows plus backup schedules left alone for `seconds`: the
+  operator's API requests per second (the API server's apiserver_request_total, WATCH
+  excluded, with the operator running minus without it), its CPU and its RSS.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lib import GROUP, VERSION, Bench, Figure, Operator, Watcher, deployment
+
+__all__ = ["idle", "many"]
+
+Obj = dict[str, Any]
+
+
+def many(bench: Bench, operator: Operator, count: int) -> list[Figure]:
+    ns = bench.namespace("scale-es")
+    bench.apply([deployment(f"d{i:04d}", ns, 0) for i in range(count)])
+    bodies = [
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "EmergencyScale",
+            "metadata": {"name": f"es{i:04d}", "namespace": ns},
+            "spec": {"targets": [{"name": f"d{i:04d}", "replicas": 1}], "duration": "1h"},
+        }
+        for i in range(count)
+    ]
+    with operator.running(), Watcher(_es_list(bench), ns) as w:
+        for body in bodies:
+            w.expect(
+                body["metadata"]["name"], lambda o: (o.get("status") or {}).get("phase") == "Active"
+            )
+        t0 = time.monotonic()
+        bench.apply(bodies)
+        created = time.monotonic() - t0
+        last = max(w.wait(b["metadata"]["name"], timeout=600) for b in bodies) - t0
+        rss = operator.rss_mib()
+    return [
+        Figure(
+            f"{count} EmergencyScales, all Active",
+            last,
+            created,
+            "s",
+            None,
+            "creating them",
+            f"(goal: <= 20 s; RSS {rss:.0f} MiB)",
+        ),
+    ]
+
+
+def _es_list(bench: Bench) -> Any:
+    def list_fn(namespace: str, **kw: Any) -> Any:
+        return bench.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "emergencyscales", **kw
+        )
+
+    return list_fn
+
+
+def idle(
+    bench: Bench, operator: Operator, windows: int, schedules: int, seconds: float
+) -> list[Figure]:
+    ns = bench.namespace("idle")
+    start = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    docs: list[Obj] = [
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MaintenanceWindow",
+            "metadata": {"name": f"mw{i:04d}", "namespace": ns},
+            "spec": {"start": start, "duration": "1h"},
+        }
+        for i in range(windows)
+    ]
+    docs += [
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "DatabaseBackup",
+            "metadata": {"name": f"nightly{i:03d}", "namespace": ns},
+            "spec": {
+                "postgres": {
+                    "host": "postgres",
+                    "database": "app",
+                    "credentials": {"secretName": "pg"},
+                },
+                "schedule": "0 2 * * *",
+            },
+        }
+        for i in range(schedules)
+    ]
+    bench.apply(docs)
+    time.sleep(5)
+    before = bench.apiserver_requests()
+    time.sleep(seconds)
+    baseline = (bench.apiserver_requests() - before) / seconds
+    with operator.running():
+        bench.wait(lambda: _settled(bench, ns, windows + schedules), 300, "every object seen")
+        time.sleep(10)  # the first passes are over
+        cpu0, t0, req0 = operator.cpu_seconds(), time.monotonic(), bench.apiserver_requests()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - t0
+        rate = (bench.apiserver_requests() - req0) / elapsed - baseline
+        cpu = (operator.cpu_seconds() - cpu0) / elapsed * 100
+        rss = operator.rss_mib()
+    total = windows + schedules
+    return [
+        Figure(
+            f"{total} idle objects: API requests/s",
+            max(rate, 0.0),
+            1.0,
+            "r/s",
+            1.0,
+            "goal 1 r/s",
+            f"(without the operator: {baseline:.1f} r/s)",
+        ),
+        Figure(f"{total} idle objects: CPU of one core", cpu, 2.0, "%", 1.0, "goal 2 %"),
+        Figure(f"{total} idle objects: RSS", rss, 200.0, "MiB", 1.0, "goal 200 MiB"),
+    ]
+
+
+def _settled(bench: Bench, ns: str, count: int) -> bool:
+    seen = 0
+    for plural in ("maintenancewindows", "databasebackups"):
+        seen += sum(1 for o in bench.list(plural, ns) if (o.get("status") or {}).get("phase"))
+    return seen >= count
