@@ -37,10 +37,17 @@ def _run(args: argparse.Namespace) -> int:
         if settings.liveness_port
         else None
     )
+    # Kopf serves exact namespaces itself. With a glob it would watch the namespaces and
+    # start its watchers as they appear, but a namespace created while it starts is seen
+    # only in the list that begins its namespace watch, which Kopf ignores: such a namespace
+    # stayed unserved until something changed it. So globs are matched here instead, on
+    # cluster-wide watches (core.runtime ignores every object outside the patterns).
+    exact = [n for n in args.namespace if not any(c in n for c in "*?[")]
+    globbed = len(exact) != len(args.namespace)
     kopf.run(
         standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
+        clusterwide=not args.namespace or globbed,
+        namespaces=[] if globbed else exact,
         liveness_endpoint=liveness,
         memo=memo,
     )

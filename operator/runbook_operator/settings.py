@@ -6,6 +6,7 @@ Read once at start-up from the command line and the environment
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,13 @@ def _env(name: str, default: str) -> str:
 class Settings:
     namespaces: tuple[str, ...] = ()
     """Namespaces (or globs like `team-*`) to serve; empty means all."""
+
+    def serves(self, namespace: str) -> bool:
+        """Whether objects of this namespace are ours to act on."""
+        return not self.namespaces or any(
+            fnmatch.fnmatchcase(namespace, p) for p in self.namespaces
+        )
+
     metrics_address: str = field(default_factory=lambda: _env("METRICS_ADDRESS", "0.0.0.0"))
     """Address of the Prometheus /metrics endpoint."""
     metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "8080")))

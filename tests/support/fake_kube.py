@@ -175,8 +175,8 @@ class FakeKube:
     def obj(self, kind: str, name: str, namespace: str = NS) -> Obj:
         return self.store[(kind, namespace, name)]
 
-    def annotations(self, kind: str, name: str) -> dict[str, str]:
-        return dict(self.obj(kind, name)["metadata"].get("annotations") or {})
+    def annotations(self, kind: str, name: str, namespace: str = NS) -> dict[str, str]:
+        return dict(self.obj(kind, name, namespace)["metadata"].get("annotations") or {})
 
     # --- internals ----------------------------------------------------------
 
@@ -307,6 +307,8 @@ class FakeKube:
             else:
                 parent[path[-1]] = copy.deepcopy(op["value"])
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        if obj["spec"].get("template") != before["spec"].get("template"):
+            self.template_changes[name] += 1
         if obj["spec"] != before["spec"]:
             obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
             if self.auto_rollout:

@@ -10,7 +10,6 @@ from .common import GROUP, VERSION
 from .databasebackup import DATABASE_BACKUP
 from .databaserestore import DATABASE_RESTORE
 from .resource import CATEGORY, Resource
-from .rollback import ROLLBACK
 
 __all__ = ["CATEGORY", "GROUP", "RESOURCES", "VERSION", "Resource"]
 
@@ -20,5 +19,4 @@ RESOURCES: tuple[Resource, ...] = (
     *_NEW,
     DATABASE_BACKUP,
     DATABASE_RESTORE,
-    ROLLBACK,
 )

@@ -86,7 +86,9 @@ class Runtime:
     # --- events -----------------------------------------------------------
 
     def observe(self, kind: str, event_type: str | None, body: Obj) -> None:
-        """A watch event of one of our objects."""
+        """A watch event of one of our objects (those of namespaces not served are ignored)."""
+        if not self.settings.serves(str((body.get("metadata") or {}).get("namespace"))):
+            return
         self.controllers[kind].observe(event_type, body)
         self.notify(kind, body)
 

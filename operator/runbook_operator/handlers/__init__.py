@@ -6,12 +6,10 @@ from . import (
     databasebackup,
     databaserestore,
     lifecycle,
-    rollback,
 )
 
 __all__ = [
     "databasebackup",
     "databaserestore",
     "lifecycle",
-    "rollback",
 ]

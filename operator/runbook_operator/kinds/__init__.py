@@ -11,13 +11,14 @@ from ..core.resource import Resource
 from .emergencyscale.handlers import EmergencyScaleKind
 from .maintenancewindow.handlers import MaintenanceWindowKind
 from .restart.handlers import RestartKind
+from .rollback.handlers import RollbackKind
 
 __all__ = ["KINDS", "RESOURCES"]
 
 
 def kinds() -> list[Kind]:
     """A fresh set of every kind's handlers, with their real adapters."""
-    return [EmergencyScaleKind(), MaintenanceWindowKind(), RestartKind()]
+    return [EmergencyScaleKind(), MaintenanceWindowKind(), RestartKind(), RollbackKind()]
 
 
 KINDS = kinds

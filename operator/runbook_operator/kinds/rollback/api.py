@@ -17,16 +17,11 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from .common import (
-    ApiModel,
-    GateStatus,
-    GoDuration,
-    ObjectName,
-    PrometheusCondition,
-    StatusBase,
-    cel,
-)
-from .resource import Column, Resource
+from ...core.conditions import StatusBase
+from ...core.fields import GoDuration, ObjectName
+from ...core.model import ApiModel, cel
+from ...core.prometheus import GateStatus, PrometheusCondition
+from ...core.resource import Column, Resource
 
 __all__ = [
     "ROLLBACK",

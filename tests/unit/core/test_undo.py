@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runbook_operator.logic.rollout_undo import (
+from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.rollout import label_selector, rollout_status
+from runbook_operator.core.undo import (
     HASH_LABEL,
     Choice,
     Refusal,
@@ -15,14 +17,11 @@ from runbook_operator.logic.rollout_undo import (
     equal_ignore_hash,
     gitops_manager,
     images,
-    label_selector,
     owned_replica_sets,
     revision,
     rollback_annotations,
     rollback_patch,
-    rollout_status,
 )
-from runbook_operator.names import HOLD_ANNOTATION
 from support.rollback_objects import deployment, history, replica_set, template
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -1,4 +1,5 @@
-"""`kubectl rollout undo` and `kubectl rollout status`, as pure functions of wire objects.
+"""`kubectl rollout undo`, as pure functions of wire objects: Rollback's, and ImageUpdate's
+when it returns to the revision it recorded.
 
 Written from kubectl's documentation and from its observed behaviour on a
 real control plane (the parity e2e test compares the two): the ReplicaSets a
@@ -6,7 +7,7 @@ Deployment controls (by owner uid), the revision each carries in its
 `deployment.kubernetes.io/revision` annotation, "previous" as the second highest
 revision, the pod template copied back without `pod-template-hash`, the
 annotations kubectl keeps from the Deployment and those it copies from the
-ReplicaSet, its refusals, and when `rollout status` calls a rollout done.
+ReplicaSet, and its refusals (`kubectl rollout status` is core.rollout's).
 Also: which GitOps tool tracks a Deployment, since its next sync undoes an undo.
 """
 
@@ -16,10 +17,9 @@ import copy
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from ..names import HOLD_ANNOTATION
+from .names import HOLD_ANNOTATION, REVISION_ANNOTATION
 
 __all__ = [
     "HASH_LABEL",
@@ -27,32 +27,23 @@ __all__ = [
     "REVISION_ANNOTATION",
     "Choice",
     "Refusal",
-    "Rollout",
     "annotations_of",
     "choose",
-    "controller_behind",
     "equal_ignore_hash",
     "gitops_manager",
     "images",
-    "label_selector",
     "meta",
     "new_replica_set",
     "owned_replica_sets",
-    "parse_time",
-    "progressing_condition",
     "revision",
     "rollback_annotations",
     "rollback_patch",
-    "rollout_status",
     "template_of",
 ]
 
 Obj = dict[str, Any]
 
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
-TIMED_OUT_REASON = "ProgressDeadlineExceeded"
-DEFAULT_PROGRESS_DEADLINE = 600
 KEPT_ANNOTATIONS = frozenset(
     {
         "kubectl.kubernetes.io/last-applied-configuration",
@@ -255,83 +246,6 @@ def images(template: Obj) -> list[str]:
         f"{c.get('name')}={c.get('image')}"
         for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
     ]
-
-
-def label_selector(deployment: Obj) -> str:
-    """The Deployment's selector as a label-selector string, for listing its ReplicaSets."""
-    selector = (deployment.get("spec") or {}).get("selector") or {}
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression["key"], expression["operator"], expression.get("values")
-        if operator == "Exists":
-            parts.append(key)
-        elif operator == "DoesNotExist":
-            parts.append(f"!{key}")
-        else:
-            parts.append(f"{key} {operator.lower()} ({','.join(values or [])})")
-    return ",".join(parts)
-
-
-# --- kubectl rollout status ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rollout:
-    done: bool
-    failed: bool
-    message: str
-
-
-def progressing_condition(deployment: Obj) -> Obj:
-    conditions = (deployment.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Progressing"), {})
-
-
-def parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-
-def rollout_status(deployment: Obj, applied_at: datetime | None, now: datetime) -> Rollout:
-    """`kubectl rollout status`, except that a progress deadline exceeded before the
-    rollback started does not count (the controller keeps that condition until the
-    restored template makes progress); then the deadline is counted from `applied_at`."""
-    name = meta(deployment).get("name")
-    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    if (meta(deployment).get("generation") or 0) > (status.get("observedGeneration") or 0):
-        return Rollout(False, False, "waiting for the Deployment controller to see the change")
-    if _timed_out(deployment, applied_at, now):
-        return Rollout(False, True, f"Deployment {name} exceeded its progress deadline")
-    wanted = spec.get("replicas", 1)
-    updated = status.get("updatedReplicas") or 0
-    total = status.get("replicas") or 0
-    available = status.get("availableReplicas") or 0
-    if updated < wanted:
-        return Rollout(False, False, f"{updated} out of {wanted} new replicas have been updated")
-    if total > updated:
-        return Rollout(False, False, f"{total - updated} old replicas are pending termination")
-    if available < updated:
-        return Rollout(False, False, f"{available} of {updated} updated replicas are available")
-    return Rollout(True, False, f"Deployment {name} successfully rolled out")
-
-
-def controller_behind(deployment: Obj) -> bool:
-    status = deployment.get("status") or {}
-    return bool((meta(deployment).get("generation") or 0) > (status.get("observedGeneration") or 0))
-
-
-def _timed_out(deployment: Obj, applied_at: datetime | None, now: datetime) -> bool:
-    condition = progressing_condition(deployment)
-    if condition.get("reason") != TIMED_OUT_REASON:
-        return False
-    updated = parse_time(condition.get("lastUpdateTime"))
-    if applied_at is None or updated is None:
-        return True
-    if updated >= applied_at.replace(microsecond=0):
-        return True
-    deadline = (deployment.get("spec") or {}).get(
-        "progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE
-    )
-    return now >= applied_at + timedelta(seconds=deadline)
 
 
 # --- GitOps -------------------------------------------------------------------

@@ -6,17 +6,17 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runbook_operator.api.rollback import (
+from runbook_operator.core.gate import Problem, Sample
+from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.undo import equal_ignore_hash
+from runbook_operator.kinds.rollback import logic
+from runbook_operator.kinds.rollback.api import (
     RollbackPhase,
     RollbackSpec,
     RollbackStatus,
     TargetState,
     TargetStatus,
 )
-from runbook_operator.logic import rollback as logic
-from runbook_operator.logic.gate import Problem, Sample
-from runbook_operator.logic.rollout_undo import equal_ignore_hash
-from runbook_operator.names import HOLD_ANNOTATION
 from support.rollback_objects import history, template
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runbook_operator.api import RESOURCES
-from runbook_operator.api.rollback import (
+from runbook_operator.crdgen import crd
+from runbook_operator.kinds import RESOURCES
+from runbook_operator.kinds.rollback.api import (
     ROLLBACK,
     RollbackPhase,
     RollbackSpec,
     RollbackStatus,
     TargetState,
 )
-from runbook_operator.crdgen import crd
 
 
 def _schema() -> dict[str, Any]:

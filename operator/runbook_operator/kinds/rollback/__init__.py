@@ -1,0 +1,1 @@
+"""Rollback: the runbook's "Emergency rollback" (`kubectl rollout undo`) as an object."""

@@ -1,0 +1,186 @@
+"""Rollback on the operation core: decide, record, restore, follow, release.
+
+A pass repeats one step of the logic as long as it moves: the decision (which
+ReplicaSet each Deployment goes back to, from which revision and images) is written to
+status, with the holds taken, before any template is touched; then each template is
+restored with the JSON patch `kubectl rollout undo` sends, guarded by the
+resourceVersion the decision was made on, and the target is recorded as rolling out
+right after. A crash between the two finds the template already restored and says so
+(FoundRestored); it never restores twice. The rollouts are then followed through watch
+events of the Deployments; an armed Rollback asks Prometheus every tick while a window
+is open. The failpoint `rollback-<phase>` stops the operator right after a status of
+that phase is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from ...adapters.kube import Conflict, NotFound
+from ...core import failpoints, sampling
+from ...core.context import Pass
+from ...core.gate import Problem, Sample
+from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.kind import Kind, Result, due_in
+from ...core.names import holder_id
+from ...core.rollout import label_selector
+from ...core.spec import InvalidSpec
+from . import logic
+from .api import ROLLBACK, RollbackPhase, RollbackSpec, RollbackStatus, TargetState
+
+__all__ = ["RollbackKind"]
+
+MAX_STEPS = 3 * 20
+DEPLOYMENT = "Deployment"
+Sampler = Callable[[str, str], Sample]
+
+
+def observe(ctx: Pass, name: str) -> logic.Observed:
+    try:
+        deployment = ctx.kube.get_deployment(ctx.namespace, name)
+    except NotFound:
+        return logic.Observed(None)
+    selector = label_selector(deployment)
+    replica_sets = ctx.kube.list_replicasets(ctx.namespace, selector) if selector else []
+    return logic.Observed(deployment, tuple(replica_sets))
+
+
+def _names(spec: RollbackSpec | None, status: RollbackStatus) -> list[str]:
+    names = [t.name for t in spec.targets] if spec is not None else []
+    return list(dict.fromkeys([*names, *(t.name for t in status.targets)]))
+
+
+class RollbackKind(Kind):
+    resource = ROLLBACK
+
+    def __init__(self, sample: Sampler = sampling.sample) -> None:
+        self.sample = sample
+
+    def reconcile(self, ctx: Pass) -> Result:
+        spec = ctx.spec(RollbackSpec)
+        holder = holder_id(ROLLBACK.kind, ctx.name)
+        asked = False
+        for _ in range(MAX_STEPS):
+            status: RollbackStatus = ctx.status()
+            now = ctx.tick()
+            observed = {t.name: observe(ctx, t.name) for t in spec.targets}
+            plan = logic.reconcile(
+                spec, status, observed, holder=holder, generation=ctx.generation, now=now
+            )
+            if plan.evaluate:
+                if asked:
+                    break  # Prometheus is asked once per pass (and again at the next tick)
+                asked = True
+                plan = self._evaluate(ctx, spec, plan, now)
+            if not self._act(ctx, plan, status, observed, holder):
+                break
+        return self._result(ctx, spec)
+
+    def _evaluate(
+        self, ctx: Pass, spec: RollbackSpec, plan: logic.Plan, now: datetime
+    ) -> logic.Plan:
+        assert plan.status is not None and spec.trigger is not None
+        url = spec.trigger.url or ctx.settings.prometheus_url
+        sample = (
+            self.sample(url, spec.trigger.query)
+            if url
+            else Sample.failed(
+                Problem.BAD_QUERY, "no Prometheus to ask: set trigger.url or RUNBOOK_PROMETHEUS_URL"
+            )
+        )
+        after = logic.after_trigger(
+            spec, plan.status, plan.evaluate, sample, generation=ctx.generation, now=now
+        )
+        return logic.Plan(after.status, plan.events + after.events)
+
+    def _act(
+        self,
+        ctx: Pass,
+        plan: logic.Plan,
+        before: RollbackStatus,
+        observed: dict[str, logic.Observed],
+        holder: str,
+    ) -> bool:
+        """One step's I/O in its order; whether anything happened."""
+        if plan.hold:
+            plan = self._hold(ctx, plan, before, holder)
+        if plan.apply is not None:
+            target, operations = plan.apply
+            try:
+                ctx.kube.json_patch_deployment(ctx.namespace, target, operations)
+            except Conflict:
+                return True  # it changed since it was read: decide again on what it is now
+        for target in plan.release:
+            self._release(ctx, target, holder)
+        wrote = plan.status is not None and ctx.write(plan.status)
+        if wrote and plan.status is not None and plan.status.phase is not None:
+            failpoints.hit(f"rollback-{plan.status.phase.value}")
+        ctx.recorder.events(plan.events)
+        return wrote or plan.apply is not None or bool(plan.release)
+
+    @staticmethod
+    def _hold(ctx: Pass, plan: logic.Plan, before: RollbackStatus, holder: str) -> logic.Plan:
+        """Every hold or none: a Rollback never starts on half of its targets."""
+        taken: list[str] = []
+        for target in sorted(plan.hold):
+            try:
+                other = acquire_hold(ctx.kube, DEPLOYMENT, ctx.namespace, target, holder)
+            except NotFound:
+                other = None
+                plan = logic.Plan(None)  # gone meanwhile: decide again
+            if other is not None or plan.status is None:
+                for mine in taken:
+                    release_hold(ctx.kube, DEPLOYMENT, ctx.namespace, mine, holder)
+                if other is None:
+                    return plan
+                return logic.held(before, target, other, generation=ctx.generation, now=ctx.now)
+            taken.append(target)
+        return plan
+
+    @staticmethod
+    def _release(ctx: Pass, target: str, holder: str) -> None:
+        """Our hold off the Deployment, and off its ReplicaSets (the controller copied it)."""
+        release_hold(ctx.kube, DEPLOYMENT, ctx.namespace, target, holder)
+        clean_replicaset_holds(ctx.kube, ctx.namespace, target, holder)
+
+    def _result(self, ctx: Pass, spec: RollbackSpec) -> Result:
+        status: RollbackStatus = ctx.status()
+        if status.is_done():
+            return Result()
+        watch = frozenset((DEPLOYMENT, name) for name in _names(spec, status))
+        return Result(requeue_after=due_in(_wake_at(spec, status, ctx), ctx.now), watch=watch)
+
+    def finalize(self, ctx: Pass) -> Result | None:
+        """Release our holds; a restored template stays (undoing it would re-deploy the bad
+        one). From status alone, with the spec's targets too when it can be read."""
+        status: RollbackStatus = ctx.status()
+        try:
+            spec: RollbackSpec | None = ctx.spec(RollbackSpec)
+        except InvalidSpec:
+            spec = None
+        holder = holder_id(ROLLBACK.kind, ctx.name)
+        for name in _names(spec, status):
+            self._release(ctx, name, holder)
+        return None
+
+
+def _wake_at(spec: RollbackSpec, status: RollbackStatus, ctx: Pass) -> datetime | None:
+    """Rollouts and new revisions are watch events; the clock is left for an open window's
+    trigger (every tick) and for the end of a window."""
+    now = ctx.now
+    if status.phase == RollbackPhase.ARMED:
+        ends = [
+            t.window_ends_at for t in status.targets if t.window_ends_at and t.window_ends_at > now
+        ]
+        if ends:
+            return min(now + timedelta(seconds=ctx.settings.tick_seconds), *ends)
+        return None
+    if status.phase == RollbackPhase.ROLLING_BACK:
+        rolling = [
+            t.applied_at + timedelta(minutes=10)
+            for t in status.targets
+            if t.state == TargetState.ROLLING_OUT and t.applied_at is not None
+        ]
+        return min(rolling) if rolling else None
+    return None

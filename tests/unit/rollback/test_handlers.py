@@ -1,0 +1,154 @@
+"""Rollback through the core against the FakeKube: decision recorded before the template
+is touched, never twice, holds all or none, a finalizer from status alone."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from runbook_operator.adapters.kube import Conflict
+from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.kinds.rollback.handlers import RollbackKind
+from support.fake_kube import FakeKube
+from support.passes import Harness
+from support.rollback_objects import history
+
+NS = "ns"
+PLURAL = "rollbacks"
+ME = "Rollback/undo"
+
+
+def world(*names: str) -> FakeKube:
+    kube = FakeKube()
+    for name in names:
+        dep, sets = history(name)
+        kube.put("Deployment", dep)
+        for rs in sets:
+            kube.put("ReplicaSet", rs)
+    return kube
+
+
+def create(kube: FakeKube, *names: str) -> Harness:
+    kube.add_custom(
+        PLURAL,
+        {
+            "apiVersion": "ops.mailscore.com/v1alpha1",
+            "kind": "Rollback",
+            "metadata": {"name": "undo", "namespace": NS},
+            "spec": {"targets": [{"name": n} for n in names]},
+        },
+    )
+    return Harness(RollbackKind(), kube)
+
+
+def image_of(kube: FakeKube, name: str) -> str:
+    return str(
+        kube.obj("Deployment", name, NS)["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+
+
+def test_the_decision_is_written_with_the_holds_before_the_template_is_restored() -> None:
+    kube = world("web")
+    h = create(kube, "web")
+    h.run("undo", NS)
+    writes = [c for c in kube.calls if c[0] in ("patch", "patch-status", "json-patch")]
+    assert writes[:4] == [
+        ("patch", PLURAL, "undo"),  # finalizer
+        ("patch", "Deployment", "web"),  # hold
+        ("patch-status", PLURAL, "undo"),  # web: Planned, back to revision 2
+        ("json-patch", "Deployment", "web"),  # the template of revision 2
+    ]
+    status = h.status("undo", NS)
+    assert status.phase == "Completed"
+    (target,) = status.targets
+    assert (target.from_revision, target.to_revision, target.state) == (3, 2, "Complete")
+    assert image_of(kube, "web") == "img:2"
+    assert HOLD_ANNOTATION not in kube.annotations("Deployment", "web", NS)
+    assert [
+        e.reason for e in h.events if e.reason in ("Started", "Restored", "RolledOut", "Completed")
+    ] == [
+        "Started",
+        "Restored",
+        "RolledOut",
+        "Completed",
+    ]
+
+
+def test_a_template_restored_before_a_crash_is_found_and_never_restored_twice() -> None:
+    kube = world("web")
+    kube.auto_rollout = False
+    h = create(kube, "web")
+
+    def die(call: tuple[str, ...]) -> None:
+        if call[0] == "patch-status" and any(c[0] == "json-patch" for c in kube.calls):
+            raise RuntimeError("the operator died after the patch")
+
+    kube.before_write = die
+    with pytest.raises(RuntimeError):
+        h.run("undo", NS)
+    kube.before_write = None
+    assert image_of(kube, "web") == "img:2"
+    assert h.status("undo", NS).targets[0].state == "Planned"  # its RollingOut record was lost
+    kube.calls.clear()
+    h.run("undo", NS)
+    assert not [c for c in kube.calls if c[0] == "json-patch"]
+    assert "FoundRestored" in [e.reason for e in h.events]
+    kube.roll_out("web", NS)
+    h.run("undo", NS)
+    assert h.status("undo", NS).phase == "Completed"
+    assert kube.template_changes["web"] == 1
+
+
+def test_holds_are_taken_all_or_none() -> None:
+    kube = world("web", "api")
+    kube.obj("Deployment", "web", NS)["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/x"
+    h = create(kube, "api", "web")
+    h.run("undo", NS)
+    status = h.status("undo", NS)
+    assert status.phase == "Pending" and "Freeze/x" in status.message()
+    assert HOLD_ANNOTATION not in kube.annotations("Deployment", "api", NS)  # given back
+    assert image_of(kube, "api") == "img:3" and image_of(kube, "web") == "img:3"
+
+
+def test_a_conflict_on_the_patch_decides_again_from_what_is_there() -> None:
+    kube = world("web")
+    h = create(kube, "web")
+    failed = []
+
+    def conflict_once(call: tuple[str, ...]) -> None:
+        if call[0] == "json-patch" and not failed:
+            failed.append(call)
+            raise Conflict("the object has been modified")
+
+    kube.before_write = conflict_once
+    h.run("undo", NS)
+    assert failed and h.status("undo", NS).phase == "Completed"
+    assert image_of(kube, "web") == "img:2" and kube.template_changes["web"] == 1
+
+
+def test_finalizer_releases_from_status_when_the_spec_cannot_be_read() -> None:
+    kube = world("web")
+    kube.auto_rollout = False
+    h = create(kube, "web")
+    h.run("undo", NS)
+    rs = next(o for (k, _, _), o in kube.store.items() if k == "ReplicaSet")
+    rs["metadata"]["annotations"][HOLD_ANNOTATION] = ME  # the controller copied the hold
+    assert kube.annotations("Deployment", "web", NS)[HOLD_ANNOTATION] == ME
+    h.obj("undo", NS)["spec"] = {"targets": "garbage"}
+    h.delete("undo", NS)
+    h.run("undo", NS)
+    assert (PLURAL, NS, "undo") not in kube.store
+    assert HOLD_ANNOTATION not in kube.annotations("Deployment", "web", NS)
+    assert HOLD_ANNOTATION not in (rs["metadata"].get("annotations") or {})
+    assert image_of(kube, "web") == "img:2"  # a restored template stays
+
+
+def test_a_paused_deployment_is_refused_and_nothing_changes() -> None:
+    kube = world("web")
+    kube.obj("Deployment", "web", NS)["spec"]["paused"] = True
+    before = copy.deepcopy(kube.obj("Deployment", "web", NS)["spec"])
+    h = create(kube, "web")
+    h.run("undo", NS)
+    assert h.status("undo", NS).phase == "Refused"
+    assert kube.obj("Deployment", "web", NS)["spec"] == before
