@@ -42,9 +42,17 @@ def kube() -> FakeKube:
     return k
 
 
-def harness(kube: FakeKube, sample: Any = None) -> Harness:
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def harness(kube: FakeKube, sample: Any = None, clock: Clock | None = None) -> Harness:
     kind = EmergencyScaleKind(sample=sample or (lambda url, query: Sample.of(0.0)))
-    return Harness(kind, kube, Settings(max_replicas=50, tick_seconds=2))
+    return Harness(kind, kube, Settings(max_replicas=50, tick_seconds=2), clock=clock)
 
 
 def create(kube: FakeKube, spec: dict[str, Any]) -> None:
@@ -110,6 +118,27 @@ def test_a_second_pass_changes_nothing_and_writes_nothing(kube: FakeKube) -> Non
     kube.calls.clear()
     h.run(NAME)
     assert writes(kube) == []
+
+
+def test_the_holds_are_gone_before_the_status_says_completed(kube: FakeKube) -> None:
+    clock = Clock()
+    h = harness(kube, clock=clock)
+    create(kube, RUNBOOK)
+    h.run(NAME)
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    def record(name: str, patch: dict[str, Any]) -> None:
+        phase = patch["status"].get("phase")
+        if phase is not None:
+            frontend = held_by(kube, "mail-score-frontend")
+            seen.append((phase, held_by(kube, "mail-score-backend"), frontend))
+
+    kube.before_status = record
+    clock.now += timedelta(hours=2, seconds=1)
+    for _ in range(4):
+        h.run(NAME)
+    assert h.status(NAME).phase == "Completed"
+    assert seen[-1] == ("Completed", None, None)
 
 
 def test_a_hold_lost_to_a_race_gives_back_the_others(kube: FakeKube) -> None:

@@ -138,7 +138,8 @@ class EmergencyScaleKind(Kind):
         lctx: logic.Context,
         hpas: Hpas,
     ) -> bool:
-        """Holds, then the status, then the patches, then the releases and the events.
+        """Holds, then the status, then the patches, then the releases and the events (the
+        releases come before a terminal status).
         Returns whether anything happened (so the next step may be due at once)."""
         taken: list[logic.Key] = []
         recorded = {logic.key_of(o) for o in status.originals}
@@ -152,11 +153,18 @@ class EmergencyScaleKind(Kind):
                 outcome = logic.held_elsewhere(spec, before, name, holder, lctx)
                 break
             taken.append((kind, name))
+        done = outcome.status.is_done()
+        if done:
+            # Whoever reads the terminal status finds every hold gone already; a crash
+            # between the two leaves workloads at their originals, which the next pass
+            # recognises as reverted.
+            self._release(ctx, outcome.release, lctx.holder)
         wrote = ctx.write(outcome.status)
         if wrote:
             failpoints.hit(f"emergencyscale-{outcome.status.phase}")
         self._patch(ctx, outcome.changes, hpas)
-        self._release(ctx, outcome.release, lctx.holder)
+        if not done:
+            self._release(ctx, outcome.release, lctx.holder)
         ctx.recorder.events(outcome.notes)
         return wrote or bool(outcome.changes or outcome.release or taken)
 
