@@ -19,12 +19,10 @@ __all__ = ["main"]
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
-    from . import handlers
     from .core.runtime import register
     from .kinds import kinds
     from .settings import Settings
 
-    _ = handlers  # importing registers every handler with Kopf
     register(kinds())
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=args.verbose)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)

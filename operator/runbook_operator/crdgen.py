@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from .api import RESOURCES
-from .api.resource import CATEGORY, Resource
+from .core.resource import CATEGORY, Resource
+from .kinds import RESOURCES
 
 __all__ = ["crd", "render_all", "structural", "write_all"]
 

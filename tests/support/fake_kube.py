@@ -12,6 +12,7 @@ tests use the real API server; this is for the pure-glue tests of handlers only.
     kube.add_custom("emergencyscales", {...})
     kube.calls          # [("patch", "Deployment", "web"), ...]
     kube.before_write = lambda call: ...   # a hook to race a write (steal a hold, ...)
+    kube.read_errors[("Secret", "pg")] = Forbidden("...")   # a read the API server refuses
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ class FakeKube:
         """Deployments' status follows their spec at once (a fast Deployment controller)."""
         self.template_changes: Counter[str] = Counter()
         """Deployment name -> how often its pod template changed (each is a rollout)."""
+        self.read_errors: dict[tuple[str, str], Exception] = {}
+        """(kind or plural, name) -> what reading that object raises (e.g. Forbidden)."""
         self._versions = itertools.count(100)
         self._uids = itertools.count(1)
 
@@ -181,6 +184,9 @@ class FakeKube:
     # --- internals ----------------------------------------------------------
 
     def _get(self, kind: str, namespace: str, name: str) -> Obj:
+        error = self.read_errors.get((kind, name))
+        if error is not None:
+            raise error
         try:
             return copy.deepcopy(self.store[(kind, namespace, name)])
         except KeyError:

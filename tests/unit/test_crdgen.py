@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook_operator.api import RESOURCES
 from runbook_operator.crdgen import crd, render_all, structural
+from runbook_operator.kinds import RESOURCES
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "const", "definitions"}

@@ -91,6 +91,10 @@ class BackupStore(Protocol):
         """Start writing `<namespace>/<backup>/<stamp>.dump`."""
         ...
 
+    def location(self, namespace: str, backup: str, stamp: str) -> str:
+        """Where `begin(namespace, backup, stamp)` puts the artifact once committed."""
+        ...
+
     def read(self, location: str) -> Iterator[bytes]:
         """The artifact's bytes, in chunks."""
         ...
@@ -184,6 +188,9 @@ class FileStore:
 
     def begin(self, namespace: str, backup: str, stamp: str) -> Upload:
         return _FileUpload(self._dir(namespace, backup) / f"{stamp}{SUFFIX}")
+
+    def location(self, namespace: str, backup: str, stamp: str) -> str:
+        return (self._dir(namespace, backup) / f"{stamp}{SUFFIX}").as_uri()
 
     def read(self, location: str) -> Iterator[bytes]:
         path = self.path_of(location)

@@ -140,10 +140,12 @@ def _known_time_zone(name: str) -> str:
 
 TimeZone = Annotated[
     str,
-    AfterValidator(_known_time_zone),
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"),
+    AfterValidator(_known_time_zone),
 ]
-"""An IANA time zone name such as Europe/Berlin or America/New_York."""
+"""An IANA time zone name such as Europe/Berlin or America/New_York. (The constraints come
+before the validator: after it, pydantic leaves the pattern out of the JSON Schema, and
+the API server would no longer check it.)"""
 
 
 # --- references ------------------------------------------------------------

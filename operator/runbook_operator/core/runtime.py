@@ -150,11 +150,8 @@ def register(kinds: Sequence[Kind]) -> None:
     async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         _configure(settings)
         ours: Settings = memo["settings"]
-        kube = memo.get("kube") or Kube(api_client())
+        kube = Kube(api_client())
         memo["runtime"] = Runtime(ours, kube, kinds)
-        memo["kube"] = kube  # transitional: the handlers not yet on the core read these
-        memo["locks"] = {}
-        memo["locks_guard"] = threading.Lock()
         settings.execution.max_workers = 16
         settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
         if ours.metrics_port:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ..core.kind import Kind
 from ..core.resource import Resource
+from .databasebackup.handlers import DatabaseBackupKind
+from .databaserestore.handlers import DatabaseRestoreKind
 from .emergencyscale.handlers import EmergencyScaleKind
 from .maintenancewindow.handlers import MaintenanceWindowKind
 from .restart.handlers import RestartKind
@@ -18,7 +20,14 @@ __all__ = ["KINDS", "RESOURCES"]
 
 def kinds() -> list[Kind]:
     """A fresh set of every kind's handlers, with their real adapters."""
-    return [EmergencyScaleKind(), MaintenanceWindowKind(), RestartKind(), RollbackKind()]
+    return [
+        DatabaseBackupKind(),
+        DatabaseRestoreKind(),
+        EmergencyScaleKind(),
+        MaintenanceWindowKind(),
+        RestartKind(),
+        RollbackKind(),
+    ]
 
 
 KINDS = kinds

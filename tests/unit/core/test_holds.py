@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import runbook_operator.api  # noqa: F401  (every kind's Resource registered)
+import runbook_operator.kinds  # noqa: F401  (every kind's Resource registered)
 from runbook_operator.adapters.kube import Conflict
 from runbook_operator.core.holding import (
     ATTEMPTS,

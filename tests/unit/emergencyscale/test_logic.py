@@ -109,9 +109,9 @@ class Sim:
             else:
                 self.world[change.key] = replace(w, replicas=spec["replicas"])
         for key in out.release:
-            w = self.world.get(key)
-            if w is not None and w.held_by == ME:
-                self.world[key] = replace(w, held_by=None)
+            held = self.world.get(key)
+            if held is not None and held.held_by == ME:
+                self.world[key] = replace(held, held_by=None)
 
     def settle(self) -> None:
         """The controllers act: pods to the wanted count, HPAs to within their bounds."""
@@ -248,7 +248,8 @@ def test_revert_false_keeps_the_new_size() -> None:
     assert out.release == (FRONTEND,)
     assert sim.status.phase == Phase.COMPLETED
     assert sim.ready() == ("True", "KeptNewSize")
-    assert sim.world[FRONTEND] is not None and sim.world[FRONTEND].replicas == 6
+    scaled = sim.world[FRONTEND]
+    assert scaled is not None and scaled.replicas == 6
 
 
 def test_without_duration_it_stays_active() -> None:

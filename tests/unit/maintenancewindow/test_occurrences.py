@@ -18,8 +18,10 @@ BERLIN = zone("Europe/Berlin")
 NEW_YORK = zone("America/New_York")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def spec(**fields: object) -> MaintenanceWindowSpec:

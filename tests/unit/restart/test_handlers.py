@@ -234,7 +234,7 @@ def test_a_held_workload_waits(kube: FakeKube) -> None:
     h.run(NAME)
     h.run(NAME)
     status = h.status(NAME)
-    assert status.phase == "Pending" and status.condition("Ready").reason == "WorkloadHeld"  # type: ignore[union-attr]
+    assert status.phase == "Pending" and status.condition("Ready").reason == "WorkloadHeld"  # type: ignore[union-attr,unused-ignore]
     assert h.reasons().count("WorkloadHeld") == 1
     assert kube.template_changes == {}
 

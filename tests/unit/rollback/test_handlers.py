@@ -114,7 +114,7 @@ def test_holds_are_taken_all_or_none() -> None:
 def test_a_conflict_on_the_patch_decides_again_from_what_is_there() -> None:
     kube = world("web")
     h = create(kube, "web")
-    failed = []
+    failed: list[tuple[str, ...]] = []
 
     def conflict_once(call: tuple[str, ...]) -> None:
         if call[0] == "json-patch" and not failed:

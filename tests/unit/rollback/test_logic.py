@@ -114,7 +114,7 @@ def test_happy_path_from_decision_to_completed() -> None:
 def test_completion_waits_until_our_marks_are_gone() -> None:
     s = spec()
     dep, sets = history(images=["a", "b", "c"])
-    status = planned(s, dep, sets)
+    status: RollbackStatus | None = planned(s, dep, sets)
     plan = run(s, status, {"web": seen(dep, sets)})
     assert plan.apply is not None and plan.status is not None
     restored, status = apply_patch(dep, plan.apply[1]), plan.status

@@ -1,4 +1,4 @@
-"""A one-shot DatabaseBackup's steps, decided from status alone (logic.databasebackup)."""
+"""A one-shot DatabaseBackup's steps, decided from status alone (logic.oneshot)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,29 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runbook_operator.api.databasebackup import (
+from runbook_operator.core.attempts import MAX_ATTEMPTS
+from runbook_operator.core.conditions import find, is_true
+from runbook_operator.core.postgres import TableRows
+from runbook_operator.kinds.databasebackup import logic
+from runbook_operator.kinds.databasebackup.api import (
     BackupPhase,
     BackupStep,
+    DatabaseBackupSpec,
     DatabaseBackupStatus,
-    TableRows,
+    DeletionPolicy,
     Verification,
     VerifyMethod,
 )
-from runbook_operator.conditions import find, is_true
-from runbook_operator.logic import databasebackup as logic
-from runbook_operator.logic.databasebackup import Action
+from runbook_operator.kinds.databasebackup.logic import Action
 
 NOW = datetime(2025, 1, 1, 2, 0, tzinfo=UTC)
 ME, OTHER = "runner-me", "runner-old"
+SCRATCH = "runbook_verify_0f1e2d3c4b5a"
 
 
-def running(step: BackupStep = BackupStep.DUMPING, attempt: int = 1, by: str = ME):
+def running(
+    step: BackupStep = BackupStep.DUMPING, attempt: int = 1, by: str = ME
+) -> DatabaseBackupStatus:
     return DatabaseBackupStatus(
         phase=BackupPhase.RUNNING, step=step, attempt=attempt, attempt_by=by, started_at=NOW
     )
@@ -40,43 +46,43 @@ DUMPED = logic.Dumped(
 
 class TestNextAction:
     def test_new_object_starts(self) -> None:
-        assert logic.next_action(DatabaseBackupStatus(), runner=ME, tried=False) == Action.START
+        assert logic.next_action(DatabaseBackupStatus(), instance=ME, tried=False) == Action.START
 
     def test_pending_starts(self) -> None:
         status = DatabaseBackupStatus(phase=BackupPhase.PENDING)
-        assert logic.next_action(status, runner=ME, tried=False) == Action.START
+        assert logic.next_action(status, instance=ME, tried=False) == Action.START
 
     @pytest.mark.parametrize("phase", [BackupPhase.COMPLETED, BackupPhase.FAILED])
     def test_finished_does_nothing(self, phase: BackupPhase) -> None:
         status = DatabaseBackupStatus(phase=phase)
-        assert logic.next_action(status, runner=ME, tried=True) == Action.NONE
+        assert logic.next_action(status, instance=ME, tried=True) == Action.NONE
 
     def test_own_dump_runs(self) -> None:
-        assert logic.next_action(running(), runner=ME, tried=False) == Action.DUMP
+        assert logic.next_action(running(), instance=ME, tried=False) == Action.DUMP
 
     def test_own_verification_runs(self) -> None:
         status = running(BackupStep.VERIFYING)
-        assert logic.next_action(status, runner=ME, tried=False) == Action.VERIFY
+        assert logic.next_action(status, instance=ME, tried=False) == Action.VERIFY
 
     def test_another_process_attempt_was_interrupted(self) -> None:
         status = running(by=OTHER)
-        assert logic.next_action(status, runner=ME, tried=False) == Action.RETRY
+        assert logic.next_action(status, instance=ME, tried=False) == Action.RETRY
 
     def test_own_attempt_already_tried_was_interrupted(self) -> None:
-        assert logic.next_action(running(), runner=ME, tried=True) == Action.RETRY
+        assert logic.next_action(running(), instance=ME, tried=True) == Action.RETRY
 
     def test_gives_up_after_max_attempts(self) -> None:
-        status = running(attempt=logic.MAX_ATTEMPTS, by=OTHER)
-        assert logic.next_action(status, runner=ME, tried=False) == Action.GIVE_UP
+        status = running(attempt=MAX_ATTEMPTS, by=OTHER)
+        assert logic.next_action(status, instance=ME, tried=False) == Action.GIVE_UP
 
     def test_running_without_step_starts_again(self) -> None:
         status = DatabaseBackupStatus(phase=BackupPhase.RUNNING)
-        assert logic.next_action(status, runner=ME, tried=False) == Action.START
+        assert logic.next_action(status, instance=ME, tried=False) == Action.START
 
 
 class TestTransitions:
     def test_started_records_everything_before_the_dump(self) -> None:
-        status = logic.started(DatabaseBackupStatus(), runner=ME, generation=1, now=NOW)
+        status = logic.started(DatabaseBackupStatus(), instance=ME, generation=1, now=NOW)
         assert status.phase == BackupPhase.RUNNING and status.step == BackupStep.DUMPING
         assert (status.attempt, status.attempt_by, status.started_at) == (1, ME, NOW)
         assert is_true(status.conditions, "Reconciling")
@@ -84,7 +90,7 @@ class TestTransitions:
         assert status.observed_generation == 1
 
     def test_retried_counts_and_explains(self) -> None:
-        status = logic.retried(running(by=OTHER), runner=ME, generation=1, now=NOW)
+        status = logic.retried(running(by=OTHER), instance=ME, generation=1, now=NOW)
         assert (status.attempt, status.attempt_by) == (2, ME)
         assert status.step == BackupStep.DUMPING
         reconciling = find(status.conditions, "Reconciling")
@@ -92,7 +98,9 @@ class TestTransitions:
         assert "attempt 1 was interrupted" in reconciling.message
 
     def test_dumped_then_verifying(self) -> None:
-        status = logic.dumped(running(), DUMPED, VerifyMethod.READABLE, generation=1, now=NOW)
+        status = logic.dumped(
+            running(), DUMPED, VerifyMethod.READABLE, scratch=SCRATCH, generation=1, now=NOW
+        )
         assert status.phase == BackupPhase.RUNNING and status.step == BackupStep.VERIFYING
         assert status.attempt == 1
         assert status.location == DUMPED.location and status.sha256 == DUMPED.sha256
@@ -105,7 +113,9 @@ class TestTransitions:
 
     def test_dumped_without_verification_completes(self) -> None:
         later = NOW + timedelta(seconds=92)
-        status = logic.dumped(running(), DUMPED, VerifyMethod.NONE, generation=1, now=later)
+        status = logic.dumped(
+            running(), DUMPED, VerifyMethod.NONE, scratch=SCRATCH, generation=1, now=later
+        )
         assert status.phase == BackupPhase.COMPLETED and status.step is None
         assert status.completed_at == later and status.duration == "1m32s"
         assert is_true(status.conditions, "Ready")
@@ -113,7 +123,9 @@ class TestTransitions:
         assert verified is not None and verified.status == "Unknown"
 
     def test_verified_completes(self) -> None:
-        dumped = logic.dumped(running(), DUMPED, VerifyMethod.RESTORE, generation=1, now=NOW)
+        dumped = logic.dumped(
+            running(), DUMPED, VerifyMethod.RESTORE, scratch=SCRATCH, generation=1, now=NOW
+        )
         proof = Verification(method=VerifyMethod.RESTORE, tables_compared=2, toc_entries=9)
         status = logic.verified(dumped, proof, generation=1, now=NOW + timedelta(minutes=2))
         assert status.phase == BackupPhase.COMPLETED
@@ -184,5 +196,38 @@ class TestHelpers:
         ("seconds", "text"),
         [(0, "0s"), (59, "59s"), (60, "1m"), (92, "1m32s"), (3600, "1h"), (3725, "1h2m5s")],
     )
-    def test_format_duration(self, seconds: int, text: str) -> None:
-        assert logic.format_duration(timedelta(seconds=seconds)) == text
+    def test_durations_read_like_go(self, seconds: int, text: str) -> None:
+        later = NOW + timedelta(seconds=seconds)
+        status = logic.completed(running(), "done", generation=1, now=later)
+        assert status.duration == text
+
+
+class TestRecorded:
+    def test_what_deletion_needs_is_taken_from_the_spec(self) -> None:
+        spec = DatabaseBackupSpec.model_validate(
+            {
+                "postgres": {"host": "pg", "database": "d", "credentials": {"secretName": "s"}},
+                "deletionPolicy": "Retain",
+            }
+        )
+        status = logic.recorded(running(), spec)
+        assert status.scheduled is False and status.deletion_policy == DeletionPolicy.RETAIN
+        assert status.connection == spec.postgres
+        assert logic.recorded(status, spec) == status  # the same, every pass
+
+    def test_a_restore_verification_records_its_scratch_database_first(self) -> None:
+        status = logic.dumped(
+            running(), DUMPED, VerifyMethod.RESTORE, scratch=SCRATCH, generation=1, now=NOW
+        )
+        assert status.verification == Verification(
+            method=VerifyMethod.RESTORE, scratch_database=SCRATCH
+        )
+        readable = logic.dumped(
+            running(), DUMPED, VerifyMethod.READABLE, scratch=SCRATCH, generation=1, now=NOW
+        )
+        assert readable.verification is not None
+        assert readable.verification.scratch_database is None
+
+    def test_scratch_database_name_fits_and_is_stable(self) -> None:
+        name = logic.scratch_database("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+        assert name == SCRATCH and len(name) <= 63

@@ -1,4 +1,4 @@
-"""DatabaseBackup and DatabaseRestore models: defaults, bounds, and the CRDs they render."""
+"""DatabaseBackup's models: defaults, bounds, the CRD they render, what status records."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from runbook_operator.api import RESOURCES
-from runbook_operator.api.databasebackup import (
+from runbook_operator.core.postgres import SslMode
+from runbook_operator.crdgen import crd, render_all
+from runbook_operator.kinds import RESOURCES
+from runbook_operator.kinds.databasebackup.api import (
     DATABASE_BACKUP,
     DatabaseBackupSpec,
     DatabaseBackupStatus,
     DeletionPolicy,
-    SslMode,
     VerifyMethod,
 )
-from runbook_operator.api.databaserestore import DATABASE_RESTORE, DatabaseRestoreSpec
-from runbook_operator.crdgen import crd, render_all
 
 POSTGRES = {
     "host": "postgres",
@@ -104,16 +103,6 @@ def test_status_reads_what_the_operator_writes() -> None:
     assert status.wire()["tables"] == [{"schema": "public", "name": "messages", "rows": 3}]
 
 
-def test_restore_spec() -> None:
-    restore = DatabaseRestoreSpec.model_validate({"backup": "nightly"})
-    assert restore.safety_backup is True
-    assert restore.target_database is None and restore.confirm is None
-    with pytest.raises(ValidationError):
-        DatabaseRestoreSpec.model_validate({"backup": "nightly", "targetDatabase": "bad name"})
-    with pytest.raises(ValidationError):
-        DatabaseRestoreSpec.model_validate({})
-
-
 def _rules(node: Any) -> list[str]:
     """Every CEL rule anywhere in a schema."""
     found: list[str] = []
@@ -127,29 +116,55 @@ def _rules(node: Any) -> list[str]:
     return found
 
 
-def test_crds_carry_the_rules_the_api_server_enforces() -> None:
-    backup = crd(DATABASE_BACKUP)["spec"]["versions"][0]
-    rules = _rules(backup["schema"])
+def _schema() -> dict[str, Any]:
+    return crd(DATABASE_BACKUP)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+
+
+def test_crd_carries_the_rules_the_api_server_enforces() -> None:
+    rules = _rules(_schema())
     assert "has(oldSelf.schedule) || self == oldSelf" in rules  # one-shots are immutable
     assert "has(self.schedule) || !has(self.keep)" in rules
     assert any("self.matches(" in r for r in rules)  # cron and durations
-    restore = crd(DATABASE_RESTORE)["spec"]["versions"][0]
-    assert _rules(restore["schema"]).count("self == oldSelf") == 2  # backup, targetDatabase
+    assert any("duration(self) >= duration('1s')" in r for r in rules)  # 0.0000001s refused
 
 
-def test_crds_are_structural_and_registered() -> None:
-    assert DATABASE_BACKUP in RESOURCES and DATABASE_RESTORE in RESOURCES
-    rendered = render_all()
-    for plural in ("databasebackups", "databaserestores"):
-        text = rendered[f"ops.mailscore.com_{plural}.yaml"]
-        assert "$ref" not in text and "anyOf" not in text and "title:" not in text
-        doc = yaml.safe_load(text)
-        assert doc["spec"]["names"]["categories"] == ["runbook"]
-        columns = [c["name"] for c in doc["spec"]["versions"][0]["additionalPrinterColumns"]]
-        assert columns[0] == "Phase"
+def test_time_zone_is_checked_by_the_api_server_and_by_the_operator() -> None:
+    zone = _schema()["properties"]["spec"]["properties"]["timeZone"]
+    assert zone["pattern"] == r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        spec(schedule="@daily", timeZone="Mars/Olympus")  # the API server cannot tell
+    assert spec(schedule="@daily", timeZone="Europe/Paris").time_zone == "Europe/Paris"
 
 
-def test_every_field_is_documented() -> None:
+@pytest.mark.parametrize("field", ["startingDeadline", "keep"])
+def test_durations_shorter_than_a_second_are_refused(field: str) -> None:
+    value: Any = "0.0000001s" if field == "startingDeadline" else {"maxAge": "0.0000001s"}
+    with pytest.raises(ValidationError, match="shorter than 1s"):
+        spec(schedule="@daily", **{field: value})
+
+
+def test_crd_is_structural_and_registered() -> None:
+    assert DATABASE_BACKUP in RESOURCES
+    text = render_all()["ops.mailscore.com_databasebackups.yaml"]
+    assert "$ref" not in text and "anyOf" not in text and "title:" not in text
+    doc = yaml.safe_load(text)
+    assert doc["spec"]["names"]["categories"] == ["runbook"]
+    columns = [c["name"] for c in doc["spec"]["versions"][0]["additionalPrinterColumns"]]
+    assert columns == [
+        "Phase",
+        "Database",
+        "Schedule",
+        "Size",
+        "Verified",
+        "Completed",
+        "Next",
+        "Reason",
+        "Location",
+        "Age",
+    ]
+
+
+def test_every_status_field_is_documented() -> None:
     def undocumented(node: Any, path: str) -> list[str]:
         out = []
         if isinstance(node, dict):
@@ -161,8 +176,37 @@ def test_every_field_is_documented() -> None:
                 out += undocumented(node["items"], f"{path}[]")
         return out
 
-    for resource in (DATABASE_BACKUP, DATABASE_RESTORE):
-        schema = crd(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        assert undocumented(schema["properties"]["spec"], "spec") == []
-        missing = undocumented(schema["properties"]["status"], "status")
-        assert missing == [], missing
+    assert undocumented(_schema()["properties"]["status"], "status") == []
+
+
+def test_status_records_what_deletion_needs() -> None:
+    status = DatabaseBackupStatus.model_validate(
+        {
+            "scheduled": False,
+            "deletionPolicy": "Retain",
+            "connection": POSTGRES,
+            "verification": {"method": "restore", "scratchDatabase": "runbook_verify_x"},
+        }
+    )
+    assert status.deletion_policy == DeletionPolicy.RETAIN
+    assert status.connection is not None and status.connection.host == "postgres"
+    assert status.wire()["connection"]["credentials"] == {
+        "secretName": "postgres-credentials",
+        "usernameKey": "username",
+        "passwordKey": "password",
+    }
+
+
+@pytest.mark.parametrize(
+    ("phase", "scheduled", "done"),
+    [
+        ("Completed", False, True),
+        ("Failed", None, True),
+        ("Running", False, False),
+        ("Failed", True, False),  # a schedule whose spec was unusable carries on once fixed
+        ("Scheduled", True, False),
+    ],
+)
+def test_only_a_finished_one_shot_is_done(phase: str, scheduled: bool | None, done: bool) -> None:
+    status = DatabaseBackupStatus.model_validate({"phase": phase, "scheduled": scheduled})
+    assert status.is_done() is done

@@ -1,4 +1,7 @@
-"""Scheduled DatabaseBackups: slots, catch-up, no overlap, suspend, retention (fixed clock)."""
+"""Scheduled DatabaseBackups: slots, catch-up, no overlap, suspend, retention (fixed clock).
+
+The slots come from core.schedule (the one cron engine); what is tested here is how the
+schedule uses them."""
 
 from __future__ import annotations
 
@@ -6,16 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from runbook_operator.api.databasebackup import (
-    SCHEDULE_LABEL,
-    SCHEDULED_AT_ANNOTATION,
+from runbook_operator.core.names import SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION
+from runbook_operator.kinds.databasebackup.api import (
     BackupPhase,
     DatabaseBackupSpec,
+    DatabaseBackupStatus,
     Retention,
 )
-from runbook_operator.logic import backupschedule as sched
-from runbook_operator.logic.backupschedule import Child
+from runbook_operator.kinds.databasebackup.logic import schedule as sched
+from runbook_operator.kinds.databasebackup.logic.schedule import Child
 
 POSTGRES = {"host": "pg", "database": "mail_score", "credentials": {"secretName": "pg"}}
 CREATED = datetime(2025, 1, 1, 0, 0, 30, tzinfo=UTC)
@@ -34,30 +38,45 @@ def child(name: str, phase: str | None, completed: datetime | None = None, **kw:
 
 
 class TestSlots:
+    """The latest slot at or before now is the one due; the next one is when to wake."""
+
+    def due(self, schedule: str, now: datetime, **extra: Any) -> tuple[Any, Any]:
+        d = sched.decide(spec(schedule, **extra), None, [], created=CREATED, now=now)
+        return d.run, d.next_time
+
     def test_between_slots(self) -> None:
-        assert sched.slots("0 2 * * *", None, at(3)) == (at(2), at(2, day=2))
+        assert self.due("0 2 * * *", at(2, 30)) == (at(2), at(2, day=2))
 
     def test_exactly_on_a_slot(self) -> None:
-        assert sched.slots("0 2 * * *", None, at(2)) == (at(2), at(2, day=2))
+        assert self.due("0 2 * * *", at(2)) == (at(2), at(2, day=2))
 
     def test_every_minute(self) -> None:
-        assert sched.slots("* * * * *", "UTC", at(2, 5, 30)) == (at(2, 5), at(2, 6))
+        assert self.due("* * * * *", at(2, 5, 30), timeZone="UTC") == (at(2, 5), at(2, 6))
 
     def test_time_zone(self) -> None:
         # 02:00 in Paris is 01:00 UTC in winter.
-        prev, nxt = sched.slots("0 2 * * *", "Europe/Paris", at(3))
-        assert prev == at(1) and nxt == at(1, day=2)
+        assert self.due("0 2 * * *", at(1, 30), timeZone="Europe/Paris") == (at(1), at(1, day=2))
 
     def test_across_dst(self) -> None:
         # Paris springs forward on 2025-03-30: 03:00 local is 01:00 UTC that day.
-        now = datetime(2025, 3, 30, 12, 0, tzinfo=UTC)
-        prev, nxt = sched.slots("0 3 * * *", "Europe/Paris", now)
-        assert prev == datetime(2025, 3, 30, 1, 0, tzinfo=UTC)
+        now = datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
+        run, nxt = self.due("0 3 * * *", now, timeZone="Europe/Paris")
+        assert run == datetime(2025, 3, 30, 1, 0, tzinfo=UTC)
         assert nxt == datetime(2025, 3, 31, 1, 0, tzinfo=UTC)
 
-    def test_unknown_time_zone(self) -> None:
-        with pytest.raises(sched.InvalidSchedule, match="Mars/Olympus"):
-            sched.slots("0 2 * * *", "Mars/Olympus", at(3))
+    def test_a_wall_time_the_clocks_skip_runs_after_the_jump(self) -> None:
+        # 02:30 does not exist in Paris on 2025-03-30: it runs at 03:30 CEST (01:30 UTC).
+        now = datetime(2025, 3, 30, 1, 45, tzinfo=UTC)
+        run, _ = self.due("30 2 * * *", now, timeZone="Europe/Paris")
+        assert run == datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
+
+    def test_unknown_time_zone_is_refused_by_the_model(self) -> None:
+        with pytest.raises(ValidationError, match="Mars/Olympus"):
+            spec(timeZone="Mars/Olympus")
+
+    def test_a_schedule_without_runs(self) -> None:
+        with pytest.raises(sched.InvalidSchedule, match="has no runs"):
+            self.due("0 0 30 2 *", at(3))
 
 
 class TestDecide:
@@ -123,9 +142,20 @@ class TestDecide:
         d = sched.decide(spec(), at(2, day=3), children, created=CREATED, now=at(3, day=3))
         assert d.last_success is not None and d.last_success.name == "b"
 
-    def test_invalid_zone_raises(self) -> None:
-        with pytest.raises(sched.InvalidSchedule):
-            sched.decide(spec(timeZone="No/Where"), None, [], created=CREATED, now=at(3))
+    def test_held_when_retention_waits_for_a_restore(self) -> None:
+        children = [
+            child("ok1", "Completed", at(2, day=1), in_use=True),
+            child("ok2", "Completed", at(2, day=2)),
+        ]
+        d = sched.decide(
+            spec(keep={"last": 1}), at(2, day=2), children, created=CREATED, now=at(3, day=2)
+        )
+        assert d.delete == () and d.held
+        free = [child("ok1", "Completed", at(2, day=1)), children[1]]
+        d = sched.decide(
+            spec(keep={"last": 1}), at(2, day=2), free, created=CREATED, now=at(3, day=2)
+        )
+        assert d.delete == ("ok1",) and not d.held
 
 
 class TestPrune:
@@ -189,3 +219,49 @@ class TestChildren:
         assert "timeZone" not in body["spec"]
         assert body["spec"]["verify"] == "restore"
         assert body["spec"]["postgres"]["database"] == "mail_score"
+
+
+class TestFromTheWire:
+    def test_child_as_listed(self) -> None:
+        obj = {
+            "metadata": {"name": "nightly-1", "creationTimestamp": "2025-01-01T02:00:01Z"},
+            "status": {"phase": "Completed", "completedAt": "2025-01-01T02:03:00Z"},
+        }
+        c = sched.child_of(obj, {"nightly-1"})
+        assert c == Child("nightly-1", "Completed", at(2, 0, 1), at(2, 3), in_use=True)
+        assert c.finished and c.when == at(2, 3)
+
+    def test_restores_in_flight_hold_their_backups(self) -> None:
+        restores = [
+            {"spec": {"backup": "nightly"}, "status": {"phase": "Running", "backup": "nightly-2"}},
+            {"spec": {"backup": "old"}, "status": {"phase": "Completed", "backup": "old"}},
+            {"spec": {"backup": "new"}},
+        ]
+        assert sched.reading(restores) == {"nightly", "nightly-2", "new"}
+
+
+class TestStatus:
+    def test_scheduled_is_ready_and_records_being_a_schedule(self) -> None:
+        d = sched.decide(spec(), None, [], created=CREATED, now=at(1))
+        before = DatabaseBackupStatus(started_at=at(0), completed_at=at(0), duration="0s")
+        status = sched.scheduled(spec(), before, d, None, generation=2, now=at(1))
+        assert status.phase == BackupPhase.SCHEDULED and status.scheduled is True
+        assert status.is_ready() and not status.is_done()
+        assert status.message() == "next run at 2025-01-01T02:00:00+00:00"
+        assert (status.started_at, status.completed_at, status.duration) == (None, None, None)
+        assert status.next_schedule_time == at(2) and status.observed_generation == 2
+
+    def test_running_and_suspended(self) -> None:
+        busy = [child("nightly-1", "Running")]
+        d = sched.decide(spec(), at(2), busy, created=CREATED, now=at(3))
+        status = sched.scheduled(
+            spec(), DatabaseBackupStatus(), d, "nightly-1", generation=1, now=at(3)
+        )
+        assert status.phase == BackupPhase.RUNNING and "nightly-1 is running" in status.message()
+        d = sched.decide(spec(suspend=True), at(2), [], created=CREATED, now=at(3))
+        status = sched.scheduled(
+            spec(suspend=True), DatabaseBackupStatus(), d, None, generation=1, now=at(3)
+        )
+        assert (
+            status.phase == BackupPhase.SUSPENDED and status.message() == "suspended: no new runs"
+        )

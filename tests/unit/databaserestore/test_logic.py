@@ -6,23 +6,31 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runbook_operator.api.databasebackup import PostgresRef, TableRows
-from runbook_operator.api.databaserestore import (
-    PRE_RESTORE_LABEL,
+from runbook_operator.core.conditions import find, is_true
+from runbook_operator.core.names import PRE_RESTORE_LABEL
+from runbook_operator.core.postgres import PostgresRef, TableRows
+from runbook_operator.kinds.databaserestore import logic
+from runbook_operator.kinds.databaserestore.api import (
     DatabaseRestoreSpec,
     DatabaseRestoreStatus,
     RestorePhase,
     RestoreStep,
 )
-from runbook_operator.conditions import find, is_true
-from runbook_operator.logic import databaserestore as logic
-from runbook_operator.logic.databaserestore import Action, Authorization, BackupView, Refusal
+from runbook_operator.kinds.databaserestore.logic import (
+    Action,
+    Authorization,
+    BackupView,
+    Refusal,
+)
 
 NOW = datetime(2025, 1, 1, 3, 0, tzinfo=UTC)
 ME = "me"
 TABLES = (
     TableRows(schema="public", name="messages", rows=150),
     TableRows(schema="billing", name="Plans", rows=3),
+)
+PG = PostgresRef.model_validate(
+    {"host": "pg", "database": "mail_score", "credentials": {"secretName": "pg"}}
 )
 
 
@@ -35,7 +43,7 @@ def view(name: str, phase: str | None = "Completed", **kw: object) -> BackupView
         "completed_at": NOW,
         "location": f"file:///b/{name}.dump",
         "sha256": "ab" * 32,
-        "database": "mail_score",
+        "postgres": PG,
         "tables": TABLES,
     }
     values.update(kw)
@@ -50,11 +58,11 @@ def started(safety: str | None = None, existed: bool = True) -> DatabaseRestoreS
     return logic.started(
         DatabaseRestoreStatus(),
         view("nightly"),
-        target="mail_score",
+        target=PG,
         target_existed=existed,
         authorization=Authorization("confirm", "confirm names the target database mail_score"),
         safety_backup=safety,
-        runner=ME,
+        instance=ME,
         generation=1,
         now=NOW,
     )
@@ -62,32 +70,34 @@ def started(safety: str | None = None, existed: bool = True) -> DatabaseRestoreS
 
 class TestNextAction:
     def test_new_prepares(self) -> None:
-        assert logic.next_action(DatabaseRestoreStatus(), runner=ME, tried=False) == Action.PREPARE
+        assert (
+            logic.next_action(DatabaseRestoreStatus(), instance=ME, tried=False) == Action.PREPARE
+        )
 
     @pytest.mark.parametrize("phase", [RestorePhase.PENDING, RestorePhase.BLOCKED])
     def test_waiting_prepares_again(self, phase: RestorePhase) -> None:
         status = DatabaseRestoreStatus(phase=phase)
-        assert logic.next_action(status, runner=ME, tried=False) == Action.PREPARE
+        assert logic.next_action(status, instance=ME, tried=False) == Action.PREPARE
 
     @pytest.mark.parametrize("phase", [RestorePhase.COMPLETED, RestorePhase.FAILED])
     def test_finished(self, phase: RestorePhase) -> None:
         status = DatabaseRestoreStatus(phase=phase)
-        assert logic.next_action(status, runner=ME, tried=False) == Action.NONE
+        assert logic.next_action(status, instance=ME, tried=False) == Action.NONE
 
     def test_safety_backup_waits_whoever_runs(self) -> None:
         status = started(safety="s").model_copy(update={"attempt_by": "other"})
-        assert logic.next_action(status, runner=ME, tried=True) == Action.SAFETY_BACKUP
+        assert logic.next_action(status, instance=ME, tried=True) == Action.SAFETY_BACKUP
 
     def test_restore(self) -> None:
-        assert logic.next_action(started(), runner=ME, tried=False) == Action.RESTORE
+        assert logic.next_action(started(), instance=ME, tried=False) == Action.RESTORE
 
     def test_interrupted_restore_retries(self) -> None:
-        assert logic.next_action(started(), runner="new", tried=False) == Action.RETRY
-        assert logic.next_action(started(), runner=ME, tried=True) == Action.RETRY
+        assert logic.next_action(started(), instance="new", tried=False) == Action.RETRY
+        assert logic.next_action(started(), instance=ME, tried=True) == Action.RETRY
 
     def test_gives_up(self) -> None:
         status = started().model_copy(update={"attempt": 3})
-        assert logic.next_action(status, runner="new", tried=False) == Action.GIVE_UP
+        assert logic.next_action(status, instance="new", tried=False) == Action.GIVE_UP
 
 
 class TestResolveBackup:
@@ -185,11 +195,11 @@ class TestTransitions:
         assert started(existed=False).step == RestoreStep.RESTORING
 
     def test_restoring_after_safety(self) -> None:
-        status = logic.restoring(started(safety="s"), runner="r2", generation=1, now=NOW)
+        status = logic.restoring(started(safety="s"), instance="r2", generation=1, now=NOW)
         assert status.step == RestoreStep.RESTORING and status.attempt_by == "r2"
 
     def test_retried(self) -> None:
-        status = logic.retried(started(), runner="r2", generation=1, now=NOW)
+        status = logic.retried(started(), instance="r2", generation=1, now=NOW)
         assert (status.attempt, status.attempt_by) == (2, "r2")
 
     def test_checked_ok(self) -> None:
@@ -222,11 +232,63 @@ def test_safety_backup_name_is_unique_per_object() -> None:
 
 
 def test_safety_backup_object() -> None:
-    postgres = PostgresRef.model_validate(
-        {"host": "pg", "database": "mail_score", "credentials": {"secretName": "pg"}}
-    )
-    body = logic.safety_backup_object("r-pre", "r", postgres, "other_db")
+    body = logic.safety_backup_object("r-pre", "r", PG.on("other_db"))
+    assert body["apiVersion"] == "ops.mailscore.com/v1alpha1" and body["kind"] == "DatabaseBackup"
     assert body["metadata"] == {"name": "r-pre", "labels": {PRE_RESTORE_LABEL: "r"}}
     assert body["spec"]["postgres"]["database"] == "other_db"
+    assert body["spec"]["postgres"]["credentials"]["secretName"] == "pg"
     assert body["spec"]["verify"] == "readable"
     assert "ownerReferences" not in body["metadata"]  # it outlives the restore
+
+
+class TestWatching:
+    """What wakes a restore: nothing polls."""
+
+    def refused(self, reason: str) -> DatabaseRestoreStatus:
+        return logic.blocked(DatabaseRestoreStatus(), Refusal(reason, "x"), generation=1, now=NOW)
+
+    def test_a_missing_or_unfinished_backup(self) -> None:
+        for status in (
+            self.refused("BackupNotFound"),
+            logic.pending(DatabaseRestoreStatus(), "wait", generation=1, now=NOW),
+        ):
+            assert logic.watching(restore_spec(), status) == {("DatabaseBackup", "nightly")}
+
+    def test_not_authorized_waits_for_any_window(self) -> None:
+        assert logic.watching(restore_spec(), self.refused("NotAuthorized")) == {
+            ("DatabaseBackup", "nightly"),
+            ("MaintenanceWindow", "*"),
+        }
+
+    def test_a_schedule_without_a_verified_child_waits_for_any_backup(self) -> None:
+        watch = logic.watching(restore_spec(), self.refused("NoVerifiedBackup"))
+        assert ("DatabaseBackup", "*") in watch
+
+    def test_the_safety_backup(self) -> None:
+        status = started(safety="r-pre")
+        assert logic.watching(restore_spec(), status) == {("DatabaseBackup", "r-pre")}
+
+    def test_nothing_while_restoring_or_once_done(self) -> None:
+        assert logic.watching(restore_spec(), started()) == frozenset()
+        done = logic.failed(started(), "X", "y", generation=1, now=NOW)
+        assert logic.watching(restore_spec(), done) == frozenset()
+
+
+def test_started_records_the_target_server() -> None:
+    status = logic.started(
+        DatabaseRestoreStatus(),
+        view("nightly"),
+        target=PG.on("copy"),
+        target_existed=False,
+        authorization=Authorization("confirm", "ok"),
+        safety_backup=None,
+        instance=ME,
+        generation=1,
+        now=NOW,
+    )
+    assert status.database == "copy" and status.connection == PG.on("copy")
+    assert status.wire()["connection"]["credentials"] == {
+        "secretName": "pg",
+        "usernameKey": "username",
+        "passwordKey": "password",
+    }

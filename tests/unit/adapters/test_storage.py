@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -102,7 +103,7 @@ def test_full_destination() -> None:
         pytest.skip("no /dev/full")
     store = FileStore(Path("/tmp"))
     upload = store.begin("runbook-unit-test", f"full-{os.getpid()}", "t")
-    upload.file = open("/dev/full", "wb")  # noqa: SIM115 (a device that is always full)
+    cast(Any, upload).file = open("/dev/full", "wb")  # noqa: SIM115 (a device that is always full)
     try:
         with pytest.raises(DestinationFull, match="no space left"):
             for _ in range(64):

@@ -1,0 +1,101 @@
+"""A PostgreSQL database as the API names it: where it is, how to log in, its row counts.
+
+The same models serve every kind that talks to PostgreSQL (a DatabaseBackup, a
+DatabaseRestore, a HealthReport next), so each kind reads another kind's objects with
+them too, without importing that kind: a restore parses a backup's `spec.postgres` and
+`status.tables` with these. Pure: the login itself (the Secret) is core.database's.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from .fields import ObjectName
+from .model import ApiModel
+
+__all__ = [
+    "Credentials",
+    "DatabaseName",
+    "PostgresRef",
+    "SslMode",
+    "Table",
+    "TableRows",
+]
+
+Table = tuple[str, str]
+"""(schema, table)"""
+
+DatabaseName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_$-]*$",
+    ),
+]
+"""A PostgreSQL database name: letters, digits, _, $ and -, at most 63 (NAMEDATALEN - 1)."""
+
+
+class SslMode(StrEnum):
+    DISABLE = "disable"
+    ALLOW = "allow"
+    PREFER = "prefer"
+    REQUIRE = "require"
+    VERIFY_CA = "verify-ca"
+    VERIFY_FULL = "verify-full"
+
+
+class Credentials(ApiModel):
+    """A Secret in this namespace with the user name and password (read with `get` only)."""
+
+    secret_name: ObjectName
+    """Name of the Secret."""
+    username_key: Annotated[str, Field(min_length=1, max_length=253)] = "username"
+    """Key of the user name in the Secret."""
+    password_key: Annotated[str, Field(min_length=1, max_length=253)] = "password"
+    """Key of the password in the Secret. It never appears on a command line or in a log."""
+
+
+class PostgresRef(ApiModel):
+    """A PostgreSQL database and how to reach it."""
+
+    host: Annotated[
+        str,
+        Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"),
+    ]
+    """Host name or IP address, e.g. the Service `postgres` or `postgres.db.svc`."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    """TCP port."""
+    database: DatabaseName
+    """The database, e.g. mail_score (letters, digits, _, $ and -; at most 63)."""
+    ssl_mode: SslMode = SslMode.PREFER
+    """libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full."""
+    credentials: Credentials
+    """Where the user name and password are."""
+
+    def on(self, database: str) -> PostgresRef:
+        """The same server and login, another database."""
+        return self.model_copy(update={"database": database})
+
+    @property
+    def where(self) -> str:
+        """For messages: `mail_score on postgres:5432`."""
+        return f"{self.database} on {self.host}:{self.port}"
+
+
+class TableRows(ApiModel):
+    """Rows of one table, counted in the snapshot the dump read."""
+
+    schema_: Annotated[str, Field(alias="schema")]
+    """Schema, e.g. public."""
+    name: str
+    """Table."""
+    rows: int
+    """Exact row count."""
+
+    @property
+    def table(self) -> Table:
+        return (self.schema_, self.name)

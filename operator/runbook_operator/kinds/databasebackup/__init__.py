@@ -1,0 +1,1 @@
+"""DatabaseBackup: the runbook's "Database Backup", one-shot or on a schedule."""

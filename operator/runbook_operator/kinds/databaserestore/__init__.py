@@ -1,0 +1,1 @@
+"""DatabaseRestore: the runbook's disaster recovery, refused unless clearly intended."""
