@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 TESTBED := $(PY) tests/testbed/testbed.py
 
-.PHONY: help venv run test lint unit e2e crds deps kubectl testbed-build testbed-up \
+.PHONY: help venv run test lint unit e2e bench crds deps kubectl testbed-build testbed-up \
 	testbed-down testbed-status
 
 help:  ## list the targets
@@ -21,10 +21,14 @@ unit: venv  ## unit tests only (no cluster, no servers)
 e2e: venv testbed-build deps  ## end-to-end tests only
 	bash scripts/test.sh tests/e2e
 
-lint: venv  ## ruff (lint and format), mypy --strict, import-linter layer contracts
+bench: venv testbed-build  ## benchmarks: each figure a ratio against a reference run side by side
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+lint: venv  ## ruff (lint and format), mypy --strict (package and tests), import-linter contracts
 	.venv/bin/ruff check operator tests benchmarks
 	.venv/bin/ruff format --check operator tests benchmarks
 	.venv/bin/mypy
+	.venv/bin/mypy --config-file tests/mypy.ini
 	.venv/bin/lint-imports
 
 crds: venv  ## regenerate crds/ from the models

@@ -133,7 +133,7 @@ def test_failed_restore_changes_nothing(db: AppDatabase, tmp_path: Path) -> None
 )
 def test_connection_errors(db: AppDatabase, change: dict[str, object], error: type) -> None:
     server = server_of(db)
-    bad = pg.Server(**{**server.__dict__, **change})  # type: ignore[arg-type]
+    bad = pg.Server(**{**server.__dict__, **change})
     with pytest.raises(error) as caught:
         pg.dump(bad, lambda _: None, threading.Event())
     assert db.password not in str(caught.value)

@@ -59,7 +59,8 @@ def children(api: Any, namespace: str, parent: str) -> dict[str, dict[str, Any]]
 
 
 def phase_of(obj: dict[str, Any]) -> str | None:
-    return (obj.get("status") or {}).get("phase")  # type: ignore[no-any-return]
+    phase = (obj.get("status") or {}).get("phase")
+    return None if phase is None else str(phase)
 
 
 def slot_of(name: str) -> datetime:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from support.crs import (
+    cond,
     condition,
     create_cr,
     get_cr,
@@ -68,10 +69,10 @@ def test_restore_needs_a_window_or_a_confirmation(
 
     create_cr(api, namespace, RESTORE, "unconfirmed", {"backup": "nightly"})
     create_cr(api, namespace, RESTORE, "typo", {"backup": "nightly", "confirm": "mail_score"})
-    message = condition(blocked(api, namespace, "unconfirmed"), "Ready")["message"]  # type: ignore[index]
+    message = cond(blocked(api, namespace, "unconfirmed"), "Ready")["message"]
     assert f"spec.confirm set to '{db.name}'" in message
     assert "no window is Active" in message
-    typo = condition(blocked(api, namespace, "typo"), "Ready")["message"]  # type: ignore[index]
+    typo = cond(blocked(api, namespace, "typo"), "Ready")["message"]
     assert "spec.confirm is 'mail_score'" in typo
     assert "NotAuthorized" in reasons(api, namespace, "unconfirmed")
     assert db.fingerprint() == damaged  # refused means untouched

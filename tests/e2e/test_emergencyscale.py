@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.app import deploy_app
-from support.crs import condition, create_cr, delete_cr, get_cr, patch_cr, wait_gone
+from support.crs import cond, condition, create_cr, delete_cr, get_cr, patch_cr, wait_gone
 from support.images import image
 from support.kube import Cluster, wait_for_rollout
 from support.wait import wait_for
@@ -127,7 +127,7 @@ def ready_message(obj: dict[str, Any]) -> str:
 
 def example_spec(duration: str = "20s") -> dict[str, Any]:
     manifest = yaml.safe_load(EXAMPLE.read_text())
-    spec = copy.deepcopy(manifest["spec"])
+    spec: dict[str, Any] = copy.deepcopy(manifest["spec"])
     spec["duration"] = duration
     return spec
 
@@ -173,8 +173,8 @@ def test_scale_up_for_high_traffic_through_the_hpa_and_back_exactly(
     assert "high-traffic" in kube.run_kubectl("get", "runbook", "-n", namespace).stdout
 
     obj = wait_es(kube, namespace, "high-traffic", phase="Completed", timeout=60)
-    assert condition(obj, "Ready")["reason"] == "Reverted"  # type: ignore[index]
-    assert condition(obj, "Scaled")["status"] == "False"  # type: ignore[index]
+    assert cond(obj, "Ready")["reason"] == "Reverted"
+    assert cond(obj, "Scaled")["status"] == "False"
     assert status(obj)["completedAt"]
     assert hpa_bounds(kube, namespace) == (3, 10)
     wait_for(lambda: replicas(kube, namespace, FRONTEND) == 2, timeout=10, what="frontend 2")
@@ -364,7 +364,7 @@ def test_a_missing_target_and_a_size_over_the_cap_stall_with_the_reason(
     )
     create_cr(kube.api, namespace, KIND, "huge", frontend_only(60))
     obj = wait_es(kube, namespace, "typo", phase="Pending", ready=("False", "TargetNotFound"))
-    assert condition(obj, "Stalled")["status"] == "True"  # type: ignore[index]
+    assert cond(obj, "Stalled")["status"] == "True"
     assert ready_message(obj) == "Deployment mail-score-frontnd does not exist in this namespace"
     obj = wait_es(kube, namespace, "huge", phase="Pending", ready=("False", "OverCap"))
     assert "60 replicas is over the operator's cap of 50" in ready_message(obj)

@@ -15,6 +15,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
+from support.app import deploy_app
 from support.crs import GROUP, VERSION, create_cr, get_cr
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -24,7 +25,6 @@ from .test_emergencyscale import (
     BACKEND,
     FRONTEND,
     KIND,
-    deploy_app,
     example_spec,
     frontend_only,
     held_by,
@@ -144,7 +144,7 @@ def test_deleted_while_the_operator_is_down(
         try:
             get_cr(kube.api, namespace, KIND, "gone")
         except client.ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
         return False
 
     wait_for(gone, timeout=30, what="the finalizer to run")

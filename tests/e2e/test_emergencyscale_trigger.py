@@ -11,7 +11,8 @@ import math
 import time
 from typing import Any
 
-from support.crs import condition, create_cr, get_cr
+from support.app import deploy_app
+from support.crs import cond, create_cr, get_cr
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.prometheus import Prometheus, prometheus  # noqa: F401  (the fixture)
@@ -20,7 +21,6 @@ from support.wait import wait_for
 from .test_emergencyscale import (
     FRONTEND,
     KIND,
-    deploy_app,
     held_by,
     make_deployment,
     parse_status_time,
@@ -94,7 +94,7 @@ def test_scales_only_after_for_and_reverts_after_the_cooldown(
     # The cooldown (10s) was waited out: completedAt is kept to the second, and the
     # operator may have sampled the drop up to a second before this test saw it.
     assert parse_status_time(st["completedAt"]) >= dropped + 8
-    assert condition(obj, "Ready")["reason"] == "Reverted"  # type: ignore[index]
+    assert cond(obj, "Ready")["reason"] == "Reverted"
     assert replicas(kube, namespace, FRONTEND) == 2
     assert held_by(kube, namespace, FRONTEND) is None
 
@@ -127,7 +127,7 @@ def test_prometheus_down_does_what_on_no_data_says(
     prometheus.stop()
 
     obj = wait_es(kube, namespace, "fail", phase="Failed", ready=("False", "TriggerFailed"))
-    assert condition(obj, "Stalled")["status"] == "True"  # type: ignore[index]
+    assert cond(obj, "Stalled")["status"] == "True"
     assert "cannot be reached" in status(obj)["gate"]["error"]
     assert "onNoData: Fail" in ready_message(obj)
     assert replicas(kube, namespace, "fail") == 1
@@ -172,7 +172,7 @@ def test_a_query_returning_several_series_stalls_with_the_reason(
     spec["trigger"]["query"] = METRIC
     create_cr(kube.api, namespace, KIND, "ambiguous", spec)
     obj = wait_es(kube, namespace, "ambiguous", phase="Waiting", ready=("False", "TriggerInvalid"))
-    assert condition(obj, "Stalled")["status"] == "True"  # type: ignore[index]
+    assert cond(obj, "Stalled")["status"] == "True"
     message = ready_message(obj)
     assert "the query returned 2 series" in message
     assert 'service="backend"' in message and 'service="frontend"' in message

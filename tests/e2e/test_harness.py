@@ -43,7 +43,8 @@ def _alive(pid: int) -> bool:
 
 
 def _read_pid(path: Path) -> int:
-    return int(wait_for(lambda: path.exists() and path.read_text().strip(), timeout=30, what=path))
+    text = wait_for(lambda: path.exists() and path.read_text().strip(), timeout=30, what=str(path))
+    return int(str(text))
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])

@@ -25,6 +25,7 @@ from support.alertmanager import (
 )
 from support.app import deploy_app
 from support.crs import (
+    cond,
     condition,
     create_cr,
     delete_cr,
@@ -221,8 +222,8 @@ def test_runbook_window_runs_the_procedure_and_restores_everything(
         what="the checklist evaluated",
     )
     assert pending["status"]["phase"] == "Pending"
-    assert condition(pending, "Approved")["status"] == "False"
-    assert condition(pending, "BackupFresh")["status"] == "True"
+    assert cond(pending, "Approved")["status"] == "False"
+    assert cond(pending, "BackupFresh")["status"] == "True"
     assert pending["status"]["nextStart"] == spec["start"]
     approve(kube, namespace, "postgres-upgrade", "alice", "bob")
 
@@ -281,8 +282,8 @@ def test_runbook_window_runs_the_procedure_and_restores_everything(
     assert snapshot(kube, namespace) == before
     assert alertmanager.active() == []
     assert [s["status"]["state"] for s in alertmanager.silences()] == ["expired"]
-    assert condition(done, "Ready")["status"] == "True"
-    assert condition(done, "Ready")["reason"] == "Completed"
+    assert cond(done, "Ready")["status"] == "True"
+    assert cond(done, "Ready")["reason"] == "Completed"
     assert len(replica_sets(kube, namespace, FRONTEND)) == 2  # original + the restart, reused
     assert held_replicasets(kube, namespace) == []
     reasons = {e.reason for e in events(kube, namespace, "postgres-upgrade")}
@@ -328,7 +329,7 @@ def test_blocked_short_notice_no_backup_missing_approvals(
         stalled = condition(obj, "Stalled")
         assert stalled is not None and stalled["status"] == "True", obj["status"]
         assert stalled["reason"] == reason and words in stalled["message"]
-        assert condition(obj, "Ready")["message"].startswith("Not started: ")
+        assert cond(obj, "Ready")["message"].startswith("Not started: ")
         assert steps(obj) == []
         warned = [e for e in events(kube, namespace, name) if e.reason == "Blocked"]
         assert warned and warned[0].type == "Warning"
@@ -339,8 +340,8 @@ def test_blocked_short_notice_no_backup_missing_approvals(
 def test_schema_refuses_bad_windows(
     kube: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
-    good = {"start": "2030-01-01T02:00:00Z", "duration": "1h"}
-    bad = [
+    good: dict[str, Any] = {"start": "2030-01-01T02:00:00Z", "duration": "1h"}
+    bad: list[tuple[dict[str, Any], str]] = [
         ({**good, "schedule": "0 2 * * 0"}, "either start (a one-off window) or schedule"),
         (
             {"schedule": "0 2 * * 0", "duration": "1h", "emergency": {"reason": "x"}},
@@ -367,13 +368,14 @@ def test_schema_refuses_bad_windows(
         assert message in str(info.value.body), (spec, info.value.body)
     create_cr(kube.api, namespace, KIND, "good", {**good, "cancel": True})
     cancelled = wait_phase(kube.api, namespace, KIND, "good", "Cancelled", timeout=20)
-    assert condition(cancelled, "Ready")["message"] == (
+    assert cond(cancelled, "Ready")["message"] == (
         "Cancelled before it started; nothing was changed."
     )
-    for patch, message in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"spec": {"start": "2030-01-02T02:00:00Z"}}, "start cannot be changed once set"),
         ({"spec": {"cancel": False}}, "cannot be resumed"),
-    ]:
+    ]
+    for patch, message in changes:
         with pytest.raises(ApiException) as info:
             patch_cr(kube.api, namespace, KIND, "good", patch)
         assert message in str(info.value.body)
@@ -406,7 +408,7 @@ def test_ending_mid_window_restores_everything(
     if how == "cancel":
         patch_cr(kube.api, namespace, KIND, "mw", {"spec": {"cancel": True}})
         done = wait_phase(kube.api, namespace, KIND, "mw", "Cancelled", timeout=90)
-        assert condition(done, "Ready")["reason"] == "Cancelled"
+        assert cond(done, "Ready")["reason"] == "Cancelled"
         assert done["status"]["endingReason"] == "Cancelled"
     else:
         delete_cr(kube.api, namespace, KIND, "mw")
@@ -467,7 +469,7 @@ def test_waits_for_a_held_workload_then_starts(
         what="Ready=False WorkloadHeld",
     )
     assert waiting["status"]["phase"] == "Pending"
-    message = condition(waiting, "Ready")["message"]
+    message = cond(waiting, "Ready")["message"]
     assert "Deployment mail-score-backend is held by MaintenanceWindow/first" in message
     assert flag(kube, namespace) == "false"  # nothing of the second window happened
     assert HOLD not in (deployment(kube, namespace, FRONTEND)["metadata"]["annotations"] or {})
@@ -498,7 +500,7 @@ def test_blocked_when_still_held_past_the_starting_deadline(
     )
     create_cr(kube.api, namespace, KIND, "second", second)
     obj = wait_phase(kube.api, namespace, KIND, "second", "Blocked", timeout=40)
-    stalled = condition(obj, "Stalled")
+    stalled = cond(obj, "Stalled")
     assert stalled["reason"] == "WorkloadHeld"
     assert "held by MaintenanceWindow/first" in stalled["message"]
     assert "could not start within 8s of its start" in stalled["message"]
@@ -549,4 +551,4 @@ def test_recurring_window_returns_to_pending_with_the_next_occurrence(
     assert status["nextStart"] == rfc3339(start + timedelta(minutes=1))
     assert not status.get("steps") and "originals" not in status
     assert snapshot(kube, namespace) == before
-    assert condition(again, "Ready")["reason"] == "Scheduled"
+    assert cond(again, "Ready")["reason"] == "Scheduled"

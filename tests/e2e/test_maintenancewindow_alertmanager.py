@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runbook_operator.adapters.alertmanager import Alertmanager, AlertmanagerError, redact
+from runbook_operator.adapters.alertmanager import Alertmanager, AlertmanagerError
+from runbook_operator.adapters.urls import redact
 from support.alertmanager import Alertmanager as Server
 from support.alertmanager import alertmanager  # noqa: F401  (fixture)
 

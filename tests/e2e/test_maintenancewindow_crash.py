@@ -96,7 +96,7 @@ def test_sigkill_after_every_step_still_restores_everything_once(
     revision = client.AppsV1Api(kube.api).read_namespaced_deployment(FRONTEND, namespace)
     assert revision.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
     time.sleep(1)  # events are posted in the background
-    per_step = Counter()
+    per_step: Counter[str] = Counter()
     for event in events(kube, namespace, "mw"):
         if event.reason in steps(done):
             per_step[event.reason] += event.count or 1

@@ -10,6 +10,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import (
+    cond,
     condition,
     create_cr,
     delete_cr,
@@ -153,8 +154,8 @@ def test_refusals_say_why_and_change_nothing(
     for name, (_, reason, words) in cases.items():
         obj = wait_condition(kube.api, namespace, "Rollback", name, "Stalled", reason=reason)
         assert obj["status"]["phase"] == "Refused"
-        assert words in condition(obj, "Stalled")["message"]
-        assert condition(obj, "Ready")["status"] == "False"
+        assert words in cond(obj, "Stalled")["message"]
+        assert cond(obj, "Ready")["status"] == "False"
         warning = wait_event(kube, namespace, name, reason)
         assert warning["type"] == "Warning" and words in warning["message"]
 
@@ -175,7 +176,7 @@ def test_refusals_say_why_and_change_nothing(
     )
     assert same["status"]["phase"] == "Completed"
     assert same["status"]["targets"][0]["state"] == "AlreadyAtRevision"
-    assert "already matches revision 2" in condition(same, "Ready")["message"]
+    assert "already matches revision 2" in cond(same, "Ready")["message"]
     skipped = kube.run_kubectl(
         "-n", namespace, "rollout", "undo", "deployment/web", "--to-revision=2"
     ).stdout
@@ -197,7 +198,7 @@ def test_a_held_deployment_makes_it_wait_then_it_proceeds(
         kube.api, namespace, "Rollback", "undo", "Ready", "False", reason="WorkloadHeld"
     )
     assert waiting["status"]["phase"] == "Pending"
-    assert "EmergencyScale/surge" in condition(waiting, "Ready")["message"]
+    assert "EmergencyScale/surge" in cond(waiting, "Ready")["message"]
     assert condition(waiting, "Stalled") is None
     assert "EmergencyScale/surge" in wait_event(kube, namespace, "undo", "WorkloadHeld")["message"]
     assert current_image(kube, namespace, "web") == image("web-2")
@@ -216,7 +217,7 @@ def test_a_revision_that_never_becomes_ready_fails_at_the_progress_deadline(
     bad_then_good(kube, namespace, progress_deadline=8)
     create_cr(kube.api, namespace, "Rollback", "undo", {"targets": [{"name": "web"}]})
     failed = wait_phase(kube.api, namespace, "Rollback", "undo", "Failed", timeout=90)
-    stalled = condition(failed, "Stalled")
+    stalled = cond(failed, "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "RolloutFailed"
     assert "progress deadline" in stalled["message"]
     target = failed["status"]["targets"][0]
@@ -232,7 +233,7 @@ def test_gitops_managed_targets_roll_back_with_a_warning(
     set_image(kube, namespace, "web", image("web-2"))
     create_cr(kube.api, namespace, "Rollback", "undo", {"targets": [{"name": "web"}]})
     done = wait_condition(kube.api, namespace, "Rollback", "undo", "Ready", timeout=60)
-    gitops = condition(done, "GitOpsManaged")
+    gitops = cond(done, "GitOpsManaged")
     assert gitops["status"] == "True"
     assert "Argo CD application mail-score" in gitops["message"]
     assert "next sync re-applies" in gitops["message"]
@@ -288,7 +289,7 @@ def test_the_api_server_rejects_what_makes_no_sense(
     kube: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     armed = {"query": "up", "threshold": 1, "window": "5m"}
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"targets": [{"name": "web"}, {"name": "web"}]}, "listed only once"),
         ({"targets": [{"name": "web", "toRevision": 2}], "trigger": armed}, "cannot be combined"),
         ({"targets": [{"name": "web"}], "trigger": {**armed, "window": "soon"}}, "duration"),

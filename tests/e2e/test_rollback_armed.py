@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from support.crs import condition, create_cr, get_cr, wait_condition, wait_phase
+from support.crs import cond, create_cr, get_cr, wait_condition, wait_phase
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -94,7 +94,7 @@ def test_fires_when_errors_rise_after_a_new_revision(
     target = status["targets"][0]
     assert (target["fromRevision"], target["toRevision"], target["state"]) == (2, 1, "Complete")
     assert target["fromImages"] == [f"app={image('web-2')}"]
-    assert condition(done, "Ready")["reason"] == "RolledBack"
+    assert cond(done, "Ready")["reason"] == "RolledBack"
     fired = wait_event(kube, namespace, "guard", "TriggerFired")
     assert "web revision 2" in fired["message"]
 
@@ -112,7 +112,7 @@ def test_does_not_fire_outside_the_window(
 
     def window_closed() -> bool:
         ends = _target(kube, namespace).get("windowEndsAt")
-        return bool(ends) and datetime.fromisoformat(ends) < datetime.now(UTC)
+        return ends is not None and datetime.fromisoformat(ends) < datetime.now(UTC)
 
     wait_for(window_closed, timeout=30, what="the window after revision 2 to close")
     _errors(prometheus, 0.5)

@@ -101,6 +101,13 @@ def condition(obj: Obj, type_: str) -> Obj | None:
     return None
 
 
+def cond(obj: Obj, type_: str) -> Obj:
+    """The condition, which must be there."""
+    found = condition(obj, type_)
+    assert found is not None, f"no {type_} condition in {obj.get('status')}"
+    return found
+
+
 def wait_condition(
     api: client.ApiClient,
     namespace: str,

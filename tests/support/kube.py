@@ -62,9 +62,7 @@ class Cluster:
 
 def api_client_from_kubeconfig(path: Path | str) -> client.ApiClient:
     """A new ApiClient for the current context of a kubeconfig file (close it when done)."""
-    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(path)
-    )
+    api: client.ApiClient = config.new_client_from_config(config_file=str(path))
     return api
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from runbook_operator.core.context import Pass
+from runbook_operator.core.context import Pass, now_utc
 from runbook_operator.core.controller import Controller
 from runbook_operator.core.events import Event
 from runbook_operator.core.kind import Kind, Result
@@ -61,7 +61,7 @@ class Harness:
             recorder=recorder,
             instance="test-instance",
             stopped=self.stopped,
-            **({"clock": self.clock} if self.clock is not None else {}),
+            clock=self.clock or now_utc,
         )
 
     @property

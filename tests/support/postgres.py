@@ -172,7 +172,7 @@ class PostgresServer:
 
     def execute(self, database: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         with self.connect(database) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
     def create_database(self, name: str) -> None:
@@ -267,7 +267,7 @@ def seed_mail_score(
     ]
     with server.connect(database, user=user, password=password) as conn:
         for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
     return server.counts(database)
 
 
@@ -285,7 +285,7 @@ class AppDatabase:
 
     def execute(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         with self.connect() as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
     def fingerprint(self) -> dict[str, tuple[int, str]]:

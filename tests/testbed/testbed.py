@@ -54,7 +54,7 @@ import yaml
 if __package__:
     from . import pki
 else:  # run as a script: python tests/testbed/testbed.py
-    import pki  # type: ignore[no-redef]
+    import pki  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
