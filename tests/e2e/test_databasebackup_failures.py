@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from support.crs import condition, create_cr, get_cr, wait_condition
+from support.crs import cond, condition, create_cr, get_cr, wait_condition
 from support.kube import Cluster
 from support.operator import OperatorProcess, free_port
 from support.postgres import (
@@ -85,7 +85,7 @@ def test_connection_and_credential_failures(
         create_cr(api, namespace, BACKUP, name, spec)
     for name, (_, reason, words) in cases.items():
         obj = wait_failed(api, namespace, name, reason)
-        assert words in condition(obj, "Ready")["message"]  # type: ignore[index]
+        assert words in cond(obj, "Ready")["message"]
     assert files_under(operator.backup_root / namespace) == []
     for secret in (db.password, wrong):
         assert_secret_nowhere(kube, operator, namespace, secret)
@@ -110,7 +110,7 @@ def test_destination_full(
     create_credentials(kube.api, namespace, db)
     create_cr(kube.api, namespace, BACKUP, "too-big", backup_spec(db))
     obj = wait_failed(kube.api, namespace, "too-big", "DestinationFull")
-    assert "no space left" in condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert "no space left" in cond(obj, "Ready")["message"]
     assert files_under(small_volume) == []  # the partial artifact is gone
     assert "location" not in obj["status"]
 
@@ -134,7 +134,7 @@ def test_destination_unwritable(
     create_credentials(kube.api, namespace, db)
     create_cr(kube.api, namespace, BACKUP, "nowhere", backup_spec(db))
     obj = wait_failed(kube.api, namespace, "nowhere", "DestinationUnwritable")
-    assert "cannot write" in condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert "cannot write" in cond(obj, "Ready")["message"]
     assert files_under(immutable_folder) == []
 
 
@@ -161,7 +161,7 @@ def test_pg_dump_missing_or_too_old(
     operator_path.restart()
     create_cr(api, namespace, BACKUP, "no-tools", backup_spec(db))
     obj = wait_failed(api, namespace, "no-tools", "PgDumpMissing")
-    assert "install the PostgreSQL client tools" in condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert "install the PostgreSQL client tools" in cond(obj, "Ready")["message"]
 
     old = tmp_path / "old"
     old.mkdir()
@@ -173,7 +173,25 @@ def test_pg_dump_missing_or_too_old(
     operator_path.restart()
     create_cr(api, namespace, BACKUP, "old-tools", backup_spec(db))
     obj = wait_failed(api, namespace, "old-tools", "PgDumpTooOld")
-    message = condition(obj, "Ready")["message"]  # type: ignore[index]
+    message = cond(obj, "Ready")["message"]
     assert "pg_dump 9.6 cannot dump PostgreSQL 15" in message
     assert files_under(operator_path.backup_root / namespace) == []
     assert get_cr(api, namespace, BACKUP, "old-tools")["status"]["phase"] == "Failed"
+
+
+def test_a_spec_the_api_server_accepts_but_cannot_be_used_says_which_field(
+    kube: Cluster, operator: OperatorProcess, namespace: str, db: AppDatabase
+) -> None:
+    """`Mars/Olympus` has the shape of a zone name, so the API server takes it; the operator
+    refuses it in plain words, naming the field, without a link to pydantic's site."""
+    create_credentials(kube.api, namespace, db)
+    spec = {**backup_spec(db), "schedule": "0 3 * * *", "timeZone": "Mars/Olympus"}
+    create_cr(kube.api, namespace, BACKUP, "on-mars", spec)
+    obj = wait_failed(kube.api, namespace, "on-mars", "InvalidSpec")
+    message = cond(obj, "Ready")["message"]
+    assert "spec.timeZone" in message and "Mars/Olympus" in message
+    assert "pydantic" not in message and "http" not in message
+    children = client.CustomObjectsApi(kube.api).list_namespaced_custom_object(
+        "ops.mailscore.com", "v1alpha1", namespace, "databasebackups"
+    )["items"]
+    assert [c["metadata"]["name"] for c in children] == ["on-mars"], "no run was created"

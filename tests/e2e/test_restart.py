@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import create_cr, get_cr, patch_cr, wait_phase
@@ -235,3 +236,32 @@ def test_a_restart_cannot_be_changed_once_created(kube: Cluster, namespace: str)
     with pytest.raises(ApiException) as refused:
         patch_cr(kube.api_client, namespace, KIND, "once", {"spec": {"order": "AllAtOnce"}})
     assert "cannot be changed once created" in str(refused.value.body)
+
+
+def test_hold_copies_leave_the_replica_sets_of_a_match_expressions_selector(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    """The Deployment controller copies the hold onto the ReplicaSet the restart creates;
+    a Deployment that selects by matchExpressions alone must lose those copies too."""
+    body = manifest(BACKEND, image("backend-1.4.2"), replicas=2)
+    body["spec"]["selector"] = {
+        "matchExpressions": [{"key": "app", "operator": "In", "values": [BACKEND]}]
+    }
+    create_deployment(kube, namespace, body)
+    create_cr(kube.api, namespace, KIND, "expressions", {"targets": [{"name": BACKEND}]})
+    wait_phase(kube.api, namespace, KIND, "expressions", "Completed", timeout=90)
+
+    uid = deployment(kube, namespace, BACKEND)["metadata"]["uid"]
+    sets = [
+        rs
+        for rs in kube.api.sanitize_for_serialization(
+            client.AppsV1Api(kube.api).list_namespaced_replica_set(
+                namespace, label_selector=f"app={BACKEND}"
+            )
+        )["items"]
+        if any(o.get("uid") == uid for o in rs["metadata"].get("ownerReferences") or [])
+    ]
+    assert len(sets) == 2, "the original ReplicaSet and the restart's"
+    held = [rs["metadata"]["name"] for rs in sets if HOLD in rs["metadata"].get("annotations", {})]
+    assert held == []
+    assert HOLD not in (deployment(kube, namespace, BACKEND)["metadata"].get("annotations") or {})

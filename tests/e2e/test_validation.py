@@ -156,6 +156,24 @@ CASES: list[tuple[str, str, Spec, str]] = [
     ("db-bad-verify", "DatabaseBackup", {**DB_OK, "verify": "maybe"}, "verify"),
     ("db-bad-cron", "DatabaseBackup", {**DB_OK, "schedule": "every night"}, "cron"),
     (
+        "db-sub-second-starting-deadline",
+        "DatabaseBackup",
+        {**DB_OK, "schedule": "0 3 * * *", "startingDeadline": "0.0000001s"},
+        "at least 1s",
+    ),
+    (
+        "db-sub-second-max-age",
+        "DatabaseBackup",
+        {**DB_OK, "schedule": "0 3 * * *", "keep": {"maxAge": "0.5s"}},
+        "at least 1s",
+    ),
+    (
+        "db-time-zone-not-a-name",
+        "DatabaseBackup",
+        {**DB_OK, "schedule": "0 3 * * *", "timeZone": "UTC+2; drop"},
+        "timeZone",
+    ),
+    (
         "db-keep-without-schedule",
         "DatabaseBackup",
         {**DB_OK, "keep": {"last": 3}},
@@ -209,6 +227,7 @@ CASES: list[tuple[str, str, Spec, str]] = [
     ),
     ("mw-start-not-a-time", "MaintenanceWindow", {**MW_OK, "start": "next sunday"}, "start"),
     ("mw-bad-duration", "MaintenanceWindow", {**MW_OK, "duration": "2 hours"}, "duration such as"),
+    ("mw-sub-second-duration", "MaintenanceWindow", {**MW_OK, "duration": "0.0000001s"}, "1s"),
     ("mw-bad-cron", "MaintenanceWindow", {"schedule": "sundays", "duration": "1h"}, "cron"),
     (
         "mw-negative-scale-down",
