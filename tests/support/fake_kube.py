@@ -113,6 +113,8 @@ class FakeKube:
         self.store: dict[tuple[str, str, str], Obj] = {}
         """(kind or plural, namespace, name) -> object."""
         self.calls: list[tuple[str, ...]] = []
+        self.events: list[Obj] = []
+        """Every core/v1 Event created, in order."""
         self.before_write: Callable[[tuple[str, ...]], None] | None = None
         self.before_status: Callable[[str, Obj], None] | None = None
         """Called with (name, patch) before a status patch is applied (e.g. to crash it)."""
@@ -367,6 +369,11 @@ class FakeKube:
         if key not in data:
             raise NotFound(f"Secret {name} has no key {key!r}")
         return base64.b64decode(data[key])
+
+    def create_event(self, namespace: str, body: Obj) -> Obj:
+        self.calls.append(("create_event", namespace, str(body.get("reason"))))
+        self.events.append(body)
+        return body
 
     # --- our own objects --------------------------------------------------------
 

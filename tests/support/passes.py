@@ -51,7 +51,7 @@ class Harness:
         self.controller.enabled = False  # no event loop: passes run only through run()
 
     def _new_pass(self, kind: Kind, body: dict[str, Any], stopped: threading.Event) -> Pass:
-        recorder = Recorder(body, post=False)
+        recorder = Recorder(body)
         recorder.posted = self.events  # one list for every pass
         return Pass(
             kube=self.kube,

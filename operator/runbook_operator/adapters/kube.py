@@ -176,6 +176,10 @@ class Kube:
             raise NotFound(f"Secret {name} has no key {key!r}")
         return base64.b64decode(data[key])
 
+    def create_event(self, namespace: str, body: Obj) -> Obj:
+        """A core/v1 Event (core.recorder builds it)."""
+        return _call(self.core.create_namespaced_event, namespace, body)  # type: ignore[no-any-return]
+
     # --- our own objects ---------------------------------------------------
 
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj:

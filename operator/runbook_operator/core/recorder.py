@@ -4,26 +4,53 @@
 object (namespace, name, kind, uid under "object"); the line carries `k8s_skip` so
 Kopf never posts it a second time. `log()` is a log line only. Nothing here puts a
 secret into either: callers pass words, never Secret values.
+
+The Event is created synchronously, inside the pass that decided it, not queued for a
+background poster: a pass in flight when the operator is told to stop finishes (the
+controller waits for it), so its events are posted too. A refused or failed post is
+logged and never fails the pass: telling must not block doing.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-
+from ..adapters.kube import KubeError
 from .events import WARNING, Event
-from .ports import Obj
+from .ports import KubePort, Obj
 
 __all__ = ["LOGGER", "Recorder"]
 
 LOGGER = logging.getLogger("runbook_operator")
+COMPONENT = "runbook-operator"
+"""The Events' source, as `kubectl describe` shows it (From)."""
+
+
+def event_body(ref: Obj, event: Event, now: datetime, instance: str = "") -> Obj:
+    """A core/v1 Event about the object `ref` names, as `kubectl describe` lists them."""
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{ref['name']}.", "namespace": ref["namespace"]},
+        "involvedObject": dict(ref),
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message,
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": instance or COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 class Recorder:
-    def __init__(self, obj: Obj, *, post: bool = True) -> None:
+    def __init__(self, obj: Obj, kube: KubePort | None = None, *, instance: str = "") -> None:
         meta = obj.get("metadata") or {}
         self.ref = {
             "apiVersion": obj.get("apiVersion"),
@@ -32,8 +59,9 @@ class Recorder:
             "uid": meta.get("uid"),
             "namespace": meta.get("namespace"),
         }
-        self.post = post
-        """False in unit tests: no Kopf event queue to post into."""
+        self.kube = kube
+        """Where Events are created; None records them in `posted` only (unit tests)."""
+        self.instance = instance
         self.posted: list[Event] = []
 
     def _extra(self, **more: Any) -> dict[str, Any]:
@@ -41,10 +69,12 @@ class Recorder:
 
     def event(self, event: Event) -> None:
         self.posted.append(event)
-        if self.post:
-            raw: Any = {"apiVersion": self.ref["apiVersion"], "kind": self.ref["kind"]}
-            raw["metadata"] = {k: self.ref[k] for k in ("name", "uid", "namespace")}
-            kopf.event(kopf.Body(raw), type=event.type, reason=event.reason, message=event.message)
+        if self.kube is not None:
+            body = event_body(self.ref, event, datetime.now(UTC), self.instance)
+            try:
+                self.kube.create_event(str(self.ref["namespace"]), body)
+            except KubeError as exc:
+                self.log(f"event {event.reason} not posted: {exc}", level=logging.WARNING)
         level = logging.WARNING if event.type == WARNING else logging.INFO
         LOGGER.log(
             level, f"{event.reason}: {event.message}", extra=self._extra(reason=event.reason)

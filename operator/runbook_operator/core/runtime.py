@@ -74,7 +74,9 @@ class Runtime:
             settings=self.settings,
             resource=kind.resource,
             writer=StatusWriter(self.kube, kind.resource, body),
-            recorder=Recorder(body, post=self.post_events),
+            recorder=Recorder(
+                body, self.kube if self.post_events else None, instance=self.instance
+            ),
             instance=self.instance,
             stopped=stopped,
         )
