@@ -10,20 +10,19 @@ right after a status of that phase is written, for the crash tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from ...adapters import prometheus
-from ...adapters.httpcheck import get_status
 from ...adapters.kube import NotFound
 from ...core import failpoints
 from ...core.context import Pass
+from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
-from ...core.kind import Kind, Result, due_in
+from ...core.kind import Result, Watch
 from ...core.names import REVISION_ANNOTATION, holder_id
-from ...core.probing import probe
+from ...core.probing import Probe
 from ...core.rollout import label_selector
 from ...core.spec import InvalidSpec
+from ...core.stepping import SteppingKind
 from . import logic
 from .api import RESTART, RestartPhase, RestartSpec, RestartStatus
 
@@ -70,44 +69,20 @@ def _keys(spec: RestartSpec | None, status: RestartStatus) -> list[logic.Key]:
     return [*keys, *(logic.key_of(t) for t in status.targets)]
 
 
-class RestartKind(Kind):
+class RestartKind(SteppingKind[RestartSpec, RestartStatus, logic.Plan]):
     resource = RESTART
+    spec_model = RestartSpec
+    max_steps = MAX_STEPS
 
-    def __init__(
-        self,
-        *,
-        http_status: Callable[[str], int] = get_status,
-        query: Callable[[str, str], float] = prometheus.query_one,
-    ) -> None:
-        self.http_status = http_status
-        self.query = query
+    def decide(self, ctx: Pass, spec: RestartSpec, status: RestartStatus) -> logic.Plan:
+        seen = observe(ctx, _keys(spec, status))
+        return logic.reconcile(
+            spec, status, seen, holder=self.holder(ctx), generation=ctx.generation, now=ctx.now
+        )
 
-    def reconcile(self, ctx: Pass) -> Result:
-        spec = ctx.spec(RestartSpec)
-        holder = holder_id(RESTART.kind, ctx.name)
-        for _ in range(MAX_STEPS):
-            status: RestartStatus = ctx.status()
-            if status.is_done():
-                break
-            now = ctx.tick()
-            seen = observe(ctx, _keys(spec, status))
-            plan = logic.reconcile(
-                spec, status, seen, holder=holder, generation=ctx.generation, now=now
-            )
-            probed = plan.probe
-            if probed:
-                plan = self._probe(ctx, spec, status)
-            if not self._act(ctx, plan, holder) or probed:
-                break  # the health check is asked once per pass (and again at each tick)
-        status = ctx.status()
-        poll = timedelta(seconds=ctx.settings.tick_seconds)
-        due = logic.wake_at(spec, status, ctx.now, poll)
-        watch = frozenset(_keys(spec, status)) if not status.is_done() else frozenset()
-        return Result(requeue_after=due_in(due, ctx.now), watch=watch)
-
-    def _probe(self, ctx: Pass, spec: RestartSpec, status: RestartStatus) -> logic.Plan:
-        assert spec.health_check is not None
-        answer = probe(spec.health_check, self.http_status, self.query, ctx.settings.prometheus_url)
+    def decide_health(
+        self, ctx: Pass, spec: RestartSpec, status: RestartStatus, answer: Probe
+    ) -> logic.Plan:
         return logic.after_probe(
             spec,
             status,
@@ -118,7 +93,25 @@ class RestartKind(Kind):
             now=ctx.now,
         )
 
-    def _act(self, ctx: Pass, plan: logic.Plan, holder: str) -> bool:
+    def health_check(self, spec: RestartSpec) -> HealthCheck | None:
+        return spec.health_check
+
+    def wake_at(
+        self, spec: RestartSpec, status: RestartStatus, now: datetime, poll: timedelta
+    ) -> datetime | None:
+        return logic.wake_at(spec, status, now, poll)
+
+    def watching(self, spec: RestartSpec, status: RestartStatus) -> frozenset[Watch]:
+        return frozenset(_keys(spec, status))
+
+    @staticmethod
+    def holder(ctx: Pass) -> str:
+        return holder_id(RESTART.kind, ctx.name)
+
+    def act(self, ctx: Pass, spec: RestartSpec, plan: logic.Plan) -> bool:
+        return self._act(ctx, spec, plan, self.holder(ctx))
+
+    def _act(self, ctx: Pass, spec: RestartSpec, plan: logic.Plan, holder: str) -> bool:
         """Holds (all or none), then the status, then the patches, releases and events."""
         taken: list[logic.Key] = []
         for kind, name in plan.acquire:
@@ -127,8 +120,13 @@ class RestartKind(Kind):
                 for key in taken:
                     release_hold(ctx.kube, key[0], ctx.namespace, key[1], holder)
                 message = f"{name} is held by {other}; the restart starts when it is released"
-                before: RestartStatus = ctx.status()
-                plan = logic.held_elsewhere(before, message, generation=ctx.generation, now=ctx.now)
+                plan = logic.held_elsewhere(
+                    spec=spec,
+                    status=ctx.status(),
+                    message=message,
+                    generation=ctx.generation,
+                    now=ctx.now,
+                )
                 break
             taken.append((kind, name))
         if plan.status.is_done():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ...core.conditions import progressing, ready, stalled, waiting
+from ...core.draft import Draft, held
 from ...core.events import NORMAL, WARNING, Event
 from ...core.fields import parse_duration, span
 from ...core.names import HOLD_ANNOTATION, RESTARTED_AT, REVISION_ANNOTATION
@@ -110,25 +110,13 @@ def summary(status: RestartStatus, spec: RestartSpec) -> str:
 
 
 @dataclass
-class _Pass:
+class _Pass(Draft[RestartStatus]):
     spec: RestartSpec
-    status: RestartStatus
-    seen: Mapping[Key, Seen]
-    holder: str
-    generation: int | None
-    now: datetime
+    seen: Mapping[Key, Seen] = field(default_factory=dict)
+    holder: str = ""
 
-    def conditions(self, state: str, reason: str, message: str) -> Any:
-        helper = {"progressing": progressing, "waiting": waiting, "ready": ready}
-        helper["stalled"] = stalled
-        return helper[state](
-            self.status.conditions, reason, message, generation=self.generation, now=self.now
-        )
-
-    def write(self, **changes: Any) -> RestartStatus:
-        changes.setdefault("observed_generation", self.generation)
-        new = self.status.model_copy(update=changes)
-        return new.model_copy(update={"targets_summary": summary(new, self.spec)})
+    def summed(self, status: RestartStatus) -> RestartStatus:
+        return status.model_copy(update={"targets_summary": summary(status, self.spec)})
 
 
 def reconcile(
@@ -140,7 +128,7 @@ def reconcile(
     generation: int | None,
     now: datetime,
 ) -> Plan:
-    p = _Pass(spec, status, seen, holder, generation, now)
+    p = _Pass(status, generation, now, spec, seen, holder)
     if status.is_done():
         return Plan(status)
     if status.phase in (None, RestartPhase.PENDING):
@@ -194,7 +182,9 @@ def _start(p: _Pass) -> Plan:
     if held:
         message = "; ".join(f"{name} is held by {who}" for name, who in held)
         message += "; the restart starts when it is released"
-        return held_elsewhere(p.status, message, generation=p.generation, now=p.now)
+        return held_elsewhere(
+            spec=p.spec, status=p.status, message=message, generation=p.generation, now=p.now
+        )
     targets = []
     for target in p.spec.targets:
         obj = p.seen[key_of(target)].obj or {}
@@ -223,20 +213,16 @@ def _start(p: _Pass) -> Plan:
 
 
 def held_elsewhere(
-    status: RestartStatus, message: str, *, generation: int | None, now: datetime
+    *,
+    spec: RestartSpec,
+    status: RestartStatus,
+    message: str,
+    generation: int | None,
+    now: datetime,
 ) -> Plan:
     """Pending while another operation holds a target; an event only when it is news."""
-    old = status.condition("Ready")
-    conditions = waiting(status.conditions, "WorkloadHeld", message, generation=generation, now=now)
-    new = status.model_copy(
-        update={
-            "phase": RestartPhase.PENDING,
-            "conditions": conditions,
-            "observed_generation": generation,
-        }
-    )
-    news = old is None or (old.reason, old.message) != ("WorkloadHeld", message)
-    return Plan(new, [Event(WARNING, "WorkloadHeld", message)] if news else [])
+    new, events = held(_Pass(status, generation, now, spec), RestartPhase.PENDING, message)
+    return Plan(new, events)
 
 
 # --- Restarting: the next restarts, then follow every rollout --------------------------
@@ -379,14 +365,11 @@ def _judge(p: _Pass, plan: Plan, targets: list[TargetStatus]) -> Plan:
 def _complete(p: _Pass, plan: Plan, status: RestartStatus, why: str) -> Plan:
     names = ", ".join(t.name for t in status.targets)
     message = f"restarted {names}; {why}"
-    plan.status = status.model_copy(
-        update={
-            "phase": RestartPhase.COMPLETED,
-            "completed_at": p.now,
-            "conditions": ready(
-                status.conditions, "Restarted", message, generation=p.generation, now=p.now
-            ),
-        }
+    draft = _Pass(status, p.generation, p.now, p.spec)
+    plan.status = draft.write(
+        phase=RestartPhase.COMPLETED,
+        completed_at=p.now,
+        conditions=draft.conditions("ready", "Restarted", message),
     )
     plan.events.append(Event(NORMAL, "Completed", message))
     plan.release = [(t.kind.value, t.name) for t in status.targets]
@@ -408,7 +391,7 @@ def after_probe(
 ) -> Plan:
     """The health check's answer: Completed, Failed (never passed in time), or still asking."""
     assert spec.health_check is not None
-    p = _Pass(spec, status, {}, "", generation, now)
+    p = _Pass(status, generation, now, spec)
     limit = parse_duration(spec.health_check.timeout)
     began = status.rolled_out_at or now
     if healthy:
