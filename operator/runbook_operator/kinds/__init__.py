@@ -11,6 +11,7 @@ from ..core.resource import Resource
 from .databasebackup.handlers import DatabaseBackupKind
 from .databaserestore.handlers import DatabaseRestoreKind
 from .emergencyscale.handlers import EmergencyScaleKind
+from .imageupdate.handlers import ImageUpdateKind
 from .maintenancewindow.handlers import MaintenanceWindowKind
 from .restart.handlers import RestartKind
 from .rollback.handlers import RollbackKind
@@ -24,6 +25,7 @@ def kinds() -> list[Kind]:
         DatabaseBackupKind(),
         DatabaseRestoreKind(),
         EmergencyScaleKind(),
+        ImageUpdateKind(),
         MaintenanceWindowKind(),
         RestartKind(),
         RollbackKind(),

@@ -1,0 +1,1 @@
+"""ImageUpdate: `kubectl set image`, its rollout and health check, and undo on failure."""

@@ -1,0 +1,145 @@
+"""ImageUpdate on the operation core: the hold, the recorded originals, the change, the undo.
+
+A pass takes the hold, records the images and revision it replaces, then sets the new
+images; each later step is written to status before the change it records. What is left
+to wait for comes as watch events of the Deployment (the rollout's progress), or from the
+clock (the timeout, the health check every tick). The failpoint `imageupdate-<phase>`
+stops the operator right after a status of that phase is written, for the crash tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from ...adapters.kube import Conflict, NotFound
+from ...core import failpoints
+from ...core.context import Pass
+from ...core.health import HealthCheck
+from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.kind import Result, Watch
+from ...core.names import holder_id
+from ...core.probing import Probe
+from ...core.rollout import label_selector
+from ...core.spec import InvalidSpec
+from ...core.stepping import SteppingKind
+from . import logic
+from .api import IMAGE_UPDATE, ImageUpdateSpec, ImageUpdateStatus
+
+__all__ = ["ImageUpdateKind"]
+
+DEPLOYMENT = "Deployment"
+MAX_STEPS = 12
+"""Steps one pass may take: record and set, follow, verify, roll back, follow, end."""
+
+
+def observe(ctx: Pass, name: str) -> logic.Observed:
+    try:
+        deployment = ctx.kube.get_deployment(ctx.namespace, name)
+    except NotFound:
+        return logic.Observed(None)
+    selector = label_selector(deployment)
+    replica_sets = ctx.kube.list_replicasets(ctx.namespace, selector) if selector else []
+    return logic.Observed(deployment, tuple(replica_sets))
+
+
+def _name(spec: ImageUpdateSpec | None, obj: dict[str, Any]) -> str | None:
+    """The Deployment, from the spec (immutable), read raw when it cannot be parsed."""
+    if spec is not None:
+        return spec.deployment
+    raw = obj.get("spec")
+    value = raw.get("deployment") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Plan]):
+    resource = IMAGE_UPDATE
+    spec_model = ImageUpdateSpec
+    max_steps = MAX_STEPS
+
+    def decide(self, ctx: Pass, spec: ImageUpdateSpec, status: ImageUpdateStatus) -> logic.Plan:
+        seen = observe(ctx, spec.deployment)
+        return logic.reconcile(
+            spec, status, seen, holder=self.holder(ctx), generation=ctx.generation, now=ctx.now
+        )
+
+    def decide_health(
+        self, ctx: Pass, spec: ImageUpdateSpec, status: ImageUpdateStatus, answer: Probe
+    ) -> logic.Plan:
+        return logic.after_probe(
+            spec,
+            status,
+            answer.healthy,
+            answer.text,
+            failed=answer.failed,
+            generation=ctx.generation,
+            now=ctx.now,
+        )
+
+    def health_check(self, spec: ImageUpdateSpec) -> HealthCheck | None:
+        return spec.health_check
+
+    def wake_at(
+        self, spec: ImageUpdateSpec, status: ImageUpdateStatus, now: datetime, poll: timedelta
+    ) -> datetime | None:
+        return logic.wake_at(spec, status, now, poll)
+
+    def watching(self, spec: ImageUpdateSpec, status: ImageUpdateStatus) -> frozenset[Watch]:
+        return frozenset({(DEPLOYMENT, spec.deployment)})
+
+    @staticmethod
+    def holder(ctx: Pass) -> str:
+        return holder_id(IMAGE_UPDATE.kind, ctx.name)
+
+    def act(self, ctx: Pass, spec: ImageUpdateSpec, plan: logic.Plan) -> bool:
+        return self._act(ctx, spec, plan, self.holder(ctx))
+
+    def _act(self, ctx: Pass, spec: ImageUpdateSpec, plan: logic.Plan, holder: str) -> bool:
+        """The hold, then the status, then the change, the release and the events."""
+        name = spec.deployment
+        if plan.acquire:
+            other = acquire_hold(ctx.kube, DEPLOYMENT, ctx.namespace, name, holder)
+            if other is not None:
+                before: ImageUpdateStatus = ctx.status()
+                plan = logic.held_plan(
+                    spec,
+                    before,
+                    f"{name} is held by {other}",
+                    generation=ctx.generation,
+                    now=ctx.now,
+                )
+        if plan.release and plan.status.is_done():
+            # Released before the end is written: a terminal phase means let go. A crash in
+            # between ends again on the next pass, with nothing left to change.
+            self._release(ctx, name, holder)
+        wrote = ctx.write(plan.status)
+        if wrote and plan.status.phase is not None:
+            failpoints.hit(f"imageupdate-{plan.status.phase.value}")
+        try:
+            if plan.set_images is not None:
+                ctx.kube.patch_deployment(ctx.namespace, name, plan.set_images)
+            if plan.undo is not None:
+                ctx.kube.json_patch_deployment(ctx.namespace, name, plan.undo)
+        except Conflict:
+            return True  # it changed since it was read: decide again on what it is now
+        if plan.release and not plan.status.is_done():
+            self._release(ctx, name, holder)
+        ctx.recorder.events(plan.events)
+        return wrote or plan.set_images is not None or plan.undo is not None
+
+    @staticmethod
+    def _release(ctx: Pass, name: str, holder: str) -> None:
+        release_hold(ctx.kube, DEPLOYMENT, ctx.namespace, name, holder)
+        clean_replicaset_holds(ctx.kube, ctx.namespace, name, holder)
+
+    def finalize(self, ctx: Pass) -> Result | None:
+        """Release the hold. A deleted ImageUpdate leaves the images as they are: deleting
+        the record of a security patch must not undo the patch."""
+        try:
+            spec: ImageUpdateSpec | None = ctx.spec(ImageUpdateSpec)
+        except InvalidSpec:
+            spec = None
+        name = _name(spec, ctx.obj)
+        if name is not None:
+            self._release(ctx, name, holder_id(IMAGE_UPDATE.kind, ctx.name))
+        return None
