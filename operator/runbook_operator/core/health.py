@@ -7,11 +7,12 @@ its rollouts). Asking is core.probing's.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
 
-from .fields import GoDuration
+from .fields import GoDuration, parse_duration, span
 from .model import ApiModel, cel
 from .prometheus import Comparison
 
@@ -62,3 +63,14 @@ class HealthCheck(ApiModel):
     """Healthy when this query compares true."""
     timeout: GoDuration = "5m"
     """How long to keep trying before the operation is marked Failed."""
+
+    def given_up(self, since: datetime, now: datetime, failed: str | None = None) -> str | None:
+        """Why to stop asking while the service is unhealthy: the check can never pass as
+        configured (`failed`), or `timeout` has passed since `since` (when the rollouts
+        finished); None while it is still worth asking."""
+        if failed is not None:
+            return failed
+        limit = parse_duration(self.timeout)
+        if now - since > limit:
+            return f"the health check did not pass within {span(limit)}"
+        return None

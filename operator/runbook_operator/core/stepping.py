@@ -23,7 +23,7 @@ from .conditions import StatusBase
 from .context import Pass
 from .health import HealthCheck
 from .kind import Kind, Result, Watch, due_in
-from .probing import Probe, probe
+from .probing import probe
 
 __all__ = ["StepPlan", "SteppingKind"]
 
@@ -66,8 +66,18 @@ class SteppingKind(Kind, Generic[SpecT, StatusT, PlanT]):
         """Look at what the operation changes, and decide the next step (pure logic)."""
 
     @abstractmethod
-    def decide_health(self, ctx: Pass, spec: SpecT, status: StatusT, answer: Probe) -> PlanT:
-        """The next step, given the health check's answer."""
+    def after_probe(
+        self,
+        spec: SpecT,
+        status: StatusT,
+        healthy: bool,
+        text: str,
+        *,
+        failed: str | None,
+        generation: int | None,
+        now: datetime,
+    ) -> PlanT:
+        """The next step, given the health check's answer (pure logic)."""
 
     @abstractmethod
     def health_check(self, spec: SpecT) -> HealthCheck | None: ...
@@ -98,7 +108,15 @@ class SteppingKind(Kind, Generic[SpecT, StatusT, PlanT]):
                 check = self.health_check(spec)
                 assert check is not None
                 answer = probe(check, self.http_status, self.query, ctx.settings.prometheus_url)
-                plan = self.decide_health(ctx, spec, status, answer)
+                plan = self.after_probe(
+                    spec,
+                    status,
+                    answer.healthy,
+                    answer.text,
+                    failed=answer.failed,
+                    generation=ctx.generation,
+                    now=ctx.now,
+                )
             if not self.act(ctx, spec, plan) or asked:
                 break  # the health check is asked once per pass (and again at each tick)
         status = ctx.status()

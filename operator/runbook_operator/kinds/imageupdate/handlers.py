@@ -9,7 +9,6 @@ stops the operator right after a status of that phase is written, for the crash 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 from ...adapters.kube import Conflict, NotFound
@@ -19,7 +18,6 @@ from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Result, Watch
 from ...core.names import holder_id
-from ...core.probing import Probe
 from ...core.rollout import label_selector
 from ...core.spec import InvalidSpec
 from ...core.stepping import SteppingKind
@@ -63,26 +61,11 @@ class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Pla
             spec, status, seen, holder=self.holder(ctx), generation=ctx.generation, now=ctx.now
         )
 
-    def decide_health(
-        self, ctx: Pass, spec: ImageUpdateSpec, status: ImageUpdateStatus, answer: Probe
-    ) -> logic.Plan:
-        return logic.after_probe(
-            spec,
-            status,
-            answer.healthy,
-            answer.text,
-            failed=answer.failed,
-            generation=ctx.generation,
-            now=ctx.now,
-        )
+    after_probe = staticmethod(logic.after_probe)
+    wake_at = staticmethod(logic.wake_at)
 
     def health_check(self, spec: ImageUpdateSpec) -> HealthCheck | None:
         return spec.health_check
-
-    def wake_at(
-        self, spec: ImageUpdateSpec, status: ImageUpdateStatus, now: datetime, poll: timedelta
-    ) -> datetime | None:
-        return logic.wake_at(spec, status, now, poll)
 
     def watching(self, spec: ImageUpdateSpec, status: ImageUpdateStatus) -> frozenset[Watch]:
         return frozenset({(DEPLOYMENT, spec.deployment)})

@@ -393,13 +393,11 @@ def after_probe(
     """The health check's answer: Completed, a failure (never passed in time), or asking."""
     assert spec.health_check is not None
     p = _Pass(status, generation, now, spec)
-    limit = parse_duration(spec.health_check.timeout)
-    began = status.rolled_out_at or now
     if healthy:
         p.status = p.write(health=text)
         return _completed(p, text)
-    if failed is not None or now - began > limit:
-        why = failed or f"the health check did not pass within {span(limit)}"
+    why = spec.health_check.given_up(status.rolled_out_at or now, now, failed)
+    if why is not None:
         p.status = p.write(health=text)
         return _failure(p, "Unhealthy", f"{why}: {text}")
     status = p.write(health=text, conditions=p.conditions("progressing", "Verifying", text))

@@ -10,8 +10,6 @@ right after a status of that phase is written, for the crash tests.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from ...adapters.kube import NotFound
 from ...core import failpoints
 from ...core.context import Pass
@@ -19,7 +17,6 @@ from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Result, Watch
 from ...core.names import REVISION_ANNOTATION, holder_id
-from ...core.probing import Probe
 from ...core.rollout import label_selector
 from ...core.spec import InvalidSpec
 from ...core.stepping import SteppingKind
@@ -80,26 +77,11 @@ class RestartKind(SteppingKind[RestartSpec, RestartStatus, logic.Plan]):
             spec, status, seen, holder=self.holder(ctx), generation=ctx.generation, now=ctx.now
         )
 
-    def decide_health(
-        self, ctx: Pass, spec: RestartSpec, status: RestartStatus, answer: Probe
-    ) -> logic.Plan:
-        return logic.after_probe(
-            spec,
-            status,
-            answer.healthy,
-            answer.text,
-            failed=answer.failed,
-            generation=ctx.generation,
-            now=ctx.now,
-        )
+    after_probe = staticmethod(logic.after_probe)
+    wake_at = staticmethod(logic.wake_at)
 
     def health_check(self, spec: RestartSpec) -> HealthCheck | None:
         return spec.health_check
-
-    def wake_at(
-        self, spec: RestartSpec, status: RestartStatus, now: datetime, poll: timedelta
-    ) -> datetime | None:
-        return logic.wake_at(spec, status, now, poll)
 
     def watching(self, spec: RestartSpec, status: RestartStatus) -> frozenset[Watch]:
         return frozenset(_keys(spec, status))

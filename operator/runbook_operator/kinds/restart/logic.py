@@ -392,12 +392,10 @@ def after_probe(
     """The health check's answer: Completed, Failed (never passed in time), or still asking."""
     assert spec.health_check is not None
     p = _Pass(status, generation, now, spec)
-    limit = parse_duration(spec.health_check.timeout)
-    began = status.rolled_out_at or now
     if healthy:
         return _complete(p, Plan(status), p.write(health=text), text)
-    if failed is not None or now - began > limit:
-        why = failed or f"the health check did not pass within {span(limit)}"
+    why = spec.health_check.given_up(status.rolled_out_at or now, now, failed)
+    if why is not None:
         message = f"{why}: {text}"
         new = p.write(
             phase=RestartPhase.FAILED,
