@@ -91,6 +91,37 @@ def test_connection_and_credential_failures(
         assert_secret_nowhere(kube, operator, namespace, secret)
 
 
+def test_a_dump_behind_a_table_lock_fails_saying_so_and_a_stuck_one_at_its_timeout(
+    kube: Cluster, operator: OperatorProcess, namespace: str, db: AppDatabase
+) -> None:
+    """A migration holds ACCESS EXCLUSIVE on a table: pg_dump would wait for ever. With a
+    short lockTimeout the backup fails saying a lock was not granted; with a long one,
+    the backup's timeout stops pg_dump and the backup fails TimedOut. Neither holds a
+    database worker for ever, and neither leaves a file."""
+    create_credentials(kube.api, namespace, db)
+    locked = backup_spec(db)
+    locked["postgres"]["lockTimeout"] = "2s"
+    stuck = backup_spec(db)
+    stuck["postgres"].update(lockTimeout="10m", timeout="3s")
+    with db.connect() as migration:
+        migration.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")  # held until the end
+        create_cr(kube.api, namespace, BACKUP, "locked", locked)
+        create_cr(kube.api, namespace, BACKUP, "stuck", stuck)
+        message = cond(wait_failed(kube.api, namespace, "locked", "LockTimeout"), "Ready")[
+            "message"
+        ]
+        assert "was not granted within 2s (lockTimeout)" in message
+        assert "LOCK TABLE public.messages" in message
+        message = cond(wait_failed(kube.api, namespace, "stuck", "TimedOut"), "Ready")["message"]
+        assert "pg_dump did not finish within 3s (the timeout) and was stopped" in message
+        waiting = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND application_name = 'runbook-operator'"
+        )
+    assert waiting == [(0,)], "a stopped dump left a session waiting for the lock"
+    assert files_under(operator.backup_root / namespace) == []
+
+
 @pytest.fixture
 def small_volume(operator: OperatorProcess, namespace: str) -> Iterator[Path]:
     """The namespace's backup folder on a 32 KiB tmpfs: the volume fills up mid-dump."""

@@ -7,14 +7,16 @@ directory (mode 0700) and points PGPASSFILE at it, and removes the directory whe
 the session ends; the child's environment is ours without any PG* variable. Every
 message that leaves this module has the password redacted.
 
-A child is killed as soon as its `Cancel` is set (Kopf's `stopped` flag: the
-object was deleted, or the operator is stopping). Errors here are about processes;
+A child is killed as soon as its `Cancel` is set (the pass's `stopped` flag: the
+object was deleted, or the operator is stopping), or its `Deadline` passes: no dump or
+restore runs for ever, whatever it waits for. Errors here are about processes;
 `postgres` turns them into reasons a person can act on.
 
 Exceptions:
     NotInstalled   the tool is not on PATH, or prints no version
     Exited         the tool failed (exit code and the end of its stderr)
     Stopped        the tool was killed because `cancel` was set
+     +-- TimedOut  ... because its deadline passed
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -34,15 +37,18 @@ from typing import IO, Any, Protocol
 __all__ = [
     "CONNECT_TIMEOUT",
     "Cancel",
+    "Deadline",
     "Exited",
     "NotInstalled",
     "Session",
     "Stopped",
+    "TimedOut",
     "Tools",
     "find_tools",
     "killed_on",
     "redact",
     "session",
+    "stopped",
 ]
 
 APPLICATION = "runbook-operator"
@@ -66,10 +72,39 @@ class Stopped(Exception):
     pass
 
 
+class TimedOut(Stopped):
+    pass
+
+
 class Cancel(Protocol):
-    """Set when the work must stop: a threading.Event, or Kopf's `stopped` flag."""
+    """Set when the work must stop: a threading.Event, or a `Deadline`."""
 
     def is_set(self) -> bool: ...
+
+
+@dataclass
+class Deadline:
+    """Set when `cancel` is, or once `seconds` have passed since it was made: the stop
+    flag of one piece of long work, with its time limit (`label` says it in words)."""
+
+    cancel: Cancel
+    seconds: float
+    label: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    def expired(self) -> bool:
+        return time.monotonic() - self.started >= self.seconds
+
+    def is_set(self) -> bool:
+        return self.cancel.is_set() or self.expired()
+
+
+def stopped(cancel: Cancel, tool: str) -> Stopped:
+    """Why `tool` was killed: its deadline passed (TimedOut), or it was told to stop."""
+    if isinstance(cancel, Deadline) and not cancel.cancel.is_set() and cancel.expired():
+        within = cancel.label or f"{cancel.seconds:g}s"
+        return TimedOut(f"{tool} did not finish within {within} (the timeout) and was stopped")
+    return Stopped(f"{tool} was stopped")
 
 
 def redact(text: str, password: str) -> str:
@@ -129,7 +164,7 @@ class Session:
         """Wait for the tool; raise Stopped or Exited; return the end of its stderr."""
         code = proc.wait()
         if cancel.is_set():
-            raise Stopped(f"{tool} was stopped")
+            raise stopped(cancel, tool)
         tail = self._tail(stderr)
         if code != 0:
             raise Exited(tool, code, tail)
@@ -150,13 +185,13 @@ class Session:
         with (stdout or Path(os.devnull)).open("wb") as out:
             proc, stderr = self.spawn(args, stdin=subprocess.PIPE, stdout=out)
         try:
-            with killed_on(cancel, proc):
+            with killed_on(cancel, proc):  # also while it works on after the last chunk
                 _feed(proc, chunks)
+                return self.finish(proc, stderr, cancel, Path(args[0]).name)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
-        return self.finish(proc, stderr, cancel, Path(args[0]).name)
 
 
 @contextmanager

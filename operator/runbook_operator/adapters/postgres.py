@@ -20,9 +20,17 @@ Exceptions (each has a `reason` for conditions and events):
      +-- PermissionDenied
      +-- ToolMissing          (pg_dump / pg_restore not installed)
      +-- ToolTooOld           (pg_dump older than the server)
+     +-- LockTimeout          (a table lock held by another session was not granted in time)
      +-- DumpFailed
      +-- RestoreFailed
+     +-- TimedOut             (a dump or restore ran past its deadline and was stopped)
      +-- Cancelled            (the object was deleted, or the operator is stopping)
+
+Every connection (ours and the tools') has TCP keepalives, so a server that vanished
+is noticed in about a minute instead of never; ours wait at most `Server.lock_timeout`
+for a lock, and pg_dump the same (`--lock-wait-timeout`): a dump stuck behind a table
+lock fails plainly, with the reason. pg_restore's archive sets its own lock_timeout
+(0), so a restore is bounded by its deadline (pgexec.Deadline).
 """
 
 from __future__ import annotations
@@ -36,23 +44,27 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from . import pgexec
-from .pgexec import Cancel, Tools
+from .pgexec import Cancel, Deadline, Tools
 
 __all__ = [
     "AuthenticationFailed",
     "Cancel",
     "Cancelled",
     "DatabaseNotFound",
+    "Deadline",
     "DumpFailed",
     "DumpInfo",
+    "LockTimeout",
     "PermissionDenied",
     "PostgresError",
     "RestoreFailed",
     "Server",
     "ServerUnreachable",
     "Table",
+    "TimedOut",
     "ToolMissing",
     "ToolTooOld",
     "Tools",
@@ -99,6 +111,10 @@ class ToolTooOld(PostgresError):
     reason = "PgDumpTooOld"
 
 
+class LockTimeout(PostgresError):
+    reason = "LockTimeout"
+
+
 class DumpFailed(PostgresError):
     reason = "DumpFailed"
 
@@ -107,8 +123,16 @@ class RestoreFailed(PostgresError):
     reason = "RestoreFailed"
 
 
+class TimedOut(PostgresError):
+    reason = "TimedOut"
+
+
 class Cancelled(PostgresError):
     reason = "Cancelled"
+
+
+KEEPALIVES = "keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
+"""libpq TCP keepalives: a silent peer is given up after about 30 + 3 x 10 s."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +145,8 @@ class Server:
     user: str
     password: str = field(repr=False)
     sslmode: str = "prefer"
+    lock_timeout: float = 60.0
+    """Seconds a statement (a row count, pg_dump's table locks) waits for a lock."""
 
     def on(self, database: str) -> Server:
         return replace(self, database=database)
@@ -131,6 +157,10 @@ class Server:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def lock_timeout_ms(self) -> int:
+        return max(1, round(self.lock_timeout * 1000))
 
 
 @dataclass(frozen=True)
@@ -159,6 +189,8 @@ def _classify(server: Server, exc: psycopg.Error) -> PostgresError:
     detail = " ".join(server.redact(str(exc)).split())
     low = detail.lower()
     where = f"PostgreSQL at {server.address}"
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return LockTimeout(f"{where}: {_locked(server)}: {detail}")
     if "password authentication failed" in low or "pg_hba.conf" in low:
         return AuthenticationFailed(
             f"{where} rejected the credentials of user {server.user!r}: {detail}"
@@ -172,9 +204,17 @@ def _classify(server: Server, exc: psycopg.Error) -> PostgresError:
     return PostgresError(f"{where}: {detail}")
 
 
+def _locked(server: Server) -> str:
+    return (
+        f"a table lock another session holds (a migration, a long transaction) was not "
+        f"granted within {server.lock_timeout:g}s (lockTimeout), so nothing was dumped"
+    )
+
+
 def connect(server: Server, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(
+            KEEPALIVES,
             host=server.host,
             port=server.port,
             dbname=server.database,
@@ -184,6 +224,7 @@ def connect(server: Server, *, autocommit: bool = False) -> psycopg.Connection[A
             connect_timeout=pgexec.CONNECT_TIMEOUT,
             application_name=pgexec.APPLICATION,
             autocommit=autocommit,
+            options=f"-c lock_timeout={server.lock_timeout_ms}",
         )
     except psycopg.Error as exc:
         raise _classify(server, exc) from None
@@ -277,14 +318,25 @@ def drop_database(server: Server, name: str) -> bool:
     return True
 
 
-def _connection_args(server: Server) -> list[str]:
+def _connection_args(server: Server, options: str = "") -> list[str]:
+    """Where and as whom (never the password), the database as a conninfo string so the
+    tools get the keepalives (and any server `options`) too."""
+    conninfo = make_conninfo(KEEPALIVES, dbname=server.database)
+    if options:
+        conninfo = make_conninfo(conninfo, options=options)
     return [
         "--no-password",
         f"--host={server.host}",
         f"--port={server.port}",
         f"--username={server.user}",
-        f"--dbname={server.database}",
+        f"--dbname={conninfo}",
     ]
+
+
+def _watch_client(major: int) -> str:
+    """Server options that end a killed tool's session at once, even while it waits for
+    a lock (PostgreSQL 14 and newer; older servers refuse the setting)."""
+    return "-c client_connection_check_interval=2000" if major >= 14 else ""
 
 
 # --- dump --------------------------------------------------------------------
@@ -306,9 +358,12 @@ def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> Dump
         assert row is not None
         tables = _list_tables(conn)
         args = [tools.pg_dump, "--format=custom", f"--snapshot={row[0]}"]
+        args.append(f"--lock-wait-timeout={server.lock_timeout_ms}")
         with pgexec.session(server.password, server.sslmode) as child:
             proc, stderr = child.spawn(
-                args + _connection_args(server), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+                args + _connection_args(server, _watch_client(major)),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
             )
             counts = _CountInBackground(conn, tables)
             try:
@@ -316,11 +371,13 @@ def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> Dump
                     assert proc.stdout is not None
                     while chunk := proc.stdout.read(CHUNK):
                         write(chunk)
-                child.finish(proc, stderr, cancel, "pg_dump")
+                    child.finish(proc, stderr, cancel, "pg_dump")
             except BaseException as exc:
                 proc.kill()
                 proc.wait()
                 counts.abandon()
+                if isinstance(exc, pgexec.Exited) and "LOCK TABLE" in exc.tail:
+                    raise LockTimeout(f"{_locked(server)}: {exc}") from None
                 raise _process_error(exc, DumpFailed) from None
         counts.join()
         return DumpInfo(version, tools.version, counts.result())
@@ -328,6 +385,8 @@ def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> Dump
 
 def _process_error(exc: BaseException, failed: type[PostgresError]) -> BaseException:
     """pgexec's errors as ours; anything else (e.g. the store is full) unchanged."""
+    if isinstance(exc, pgexec.TimedOut):
+        return TimedOut(str(exc))
     if isinstance(exc, pgexec.Stopped):
         return Cancelled(str(exc))
     if isinstance(exc, pgexec.Exited):
@@ -401,6 +460,8 @@ def restore(
 def _restore_failure(exc: pgexec.Stopped | pgexec.Exited) -> PostgresError:
     message = str(exc)
     low = message.lower()
+    if isinstance(exc, pgexec.TimedOut):
+        return TimedOut(message)
     if isinstance(exc, pgexec.Stopped):
         return Cancelled(message)
     if "password authentication failed" in low or "pg_hba.conf" in low:
@@ -417,6 +478,8 @@ def list_archive(chunks: Iterable[bytes], cancel: Cancel) -> int:
         listing = child.directory / "list"
         try:
             child.run_fed([tools.pg_restore, "--list"], chunks, cancel, stdout=listing)
+        except pgexec.TimedOut as exc:
+            raise TimedOut(str(exc)) from None
         except pgexec.Stopped as exc:
             raise Cancelled(str(exc)) from None
         except pgexec.Exited as exc:

@@ -18,6 +18,7 @@ from typing import Protocol
 from ..adapters import postgres as pg
 from ..adapters.kube import Forbidden, NotFound
 from ..adapters.storage import BackupStore, StorageError
+from .fields import parse_duration
 from .ports import KubePort
 from .postgres import PostgresRef, Table
 
@@ -29,6 +30,7 @@ __all__ = [
     "Failure",
     "Postgres",
     "Store",
+    "deadline",
     "reason_of",
     "server",
 ]
@@ -122,4 +124,10 @@ def server(kube: KubePort, namespace: str, ref: PostgresRef) -> pg.Server:
         user=user,
         password=password,
         sslmode=ref.ssl_mode.value,
+        lock_timeout=parse_duration(ref.lock_timeout).total_seconds(),
     )
+
+
+def deadline(ref: PostgresRef, stopped: pg.Cancel) -> pg.Deadline:
+    """The stop flag of one dump, verification or restore: `stopped`, or `ref.timeout`."""
+    return pg.Deadline(stopped, parse_duration(ref.timeout).total_seconds(), ref.timeout)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .fields import ObjectName
+from .fields import GoDuration, ObjectName
 from .model import ApiModel
 
 __all__ = [
@@ -75,6 +75,12 @@ class PostgresRef(ApiModel):
     """libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full."""
     credentials: Credentials
     """Where the user name and password are."""
+    lock_timeout: GoDuration = "1m"
+    """How long a dump (and the operator's own queries) waits for a table lock another
+    session holds, e.g. a migration's ALTER TABLE, before it fails saying so."""
+    timeout: GoDuration = "6h"
+    """How long one pg_dump, one verification or one pg_restore of this database may run
+    before it is stopped and the operation fails with reason TimedOut."""
 
     def on(self, database: str) -> PostgresRef:
         """The same server and login, another database."""

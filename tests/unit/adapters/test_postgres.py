@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -32,9 +34,52 @@ def test_connection_args_carry_no_secret() -> None:
         "--host=db.example",
         "--port=5433",
         "--username=backup",
-        "--dbname=mail_score",
+        "--dbname=keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
+        " dbname=mail_score",
     ]
     assert not any("s3:cr" in a for a in args)
+
+
+def test_a_database_name_is_quoted_in_the_conninfo() -> None:
+    [dbname] = [a for a in pg._connection_args(SERVER.on("it's")) if a.startswith("--dbname=")]
+    assert psycopg.conninfo.conninfo_to_dict(dbname.removeprefix("--dbname="))["dbname"] == "it's"
+
+
+def test_lock_timeout_in_milliseconds() -> None:
+    assert pg.Server("h", 1, "d", "u", "", lock_timeout=2.5).lock_timeout_ms == 2500
+    assert pg.Server("h", 1, "d", "u", "", lock_timeout=0.0001).lock_timeout_ms == 1
+
+
+def test_a_tool_past_its_deadline_is_killed_and_says_so() -> None:
+    never = threading.Event()
+    limit = pgexec.Deadline(never, 0.3, "300ms")
+    started = time.monotonic()
+    with pgexec.session("", "disable") as child, pytest.raises(pgexec.TimedOut) as raised:
+        child.run_fed(["sleep", "30"], iter([]), limit, stdout=None)
+    assert time.monotonic() - started < 5
+    assert str(raised.value) == "sleep did not finish within 300ms (the timeout) and was stopped"
+
+
+def test_a_tool_told_to_stop_is_stopped_not_timed_out() -> None:
+    stop = threading.Event()
+    stop.set()
+    limit = pgexec.Deadline(stop, 0.0)
+    assert limit.is_set() and limit.expired()
+    error = pgexec.stopped(limit, "pg_dump")
+    assert type(error) is pgexec.Stopped and str(error) == "pg_dump was stopped"
+
+
+def test_a_deadline_not_yet_passed_is_not_set() -> None:
+    limit = pgexec.Deadline(threading.Event(), 3600)
+    assert not limit.is_set()
+    assert type(pgexec.stopped(limit, "pg_restore")) is pgexec.Stopped
+
+
+def test_timed_out_maps_to_its_own_reason() -> None:
+    error = pg._process_error(pgexec.TimedOut("pg_dump did not finish"), pg.DumpFailed)
+    assert type(error) is pg.TimedOut and error.reason == "TimedOut"
+    assert type(pg._restore_failure(pgexec.TimedOut("x"))) is pg.TimedOut
+    assert type(pg._restore_failure(pgexec.Stopped("x"))) is pg.Cancelled
 
 
 def test_child_env_uses_a_private_passfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,6 +136,8 @@ def test_reasons_are_distinct() -> None:
         pg.ToolTooOld,
         pg.DumpFailed,
         pg.RestoreFailed,
+        pg.LockTimeout,
+        pg.TimedOut,
         pg.Cancelled,
     ]
     assert len({k.reason for k in kinds}) == len(kinds)
@@ -115,3 +162,18 @@ def test_old_tools_are_recognised(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("PATH", str(tmp_path) + os.pathsep + os.environ["PATH"])
     tools = pg.find_tools()
     assert (tools.version, tools.major) == ("9.6", 9)
+
+
+def test_a_lock_not_granted_is_its_own_reason() -> None:
+    locked = pg.Server("db.example", 5433, "mail_score", "backup", "pw", lock_timeout=2)
+    error = pg._classify(locked, psycopg.errors.LockNotAvailable("canceling statement"))
+    assert type(error) is pg.LockTimeout
+    assert "was not granted within 2s (lockTimeout)" in str(error)
+
+
+def test_server_options_go_into_the_conninfo_for_new_servers_only() -> None:
+    [dbname] = [a for a in pg._connection_args(SERVER, pg._watch_client(15)) if "dbname" in a]
+    parsed = psycopg.conninfo.conninfo_to_dict(dbname.removeprefix("--dbname="))
+    assert parsed["options"] == "-c client_connection_check_interval=2000"
+    assert parsed["dbname"] == "mail_score" and parsed["keepalives"] == "1"
+    assert pg._watch_client(13) == ""

@@ -294,7 +294,8 @@ class DatabaseRestoreKind(Kind):
             self.attempts.begin(key)
             if self.postgres.create_database(server, status.database):
                 ctx.recorder.info("DatabaseCreated", f"created database {status.database}")
-            self.postgres.restore(server, store.read(status.location), ctx.stopped, clean=True)
+            limit = database.deadline(target, ctx.stopped)
+            self.postgres.restore(server, store.read(status.location), limit, clean=True)
             outcome = self.postgres.count_rows(server, [(t.schema_, t.name) for t in status.tables])
         except pg.Cancelled:
             ctx.recorder.log("pg_restore stopped; its transaction was rolled back")

@@ -161,7 +161,8 @@ class OneShot:
             upload = store.begin(ctx.namespace, ctx.name, logic.stamp(status.started_at))
             self.attempts.begin(key)
             try:
-                info = self.postgres.dump(server, upload.write, ctx.stopped)
+                limit = database.deadline(spec.postgres, ctx.stopped)
+                info = self.postgres.dump(server, upload.write, limit)
                 stored = upload.commit()
             except BaseException:
                 upload.abort()
@@ -213,7 +214,8 @@ class OneShot:
                 digest.update(chunk)
                 yield chunk
 
-        entries = self.postgres.list_archive(hashed(), ctx.stopped)
+        limit = database.deadline(spec.postgres, ctx.stopped)  # for the whole verification
+        entries = self.postgres.list_archive(hashed(), limit)
         if digest.hexdigest() != status.sha256:
             raise VerificationFailed(
                 f"the artifact's sha256 is {digest.hexdigest()}, but {status.sha256} was written: "
@@ -230,7 +232,7 @@ class OneShot:
             self.postgres.restore(
                 server.on(scratch),
                 store.read(location),
-                ctx.stopped,
+                limit,
                 clean=False,
                 keep_owners=False,
             )
