@@ -17,19 +17,24 @@ import copy
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from .conditions import Condition, Conditions, set_condition
 from .names import HOLD_ANNOTATION, REVISION_ANNOTATION
 
 __all__ = [
+    "GITOPS_MANAGED",
     "HASH_LABEL",
     "KEPT_ANNOTATIONS",
     "REVISION_ANNOTATION",
     "Choice",
+    "Observed",
     "Refusal",
     "annotations_of",
     "choose",
     "equal_ignore_hash",
+    "gitops_managed",
     "gitops_manager",
     "images",
     "meta",
@@ -43,6 +48,8 @@ __all__ = [
 
 Obj = dict[str, Any]
 
+GITOPS_MANAGED = "GitOpsManaged"
+"""The condition that warns: a GitOps tool tracks the Deployment and will undo the change."""
 HASH_LABEL = "pod-template-hash"
 KEPT_ANNOTATIONS = frozenset(
     {
@@ -270,3 +277,27 @@ def gitops_manager(deployment: Obj) -> str | None:
             namespace = labels.get(f"{tool}.toolkit.fluxcd.io/namespace")
             return f"Flux {kind} {namespace + '/' if namespace else ''}{name}"
     return None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A Deployment and the ReplicaSets its selector matches, as read in one pass
+    (ownership is checked by owned_replica_sets)."""
+
+    deployment: Obj | None
+    replica_sets: tuple[Obj, ...] = ()
+
+
+def gitops_managed(
+    conditions: Iterable[Condition], message: str, *, generation: int | None, now: datetime
+) -> Conditions:
+    """The conditions with GitOpsManaged=True saying `message`."""
+    return set_condition(
+        conditions,
+        GITOPS_MANAGED,
+        True,
+        GITOPS_MANAGED,
+        message,
+        generation=generation,
+        now=now,
+    )

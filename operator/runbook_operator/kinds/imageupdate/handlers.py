@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...adapters.kube import Conflict, NotFound
+from ...adapters.kube import Conflict
 from ...core import failpoints
 from ...core.context import Pass
 from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Result, Watch
 from ...core.names import holder_id
-from ...core.rollout import label_selector
+from ...core.reading import observe_deployment
 from ...core.spec import InvalidSpec
 from ...core.stepping import SteppingKind
 from . import logic
@@ -29,16 +29,6 @@ __all__ = ["ImageUpdateKind"]
 DEPLOYMENT = "Deployment"
 MAX_STEPS = 12
 """Steps one pass may take: record and set, follow, verify, roll back, follow, end."""
-
-
-def observe(ctx: Pass, name: str) -> logic.Observed:
-    try:
-        deployment = ctx.kube.get_deployment(ctx.namespace, name)
-    except NotFound:
-        return logic.Observed(None)
-    selector = label_selector(deployment)
-    replica_sets = ctx.kube.list_replicasets(ctx.namespace, selector) if selector else []
-    return logic.Observed(deployment, tuple(replica_sets))
 
 
 def _name(spec: ImageUpdateSpec | None, obj: dict[str, Any]) -> str | None:
@@ -56,7 +46,7 @@ class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Pla
     max_steps = MAX_STEPS
 
     def decide(self, ctx: Pass, spec: ImageUpdateSpec, status: ImageUpdateStatus) -> logic.Plan:
-        seen = observe(ctx, spec.deployment)
+        seen = observe_deployment(ctx.kube, ctx.namespace, spec.deployment)
         return logic.reconcile(
             spec, status, seen, holder=self.holder(ctx), generation=ctx.generation, now=ctx.now
         )

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ...core import undo
-from ...core.conditions import Condition, set_condition
+from ...core.conditions import Condition
 from ...core.draft import Draft, held
 from ...core.events import NORMAL, WARNING, Event
 from ...core.fields import parse_duration, span
 from ...core.names import HOLD_ANNOTATION
 from ...core.rollout import rollout_status
+from ...core.undo import GITOPS_MANAGED, Observed
 from .api import ImagePhase, ImageUpdateSpec, ImageUpdateStatus, OnFailure, PreviousImage
 
 __all__ = [
@@ -37,15 +38,6 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
-GITOPS_MANAGED = "GitOpsManaged"
-
-
-@dataclass(frozen=True)
-class Observed:
-    """The Deployment and the ReplicaSets its selector matches, as read in this pass."""
-
-    deployment: Obj | None
-    replica_sets: tuple[Obj, ...] = ()
 
 
 @dataclass
@@ -122,7 +114,7 @@ def _holder(deployment: Obj) -> str | None:
 @dataclass
 class _Pass(Draft[ImageUpdateStatus]):
     spec: ImageUpdateSpec
-    seen: Observed = Observed(None)
+    seen: Observed = field(default_factory=lambda: Observed(None))
     holder: str = ""
 
     def summed(self, status: ImageUpdateStatus) -> ImageUpdateStatus:
@@ -222,15 +214,7 @@ def _gitops(
         f"{manager} tracks Deployment {p.spec.deployment}: its next sync sets the images in "
         "Git again; commit the new images there too"
     )
-    conditions = set_condition(
-        conditions,
-        GITOPS_MANAGED,
-        True,
-        GITOPS_MANAGED,
-        message,
-        generation=p.generation,
-        now=p.now,
-    )
+    conditions = undo.gitops_managed(conditions, message, generation=p.generation, now=p.now)
     return conditions, [Event(WARNING, GITOPS_MANAGED, message)]
 
 

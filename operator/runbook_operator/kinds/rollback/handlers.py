@@ -24,7 +24,7 @@ from ...core.gate import Problem, Sample
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Kind, Result, due_in
 from ...core.names import holder_id
-from ...core.rollout import label_selector
+from ...core.reading import observe_deployment
 from ...core.spec import InvalidSpec
 from . import logic
 from .api import ROLLBACK, RollbackPhase, RollbackSpec, RollbackStatus, TargetState
@@ -34,16 +34,6 @@ __all__ = ["RollbackKind"]
 MAX_STEPS = 3 * 20
 DEPLOYMENT = "Deployment"
 Sampler = Callable[[str, str], Sample]
-
-
-def observe(ctx: Pass, name: str) -> logic.Observed:
-    try:
-        deployment = ctx.kube.get_deployment(ctx.namespace, name)
-    except NotFound:
-        return logic.Observed(None)
-    selector = label_selector(deployment)
-    replica_sets = ctx.kube.list_replicasets(ctx.namespace, selector) if selector else []
-    return logic.Observed(deployment, tuple(replica_sets))
 
 
 def _names(spec: RollbackSpec | None, status: RollbackStatus) -> list[str]:
@@ -64,7 +54,9 @@ class RollbackKind(Kind):
         for _ in range(MAX_STEPS):
             status: RollbackStatus = ctx.status()
             now = ctx.tick()
-            observed = {t.name: observe(ctx, t.name) for t in spec.targets}
+            observed = {
+                t.name: observe_deployment(ctx.kube, ctx.namespace, t.name) for t in spec.targets
+            }
             plan = logic.reconcile(
                 spec, status, observed, holder=holder, generation=ctx.generation, now=now
             )

@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from ....core.events import Event
+from ....core.undo import GITOPS_MANAGED, Observed
 from ..api import RollbackPhase, RollbackSpec, RollbackStatus
 from .armed import after_trigger, arm, watch
 from .common import (
-    GITOPS_MANAGED,
     TERMINAL_PHASES,
-    Observed,
     Pass_,
     Plan,
     held,

@@ -11,6 +11,7 @@ from ....core.conditions import Condition, waiting
 from ....core.events import Event
 from ....core.names import HOLD_ANNOTATION
 from ....core.undo import (
+    Observed,
     annotations_of,
     owned_replica_sets,
 )
@@ -23,19 +24,9 @@ from ..api import (
 )
 
 Obj = dict[str, Any]
-GITOPS_MANAGED = "GitOpsManaged"
 
 
 # --- the operation's steps ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What the handler read for one target in this pass."""
-
-    deployment: Obj | None
-    replica_sets: tuple[Obj, ...] = ()
-    """The ReplicaSets matching the Deployment's selector (ownership is checked here)."""
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ....core.conditions import Condition, progressing, ready, set_condition, stalled
+from ....core.conditions import Condition, progressing, ready, stalled
 from ....core.rollout import (
     controller_behind,
 )
 from ....core.undo import (
+    GITOPS_MANAGED,
     Choice,
+    Observed,
     Refusal,
     choose,
+    gitops_managed,
     gitops_manager,
     images,
     meta,
@@ -28,8 +31,6 @@ from ..api import (
     TargetStatus,
 )
 from .common import (
-    GITOPS_MANAGED,
-    Observed,
     Pass_,
     Plan,
     held,
@@ -135,15 +136,7 @@ def _gitops(p: Pass_, targets: Sequence[TargetStatus]) -> list[Condition]:
     )
     if not any(c.type == GITOPS_MANAGED and c.message == message for c in p.status.conditions):
         p.event("Warning", GITOPS_MANAGED, message)
-    return set_condition(
-        p.status.conditions,
-        GITOPS_MANAGED,
-        True,
-        GITOPS_MANAGED,
-        message,
-        generation=p.generation,
-        now=p.now,
-    )
+    return gitops_managed(p.status.conditions, message, generation=p.generation, now=p.now)
 
 
 def _take_holds(p: Pass_, targets: list[TargetStatus]) -> Plan:
