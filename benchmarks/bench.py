@@ -1,6 +1,6 @@
 """`make bench`: every figure against its reference, measured side by side, as a ratio.
 
-    .venv/bin/python benchmarks/bench.py [--only reaction,completion,scale,idle]
+    .venv/bin/python benchmarks/bench.py [--only reaction,completion,isolation,scale,idle]
         [--samples 10] [--many 1000] [--windows 1000] [--schedules 200] [--idle-seconds 60]
         [--operator-source DIR]   # another checkout's operator (a "before" run)
 
@@ -21,11 +21,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import completion
+import isolation
 import reaction
 import scale
 from lib import Bench, Figure, Operator, header
 
-SUITES = ("reaction", "completion", "scale", "idle")
+SUITES = ("reaction", "completion", "isolation", "scale", "idle")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     started = time.monotonic()
     try:
-        if "reaction" in suites or "completion" in suites:
+        if {"reaction", "completion", "isolation"} & set(suites):
             with operator.running():
                 if "reaction" in suites:
                     figures += reaction.run(bench, args.samples)
                 if "completion" in suites:
                     figures += completion.run(bench, max(3, args.samples // 3))
+                if "isolation" in suites:
+                    figures += isolation.run(bench, args.samples)
         if "scale" in suites:
             figures += scale.many(bench, operator, args.many)
         if "idle" in suites:

@@ -72,8 +72,8 @@ def _es(target: str, replicas: int, name: str) -> Obj:
     }
 
 
-def emergency_scale(bench: Bench, n: int) -> list[Figure]:
-    ns, ref = bench.namespace("react-es"), bench.namespace("react-es", served=False)
+def emergency_scale(bench: Bench, n: int, suffix: str = "react-es") -> list[Figure]:
+    ns, ref = bench.namespace(suffix), bench.namespace(suffix, served=False)
     docs = [deployment(f"d{i}", ns, 1) for i in range(n)]
     docs += [deployment(f"d{i}", ref, 1) for i in range(n)] + [
         deployment(f"k{i}", ref, 1) for i in range(n)
