@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import Field
 
@@ -144,61 +144,45 @@ def _remove(conditions: Iterable[Condition], *types: str) -> Conditions:
     return [c for c in conditions if c.type not in types]
 
 
-def progressing(
-    conditions: Iterable[Condition],
-    reason: str,
-    message: str,
-    *,
-    generation: int | None,
-    now: datetime,
-) -> Conditions:
-    """Work in flight: Reconciling=True, Ready=False, no Stalled."""
-    out = set_condition(
-        conditions, RECONCILING, True, reason, message, generation=generation, now=now
-    )
-    out = set_condition(out, READY, False, reason, message, generation=generation, now=now)
-    return _remove(out, STALLED)
+class StateSetter(Protocol):
+    """Conditions of one kstatus state, with the reason and message of the moment."""
+
+    def __call__(
+        self,
+        conditions: Iterable[Condition],
+        reason: str,
+        message: str,
+        *,
+        generation: int | None,
+        now: datetime,
+    ) -> Conditions: ...
 
 
-def waiting(
-    conditions: Iterable[Condition],
-    reason: str,
-    message: str,
-    *,
-    generation: int | None,
-    now: datetime,
-) -> Conditions:
-    """Nothing to do until a time or a signal: Ready=False, neither Reconciling nor Stalled."""
-    out = set_condition(conditions, READY, False, reason, message, generation=generation, now=now)
-    return _remove(out, RECONCILING, STALLED)
+def _state(sets: tuple[tuple[str, bool], ...], removes: tuple[str, ...]) -> StateSetter:
+    def apply(
+        conditions: Iterable[Condition],
+        reason: str,
+        message: str,
+        *,
+        generation: int | None,
+        now: datetime,
+    ) -> Conditions:
+        out = list(conditions)
+        for type_, value in sets:
+            out = set_condition(out, type_, value, reason, message, generation=generation, now=now)
+        return _remove(out, *removes)
+
+    return apply
 
 
-def ready(
-    conditions: Iterable[Condition],
-    reason: str,
-    message: str,
-    *,
-    generation: int | None,
-    now: datetime,
-) -> Conditions:
-    """Goal reached: Ready=True, no Reconciling, no Stalled."""
-    out = set_condition(conditions, READY, True, reason, message, generation=generation, now=now)
-    return _remove(out, RECONCILING, STALLED)
-
-
-def stalled(
-    conditions: Iterable[Condition],
-    reason: str,
-    message: str,
-    *,
-    generation: int | None,
-    now: datetime,
-) -> Conditions:
-    """Cannot progress without a human: Stalled=True, Ready=False, no Reconciling."""
-    out = set_condition(conditions, STALLED, True, reason, message, generation=generation, now=now)
-    out = set_condition(out, READY, False, reason, message, generation=generation, now=now)
-    return _remove(out, RECONCILING)
-
+progressing = _state(((RECONCILING, True), (READY, False)), (STALLED,))
+"""Work in flight: Reconciling=True, Ready=False, no Stalled."""
+waiting = _state(((READY, False),), (RECONCILING, STALLED))
+"""Nothing to do until a time or a signal: Ready=False, neither Reconciling nor Stalled."""
+ready = _state(((READY, True),), (RECONCILING, STALLED))
+"""Goal reached: Ready=True, no Reconciling, no Stalled."""
+stalled = _state(((STALLED, True), (READY, False)), (RECONCILING,))
+"""Cannot progress without a human: Stalled=True, Ready=False, no Reconciling."""
 
 _STATES = {"progressing": progressing, "waiting": waiting, "ready": ready, "stalled": stalled}
 

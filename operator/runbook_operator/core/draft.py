@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
-from .conditions import Conditions, StatusBase, progressing, ready, stalled, waiting
+from .conditions import Conditions, StatusBase, with_state
 from .events import WARNING, Event
 
 __all__ = ["HELD", "Draft", "State", "held"]
@@ -22,8 +22,6 @@ S = TypeVar("S", bound=StatusBase)
 State = Literal["progressing", "waiting", "ready", "stalled"]
 HELD = "WorkloadHeld"
 """The reason while another operation holds a workload this one changes."""
-
-_CONDITIONS = {"progressing": progressing, "waiting": waiting, "ready": ready, "stalled": stalled}
 
 
 @dataclass
@@ -36,8 +34,8 @@ class Draft(Generic[S]):
 
     def conditions(self, state: State, reason: str, message: str) -> Conditions:
         """The conditions of a kstatus state (core.conditions), with this reason and words."""
-        return _CONDITIONS[state](
-            self.status.conditions, reason, message, generation=self.generation, now=self.now
+        return with_state(
+            self.status.conditions, state, reason, message, generation=self.generation, now=self.now
         )
 
     def write(self, **changes: Any) -> S:
