@@ -71,7 +71,16 @@ class StatusWriter:
 
     def write(self, status: StatusBase) -> bool:
         """Patch the status to `status`; False when there was nothing to write."""
-        diff = merge_patch(self._held(), status.wire())
+        new = status.wire()
+        diff = merge_patch(self._held(), new)
+        # A field the server has never stored reads back as its default, so the diff
+        # against the parsed copy misses it (`rolledBack: false` would never be written).
+        # Empty lists and maps say nothing that absence does not (and a merge patch cannot
+        # store an empty map, which would then be sent again by every pass).
+        stored = self.obj.get("status") or {}
+        for key, value in new.items():
+            if key not in stored and key not in diff and value not in ({}, []):
+                diff[key] = value
         if not diff:
             return False
         body = {"metadata": {"resourceVersion": self.obj["metadata"]["resourceVersion"]}}

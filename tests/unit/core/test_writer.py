@@ -69,3 +69,18 @@ def test_finalizer_added_once_and_removed(kube: FakeKube) -> None:
     assert kube.obj(PLURAL, "es")["metadata"]["finalizers"] == [FINALIZER]
     writer.remove_finalizer()
     assert not kube.obj(PLURAL, "es")["metadata"].get("finalizers")
+
+
+def test_a_default_the_server_never_stored_is_written() -> None:
+    """`rolledBack: false` parsed back from an empty status equals the new one, so a diff of
+    parsed copies never sent it: the status in the API server lacked the field for good."""
+    from runbook_operator.kinds.imageupdate.api import IMAGE_UPDATE, ImageUpdateStatus
+
+    kube = FakeKube()
+    kube.add_custom(IMAGE_UPDATE.plural, {"metadata": {"name": "iu"}, "spec": {}})
+    writer = StatusWriter(kube, IMAGE_UPDATE, kube.get_custom(IMAGE_UPDATE.plural, "shop", "iu"))
+    assert writer.write(ImageUpdateStatus(phase="Updating"))
+    stored = kube.obj(IMAGE_UPDATE.plural, "iu")["status"]
+    assert stored["rolledBack"] is False and stored["phase"] == "Updating"
+    assert "previous" not in stored and "conditions" not in stored  # empty lists say nothing
+    assert not writer.write(ImageUpdateStatus(phase="Updating"))  # and nothing is sent again
