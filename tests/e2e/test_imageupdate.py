@@ -18,6 +18,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import cond, create_cr, get_cr, patch_cr, wait_phase
+from support.health import Health
+from support.health import health as health  # noqa: PLC0414  (the fixture)
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -137,6 +139,28 @@ def test_a_rollout_that_cannot_finish_is_rolled_back_to_the_recorded_revision(
     assert len(owned_replica_sets(kube, namespace, NAME)) == 2  # the old one came back
     reasons = [e["reason"] for e in events(kube, namespace, "stuck")]
     assert "RollingBack" in reasons
+
+
+def test_a_failing_health_check_rolls_the_images_back(
+    kube: Cluster, operator: OperatorProcess, namespace: str, health: tuple[str, type[Health]]
+) -> None:
+    original = backend(kube, namespace)
+    url, handler = health
+    handler.code = 503
+    spec = {**patch_spec(), "healthCheck": {"http": {"url": url}, "timeout": "3s"}}
+    create_cr(kube.api, namespace, KIND, "sick", spec)
+    failed = wait_phase(kube.api, namespace, KIND, "sick", "Failed", timeout=90)
+    st = failed["status"]
+    assert st["rolledBack"] is True and st["failureReason"] == "Unhealthy"
+    assert st["newRevision"] == 2 and "HTTP 503" in st["health"]
+    message = cond(failed, "Ready")["message"]
+    assert "did not pass within 3s" in message and "rolled back to revision 1" in message
+    dep = deployment(kube, namespace, NAME)
+    assert dep["spec"]["template"] == original["spec"]["template"]
+    assert app_image(kube, namespace) == image("backend-1.4.2")
+    assert dep["metadata"]["annotations"][REVISION] == "3"
+    reasons = [e["reason"] for e in events(kube, namespace, "sick")]
+    assert {"Verifying", "Unhealthy", "RollingBack"} <= set(reasons)
 
 
 def test_dying_after_every_step_changes_nothing_twice(

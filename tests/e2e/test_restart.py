@@ -8,9 +8,6 @@ failpoint right after a step is recorded.
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +15,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import create_cr, get_cr, patch_cr, wait_phase
+from support.health import Health
+from support.health import health as health  # noqa: PLC0414  (the fixture)
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -45,30 +44,6 @@ def two_deployments(kube: Cluster, namespace: str) -> None:
 def restarted_at(kube: Cluster, namespace: str, name: str) -> str | None:
     template = deployment(kube, namespace, name)["spec"]["template"]
     return (template["metadata"].get("annotations") or {}).get(RESTARTED_AT)
-
-
-class Health(http.server.BaseHTTPRequestHandler):
-    code = 200
-
-    def do_GET(self) -> None:
-        self.send_response(self.code)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def health() -> Iterator[tuple[str, type[Health]]]:
-    handler = type("Handler", (Health,), {"code": 200})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health", handler
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_two_deployments_in_order_each_after_the_previous(

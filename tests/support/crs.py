@@ -7,6 +7,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from runbook_operator.kinds import kinds
+
 from .wait import wait_for
 
 __all__ = [
@@ -28,14 +30,8 @@ GROUP = "ops.mailscore.com"
 VERSION = "v1alpha1"
 Obj = dict[str, Any]
 
-_PLURALS = {
-    "MaintenanceWindow": "maintenancewindows",
-    "DatabaseBackup": "databasebackups",
-    "DatabaseRestore": "databaserestores",
-    "EmergencyScale": "emergencyscales",
-    "Rollback": "rollbacks",
-    "Restart": "restarts",
-}
+_PLURALS = {k.resource.kind: k.resource.plural for k in kinds()}
+"""Every kind the operator serves, from its own registry (a new kind needs no entry here)."""
 
 
 def plural_of(kind: str) -> str:
