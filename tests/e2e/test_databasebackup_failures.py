@@ -31,6 +31,7 @@ from support.postgres import (
     reasons,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
+from support.wait import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -103,7 +104,7 @@ def test_a_dump_behind_a_table_lock_fails_saying_so_and_a_stuck_one_at_its_timeo
     locked["postgres"]["lockTimeout"] = "2s"
     stuck = backup_spec(db)
     stuck["postgres"].update(lockTimeout="10m", timeout="3s")
-    with db.connect() as migration:
+    with db.connect() as migration, migration.transaction():
         migration.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")  # held until the end
         create_cr(kube.api, namespace, BACKUP, "locked", locked)
         create_cr(kube.api, namespace, BACKUP, "stuck", stuck)
@@ -114,11 +115,15 @@ def test_a_dump_behind_a_table_lock_fails_saying_so_and_a_stuck_one_at_its_timeo
         assert "LOCK TABLE public.messages" in message
         message = cond(wait_failed(kube.api, namespace, "stuck", "TimedOut"), "Ready")["message"]
         assert "pg_dump did not finish within 3s (the timeout) and was stopped" in message
-        waiting = db.execute(
+        query = (
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND application_name = 'runbook-operator'"
         )
-    assert waiting == [(0,)], "a stopped dump left a session waiting for the lock"
+        wait_for(
+            lambda: db.execute(query) == [(0,)],
+            timeout=15,
+            what="no session of a stopped dump left waiting for the lock",
+        )
     assert files_under(operator.backup_root / namespace) == []
 
 
