@@ -89,6 +89,7 @@ def test_every_minute(
     spec = backup_spec(
         db, schedule="* * * * *", startingDeadline="5m", keep={"last": 1, "failed": 1}
     )
+    spec["postgres"]["lockTimeout"] = "10m"  # step 2's run waits on a lock past the minute
     create_cr(api, namespace, BACKUP, "minutely", spec)
     wait_phase(api, namespace, BACKUP, "minutely", "Scheduled", timeout=30)
 
