@@ -181,11 +181,22 @@ class TestPrune:
     def test_max_age_keeps_the_newest_completed(self) -> None:
         children = self.days("Completed", 3, "ok") + self.days("Failed", 1, "bad")
         pruned = sched.prune(children, Retention(last=7, max_age="24h"), at(3, day=30))
-        assert pruned == ["ok1", "bad1", "ok2"]
+        assert pruned == ["bad1", "ok1", "ok2"]  # oldest first; the same moment by name
 
     def test_running_children_are_never_pruned(self) -> None:
         children = [*self.days("Completed", 2, "ok"), child("now", "Running")]
         assert sched.prune(children, Retention(last=1), at(3, day=6)) == ["ok1"]
+
+    def test_runs_ending_in_the_same_second_keep_the_later_slot(self) -> None:
+        """completedAt has whole seconds: a missed slot that runs right after a long run
+        ends in the same second, and the older run must be the one pruned."""
+        same = at(16, 43, 9)
+        children = [
+            Child("m-1642", "Completed", created=at(16, 42), completed_at=same),
+            Child("m-1643", "Completed", created=at(16, 43, 9), completed_at=same),
+        ]
+        assert sched.prune(children, Retention(last=1), at(16, 44)) == ["m-1642"]
+        assert sched.prune(children[::-1], Retention(last=1), at(16, 44)) == ["m-1642"]
 
     def test_in_use_is_kept(self) -> None:
         children = [

@@ -82,6 +82,12 @@ class Child:
     def when(self) -> datetime:
         return self.completed_at or self.created
 
+    @property
+    def order(self) -> tuple[datetime, datetime, str]:
+        """Newer sorts later. completedAt has whole seconds, so two runs that end in the
+        same second are told apart by creation, then by name (which carries the slot)."""
+        return (self.when, self.created, self.name)
+
 
 def child_of(obj: Obj, in_use: set[str]) -> Child:
     """A child as listed (the API server's JSON)."""
@@ -166,7 +172,7 @@ def decide(
         missed=missed,
         next_time=None if spec.suspend else following,
         active=active,
-        last_success=max(done, key=lambda c: c.when) if done else None,
+        last_success=max(done, key=lambda c: c.order) if done else None,
         delete=tuple(prune(children, keep, now)),
         held=any(c.in_use for c in _doomed(children, keep, now)),
     )
@@ -182,7 +188,7 @@ def _doomed(children: list[Child], keep: Retention, now: datetime) -> list[Child
 
     def newest_first(phase: BackupPhase) -> list[Child]:
         found = [c for c in children if c.phase == phase]
-        return sorted(found, key=lambda c: c.when, reverse=True)
+        return sorted(found, key=lambda c: c.order, reverse=True)
 
     done = newest_first(BackupPhase.COMPLETED)
     failures = newest_first(BackupPhase.FAILED)
@@ -190,7 +196,7 @@ def _doomed(children: list[Child], keep: Retention, now: datetime) -> list[Child
     if max_age is not None:
         doomed += [c for c in done[1 : keep.last] if now - c.when > max_age]
         doomed += [c for c in failures[: keep.failed] if now - c.when > max_age]
-    return sorted(doomed, key=lambda c: c.when)
+    return sorted(doomed, key=lambda c: c.order)
 
 
 def scheduled(
