@@ -32,6 +32,7 @@ __all__ = [
     "Store",
     "deadline",
     "reason_of",
+    "secret_value",
     "server",
 ]
 
@@ -100,23 +101,26 @@ def reason_of(exc: Exception) -> str:
     return str(getattr(exc, "reason", "Failed"))
 
 
-def server(kube: KubePort, namespace: str, ref: PostgresRef) -> pg.Server:
-    """The server of `ref` with the user name and password read from its Secret."""
-    secret, keys = ref.credentials.secret_name, ref.credentials
+def secret_value(kube: KubePort, namespace: str, secret: str, key: str, keys: str = "") -> str:
+    """One key of a Secret, as text; CredentialsError names the Secret and the `keys` it
+    needs, never a value (CredentialsForbidden when the operator may not read it)."""
     try:
-        user = kube.read_secret_key(namespace, secret, keys.username_key).decode()
-        password = kube.read_secret_key(namespace, secret, keys.password_key).decode()
+        return kube.read_secret_key(namespace, secret, key).decode()
     except NotFound as exc:
-        raise CredentialsError(
-            f"cannot read the credentials: {exc} (Secret {secret}, keys "
-            f"{keys.username_key!r} and {keys.password_key!r})"
-        ) from None
+        needs = f"Secret {secret}, keys {keys}" if keys else f"Secret {secret}, key {key!r}"
+        raise CredentialsError(f"cannot read the credentials: {exc} ({needs})") from None
     except Forbidden as exc:
         raise CredentialsForbidden(f"the operator may not read Secret {secret}: {exc}") from None
     except UnicodeDecodeError:
-        raise CredentialsError(
-            f"Secret {secret} holds a user name or password that is not UTF-8"
-        ) from None
+        raise CredentialsError(f"Secret {secret} holds a value that is not UTF-8") from None
+
+
+def server(kube: KubePort, namespace: str, ref: PostgresRef) -> pg.Server:
+    """The server of `ref` with the user name and password read from its Secret."""
+    secret, keys = ref.credentials.secret_name, ref.credentials
+    both = f"{keys.username_key!r} and {keys.password_key!r}"
+    user = secret_value(kube, namespace, secret, keys.username_key, both)
+    password = secret_value(kube, namespace, secret, keys.password_key, both)
     return pg.Server(
         host=ref.host,
         port=ref.port,
