@@ -34,7 +34,7 @@ lint: venv  ## ruff (lint and format), mypy --strict (package and tests), import
 crds: venv  ## regenerate crds/ from the models
 	.venv/bin/runbook-operator crds
 
-deps:  ## install the servers the e2e suite runs (PostgreSQL, Prometheus, Alertmanager)
+deps:  ## install the servers the e2e suite runs (PostgreSQL, Prometheus, Alertmanager, Redis)
 	bash tests/testbed/deps.sh
 
 venv: .venv/.installed  ## the Python environment in .venv

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the servers the end-to-end suite runs for real on loopback, when missing:
-# PostgreSQL (server and client tools), Prometheus (with promtool), Alertmanager.
+# PostgreSQL (server and client tools), Prometheus (with promtool), Alertmanager, Redis.
 #
 # As root they come from Debian's packages. The packages' start scripts are kept from
 # starting the servers (the tests start their own, on free ports): a policy-rc.d that
@@ -18,6 +18,7 @@ requirements=(
   "/usr/bin/prometheus|prometheus"
   "/usr/bin/promtool|prometheus"
   "/usr/bin/prometheus-alertmanager|prometheus-alertmanager"
+  "/usr/bin/redis-server|redis-server"
 )
 
 have() {  # have GLOB: whether an executable matches
@@ -34,7 +35,7 @@ for entry in "${requirements[@]}"; do
   fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: PostgreSQL, Prometheus and Alertmanager are installed" >&2
+  echo "deps: PostgreSQL, Prometheus, Alertmanager and Redis are installed" >&2
   exit 0
 fi
 
@@ -60,7 +61,8 @@ cleanup() {
   for pid in $(ls /proc | grep -E '^[0-9]+$' | sort | comm -13 <(echo "$before") -); do
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
     case "$exe" in
-      /usr/lib/postgresql/*/bin/postgres | /usr/bin/prometheus | /usr/bin/prometheus-alertmanager)
+      /usr/lib/postgresql/*/bin/postgres | /usr/bin/prometheus | /usr/bin/prometheus-alertmanager | \
+        /usr/bin/redis-server | /usr/bin/redis-check-rdb)
         echo "deps: stopping $exe (pid $pid), started by its package" >&2
         kill "$pid" 2>/dev/null || true ;;
     esac

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..core.kind import Kind
 from ..core.resource import Resource
+from .cacheflush.handlers import CacheFlushKind
 from .databasebackup.handlers import DatabaseBackupKind
 from .databaserestore.handlers import DatabaseRestoreKind
 from .emergencyscale.handlers import EmergencyScaleKind
@@ -22,6 +23,7 @@ __all__ = ["KINDS", "RESOURCES"]
 def kinds() -> list[Kind]:
     """A fresh set of every kind's handlers, with their real adapters."""
     return [
+        CacheFlushKind(),
         DatabaseBackupKind(),
         DatabaseRestoreKind(),
         EmergencyScaleKind(),

@@ -1,0 +1,62 @@
+"""Cache work's I/O for the kinds that run it: the Redis port, and the login.
+
+`Redis` is the port: adapters.rediscache is its one implementation (`REDIS`, the module
+itself); unit tests inject tests/support/fake_redis.py. `server()` reads the password
+(and ACL user name) from the Secret the API names, when it is needed, with `get` only;
+neither value is ever logged or put into a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..adapters import rediscache as rc
+from .database import CredentialsError, secret_value
+from .ports import KubePort
+
+__all__ = ["FAILURES", "REDIS", "Redis", "server"]
+
+
+class Redis(Protocol):
+    """What the cache kinds ask of Redis (adapters.rediscache says how)."""
+
+    def stats(self, server: rc.RedisServer, pattern: str | None = None) -> rc.Stats: ...
+
+    def set_marker(self, server: rc.RedisServer, key: str, ttl_seconds: int) -> None: ...
+
+    def has_marker(self, server: rc.RedisServer, key: str) -> bool: ...
+
+    def flush(self, server: rc.RedisServer, *, asynchronous: bool) -> None: ...
+
+    def unlink_matching(
+        self, server: rc.RedisServer, pattern: str, stop: Callable[[], bool] = ...
+    ) -> int: ...
+
+
+REDIS: Redis = rc
+"""The real one."""
+
+FAILURES = (rc.RedisError, CredentialsError)
+"""What ends cache work with a reason (each has `.reason`)."""
+
+
+def server(
+    kube: KubePort,
+    namespace: str,
+    *,
+    host: str,
+    port: int,
+    db: int,
+    secret: str | None = None,
+    password_key: str = "password",
+    username_key: str | None = None,
+) -> rc.RedisServer:
+    """The server, with its password (and user name) read from `secret` when one is named."""
+    password = username = None
+    if secret is not None:
+        keys = repr(password_key) + (f" and {username_key!r}" if username_key else "")
+        password = secret_value(kube, namespace, secret, password_key, keys)
+        if username_key is not None:
+            username = secret_value(kube, namespace, secret, username_key, keys)
+    return rc.RedisServer(host, port, db, password=password, username=username)

@@ -1,0 +1,1 @@
+"""CacheFlush: the runbook's guarded `redis-cli flushdb`, once."""
