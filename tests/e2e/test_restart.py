@@ -128,28 +128,13 @@ def test_dying_after_every_step_restarts_nothing_twice(
     create_cr(
         kube.api, namespace, KIND, "crashy", {"targets": [{"name": BACKEND}, {"name": FRONTEND}]}
     )
-    deaths = 0
-    operator.env["RUNBOOK_FAILPOINTS"] = "restart-Restarting"
-    try:
-        for _ in range(12):
-            operator.start(wait=False)
-            wait_for(
-                lambda: (
-                    not operator.running
-                    or get_cr(kube.api, namespace, KIND, "crashy").get("status", {}).get("phase")
-                    == "Completed"
-                ),
-                timeout=60,
-                what="a death at the failpoint, or the end",
-            )
-            if operator.running:
-                break
-            assert operator.exit_code() == 137, operator.tail()
-            deaths += 1
-    finally:
-        operator.env.pop("RUNBOOK_FAILPOINTS")
-        operator.stop()
-        operator.start()
+    deaths = operator.die_at(
+        "restart-Restarting",
+        lambda: (
+            get_cr(kube.api, namespace, KIND, "crashy").get("status", {}).get("phase")
+            == "Completed"
+        ),
+    )
     assert deaths >= 4  # holds+record, backend restarted, rolled out, frontend restarted, ...
     done = wait_phase(kube.api, namespace, KIND, "crashy", "Completed", timeout=90)
     stamp = done["status"]["restartStamp"]

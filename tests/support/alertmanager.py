@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from .servers import ServerProcess, require
+from .servers import ServerProcess, running
 
 __all__ = ["ALERTMANAGER_BINARY", "Alertmanager", "alertmanager", "running_alertmanager"]
 
@@ -81,20 +79,10 @@ class Alertmanager(ServerProcess):
         return [s for s in self.silences() if s["status"]["state"] == "active"]
 
 
-@contextlib.contextmanager
-def running_alertmanager(workdir: Path | None = None) -> Iterator[Alertmanager]:
-    require(ALERTMANAGER_BINARY, "prometheus-alertmanager")
-    own = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="runbook-alertmanager-")) if workdir is None else workdir
-    root.mkdir(parents=True, exist_ok=True)
-    server = Alertmanager(root)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        if own:
-            shutil.rmtree(root, ignore_errors=True)
+def running_alertmanager(
+    workdir: Path | None = None,
+) -> contextlib.AbstractContextManager[Alertmanager]:
+    return running(Alertmanager, ALERTMANAGER_BINARY, "prometheus-alertmanager", workdir)
 
 
 @pytest.fixture

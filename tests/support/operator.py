@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -116,6 +117,30 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def die_at(self, failpoints: str, done: Callable[[], bool], *, runs: int = 15) -> int:
+        """Start the operator again and again with RUNBOOK_FAILPOINTS armed: each run dies
+        (exit 137) at the first failpoint it passes, until one runs to `done()`. Returns
+        the deaths; afterwards an operator without failpoints is running."""
+        deaths = 0
+        self.env["RUNBOOK_FAILPOINTS"] = failpoints
+        try:
+            for _ in range(runs):
+                self.start(wait=False)
+                wait_for(
+                    lambda: not self.running or done(),
+                    timeout=60,
+                    what="a death at a failpoint, or the end",
+                )
+                if self.running:
+                    break
+                assert self.exit_code() == 137, self.tail()
+                deaths += 1
+        finally:
+            self.env.pop("RUNBOOK_FAILPOINTS")
+            self.stop()
+            self.start()
+        return deaths
 
     def _end(self, sig: signal.Signals, timeout: float) -> int | None:
         if self.process is None:

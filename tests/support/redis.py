@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from .servers import ServerProcess, require
+from .servers import ServerProcess, running
 
 __all__ = ["REDIS_BINARY", "RedisProcess", "redis_server", "running_redis"]
 
@@ -88,20 +86,8 @@ class RedisProcess(ServerProcess):
         )
 
 
-@contextlib.contextmanager
-def running_redis(workdir: Path | None = None) -> Iterator[RedisProcess]:
-    require(REDIS_BINARY, "redis-server")
-    own = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="runbook-redis-")) if workdir is None else workdir
-    root.mkdir(parents=True, exist_ok=True)
-    server = RedisProcess(root)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        if own:
-            shutil.rmtree(root, ignore_errors=True)
+def running_redis(workdir: Path | None = None) -> contextlib.AbstractContextManager[RedisProcess]:
+    return running(RedisProcess, REDIS_BINARY, "redis-server", workdir)
 
 
 @pytest.fixture

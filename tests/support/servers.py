@@ -8,18 +8,25 @@ Prometheus-style `/-/ready` endpoint that fails early when the process died.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from testbed import ledger
 
-__all__ = ["ServerProcess", "free_port", "require"]
+__all__ = ["ServerProcess", "free_port", "require", "running"]
+
+S = TypeVar("S", bound="ServerProcess")
 
 
 def require(binary: Path | str, package: str) -> None:
@@ -56,6 +63,10 @@ class ServerProcess:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 30) -> None:
+        """Start the process and wait until it serves (each server says how)."""
+        raise NotImplementedError
 
     def _spawn(self, argv: list[str]) -> None:
         with self.log_path.open("ab") as log:
@@ -96,3 +107,23 @@ class ServerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@contextlib.contextmanager
+def running(
+    make: Callable[[Path], S], binary: Path | str, package: str, workdir: Path | None = None
+) -> Iterator[S]:
+    """A started server in `workdir` (a temp dir, removed afterwards, when None); stopped
+    at the end. Fails at once, naming the package, when `binary` is not installed."""
+    require(binary, package)
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="runbook-server-")) if workdir is None else workdir
+    root.mkdir(parents=True, exist_ok=True)
+    server = make(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
