@@ -42,7 +42,7 @@ def dumps_waiting(bench: Bench, db: AppDatabase, count: int) -> Iterator[None]:
     create_credentials(bench.api, ns, db)
     spec = backup_spec(db, verify="none")
     spec["postgres"].update(lockTimeout="1h", timeout="1h")
-    with db.connect() as migration:
+    with db.connect() as migration, migration.transaction():
         migration.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
         for i in range(count):
             body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DatabaseBackup"}
