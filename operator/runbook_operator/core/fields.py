@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,8 @@ __all__ = [
     "ObjectName",
     "SecretKeyRef",
     "TimeZone",
+    "Workload",
+    "WorkloadKind",
     "parse_duration",
     "span",
 ]
@@ -153,6 +156,20 @@ the API server would no longer check it.)"""
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN)]
+
+
+class WorkloadKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+
+
+class Workload(ApiModel):
+    """A Deployment or StatefulSet in the same namespace, as status records it."""
+
+    kind: WorkloadKind = WorkloadKind.DEPLOYMENT
+    """Deployment or StatefulSet."""
+    name: str
+    """The workload."""
 
 
 class DeploymentRef(ApiModel):

@@ -24,7 +24,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from ...core.conditions import StatusBase
-from ...core.fields import GoDuration, ObjectName
+from ...core.fields import GoDuration, ObjectName, Workload, WorkloadKind
 from ...core.model import ApiModel, cel
 from ...core.prometheus import GateStatus, PrometheusCondition
 from ...core.resource import Column, Resource
@@ -49,9 +49,7 @@ MAX_TARGETS = 50
 Replicas = Annotated[int, Field(ge=0, le=MAX_REPLICAS)]
 
 
-class TargetKind(StrEnum):
-    DEPLOYMENT = "Deployment"
-    STATEFUL_SET = "StatefulSet"
+TargetKind = WorkloadKind
 
 
 class ScaleTarget(ApiModel):
@@ -147,13 +145,9 @@ class EndReason(StrEnum):
     """No data or Prometheus unreachable, and onNoData is Fail."""
 
 
-class TargetOriginal(ApiModel):
+class TargetOriginal(Workload):
     """What a target looked like before the operator changed it."""
 
-    kind: TargetKind = TargetKind.DEPLOYMENT
-    """Deployment or StatefulSet."""
-    name: str
-    """The workload."""
     hpa: str | None = None
     """Name of the HPA that manages it, when one does: then the HPA was changed instead."""
     replicas: int | None = None

@@ -19,7 +19,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from ...core.conditions import StatusBase
-from ...core.fields import GoDuration, ObjectName
+from ...core.fields import GoDuration, ObjectName, Workload, WorkloadKind
 from ...core.health import HealthCheck
 from ...core.model import ApiModel, cel
 from ...core.resource import Column, Resource
@@ -39,9 +39,7 @@ __all__ = [
 MAX_TARGETS = 20
 
 
-class TargetKind(StrEnum):
-    DEPLOYMENT = "Deployment"
-    STATEFUL_SET = "StatefulSet"
+TargetKind = WorkloadKind
 
 
 class Order(StrEnum):
@@ -120,13 +118,9 @@ class TargetState(StrEnum):
     """The rollout did not finish in time."""
 
 
-class TargetStatus(ApiModel):
+class TargetStatus(Workload):
     """One workload: what it was, what was set, how its rollout went."""
 
-    kind: TargetKind = TargetKind.DEPLOYMENT
-    """Deployment or StatefulSet."""
-    name: str
-    """The workload."""
     state: TargetState = TargetState.WAITING
     """Waiting, Restarting, Complete or Failed."""
     previous_restarted_at: str | None = None
