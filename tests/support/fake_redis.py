@@ -48,6 +48,9 @@ class FakeRedis:
     def set_marker(self, server: rc.RedisServer, key: str, ttl_seconds: int) -> None:
         self._db(server, "set_marker").setdefault(key.encode(), b"pending")
 
+    def clear_marker(self, server: rc.RedisServer, key: str) -> None:
+        self._db(server, "clear_marker").pop(key.encode(), None)
+
     def has_marker(self, server: rc.RedisServer, key: str) -> bool:
         return key.encode() in self._db(server, "has_marker")
 

@@ -28,6 +28,7 @@ __all__ = [
     "RedisServer",
     "RedisUnreachable",
     "Stats",
+    "clear_marker",
     "flush",
     "has_marker",
     "set_marker",
@@ -149,6 +150,11 @@ def set_marker(server: RedisServer, key: str, ttl_seconds: int) -> None:
     """Set `key` (kept when already there), expiring after `ttl_seconds`."""
     with _client(server) as conn:
         conn.set(key, b"runbook-operator flush pending", nx=True, ex=ttl_seconds)
+
+
+def clear_marker(server: RedisServer, key: str) -> None:
+    with _client(server) as conn:
+        conn.delete(key)
 
 
 def has_marker(server: RedisServer, key: str) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from runbook_operator.adapters import rediscache as rc
+from runbook_operator.core.names import FINALIZER
 from runbook_operator.kinds.cacheflush.handlers import CacheFlushKind
 from runbook_operator.kinds.cacheflush.logic import marker_key
 from support.fake_kube import FakeKube
@@ -186,3 +187,17 @@ def test_a_finished_flush_does_nothing_more(kube: FakeKube) -> None:
     redis.dbs[0].update(keys(2))
     h.run(NAME)
     assert redis.calls == calls and len(redis.dbs[0]) == 2
+
+
+def test_deleted_before_the_flush_was_sent_removes_its_marker(kube: FakeKube) -> None:
+    redis = FakeRedis({0: keys(2)})
+    h = Harness(CacheFlushKind(redis), kube)
+    create(kube, confirm=ADDRESS)
+    marker = marker_key(kube.obj(PLURAL, NAME)["metadata"]["uid"])
+    kube.obj(PLURAL, NAME)["status"] = {"phase": "Flushing", "marker": marker}
+    kube.obj(PLURAL, NAME)["metadata"]["finalizers"] = [FINALIZER]  # as the first pass left it
+    redis.dbs[0][marker.encode()] = b"pending"
+    h.delete(NAME)
+    h.run(NAME)
+    assert marker.encode() not in redis.dbs[0] and len(redis.dbs[0]) == 2  # nothing flushed
+    assert ("clear_marker", ADDRESS) in redis.calls

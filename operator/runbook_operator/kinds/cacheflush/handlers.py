@@ -17,6 +17,7 @@ from ...core import cache, failpoints
 from ...core.context import Pass
 from ...core.database import reason_of
 from ...core.kind import DATABASE, Kind, Result
+from ...core.spec import InvalidSpec
 from . import logic
 from .api import CACHE_FLUSH, CacheFlushSpec, CacheFlushStatus, FlushPhase
 
@@ -140,6 +141,14 @@ class CacheFlushKind(Kind):
         ctx.recorder.events(events)
 
     def finalize(self, ctx: Pass) -> Result | None:
-        """Nothing to put back: a flush cannot be undone, and an unsent one's marker
-        expires by itself (logic.MARKER_TTL)."""
+        """A flush cannot be undone. Deleted before its FLUSHDB was sent, its marker key
+        is removed (best effort: it also expires by itself, logic.MARKER_TTL)."""
+        status: CacheFlushStatus = ctx.status()
+        if status.phase != FlushPhase.FLUSHING or status.marker is None:
+            return None
+        try:
+            spec = ctx.spec(CacheFlushSpec)
+            self.redis.clear_marker(self._server(ctx, spec), status.marker)
+        except (InvalidSpec, *cache.FAILURES) as exc:
+            ctx.recorder.log(f"marker {status.marker} left to expire: {exc}")
         return None
