@@ -13,13 +13,13 @@ run: venv  ## run the operator: against KUBECONFIG if set, else the local test b
 	bash scripts/run.sh
 
 test: venv lint testbed-build deps  ## everything CI runs: lint, unit and end-to-end tests
-	bash scripts/test.sh tests
+	bash scripts/test.sh tests  # pytest on unit and e2e, then proof that no process is left
 
 unit: venv  ## unit tests only (no cluster, no servers)
 	$(PY) -m pytest tests/unit -q
 
 e2e: venv testbed-build deps  ## end-to-end tests only
-	bash scripts/test.sh tests/e2e
+	bash scripts/test.sh tests/e2e  # pytest on e2e, then proof that no process is left
 
 bench: venv testbed-build  ## benchmarks: each figure a ratio against a reference run side by side
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
