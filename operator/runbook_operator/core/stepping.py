@@ -50,7 +50,8 @@ class SteppingKind(Kind, Generic[SpecT, StatusT, PlanT]):
 
     spec_model: type[SpecT]
     max_steps: int = 12
-    """Steps one pass may take before it yields (the next pass goes on at once)."""
+    """Steps one pass may take; a bound against a plan that never settles (the rest waits
+    for the next due time or change)."""
 
     def __init__(
         self,
