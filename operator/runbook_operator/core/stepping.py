@@ -23,6 +23,7 @@ from .conditions import StatusBase
 from .context import Pass
 from .health import HealthCheck
 from .kind import Kind, Result, Watch, due_in
+from .names import holder_id
 from .probing import probe
 
 __all__ = ["StepPlan", "SteppingKind"]
@@ -95,6 +96,10 @@ class SteppingKind(Kind, Generic[SpecT, StatusT, PlanT]):
     @abstractmethod
     def watching(self, spec: SpecT, status: StatusT) -> frozenset[Watch]:
         """The workloads whose changes (a rollout's progress) wake this operation."""
+
+    def holder(self, ctx: Pass) -> str:
+        """The value of the hold this operation puts on the workloads it changes."""
+        return holder_id(self.resource.kind, ctx.name)
 
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(self.spec_model)

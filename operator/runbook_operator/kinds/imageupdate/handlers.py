@@ -17,7 +17,6 @@ from ...core.context import Pass
 from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Result, Watch
-from ...core.names import holder_id
 from ...core.reading import observe_deployment
 from ...core.spec import InvalidSpec
 from ...core.stepping import SteppingKind
@@ -60,15 +59,9 @@ class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Pla
     def watching(self, spec: ImageUpdateSpec, status: ImageUpdateStatus) -> frozenset[Watch]:
         return frozenset({(DEPLOYMENT, spec.deployment)})
 
-    @staticmethod
-    def holder(ctx: Pass) -> str:
-        return holder_id(IMAGE_UPDATE.kind, ctx.name)
-
     def act(self, ctx: Pass, spec: ImageUpdateSpec, plan: logic.Plan) -> bool:
-        return self._act(ctx, spec, plan, self.holder(ctx))
-
-    def _act(self, ctx: Pass, spec: ImageUpdateSpec, plan: logic.Plan, holder: str) -> bool:
         """The hold, then the status, then the change, the release and the events."""
+        holder = self.holder(ctx)
         name = spec.deployment
         if plan.acquire:
             other = acquire_hold(ctx.kube, DEPLOYMENT, ctx.namespace, name, holder)
@@ -114,5 +107,5 @@ class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Pla
             spec = None
         name = _name(spec, ctx.obj)
         if name is not None:
-            self._release(ctx, name, holder_id(IMAGE_UPDATE.kind, ctx.name))
+            self._release(ctx, name, self.holder(ctx))
         return None

@@ -16,7 +16,7 @@ from ...core.context import Pass
 from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Result, Watch
-from ...core.names import REVISION_ANNOTATION, holder_id
+from ...core.names import REVISION_ANNOTATION
 from ...core.rollout import label_selector
 from ...core.spec import InvalidSpec
 from ...core.stepping import SteppingKind
@@ -86,15 +86,9 @@ class RestartKind(SteppingKind[RestartSpec, RestartStatus, logic.Plan]):
     def watching(self, spec: RestartSpec, status: RestartStatus) -> frozenset[Watch]:
         return frozenset(_keys(spec, status))
 
-    @staticmethod
-    def holder(ctx: Pass) -> str:
-        return holder_id(RESTART.kind, ctx.name)
-
     def act(self, ctx: Pass, spec: RestartSpec, plan: logic.Plan) -> bool:
-        return self._act(ctx, spec, plan, self.holder(ctx))
-
-    def _act(self, ctx: Pass, spec: RestartSpec, plan: logic.Plan, holder: str) -> bool:
         """Holds (all or none), then the status, then the patches, releases and events."""
+        holder = self.holder(ctx)
         taken: list[logic.Key] = []
         for kind, name in plan.acquire:
             other = acquire_hold(ctx.kube, kind, ctx.namespace, name, holder)
@@ -141,9 +135,7 @@ class RestartKind(SteppingKind[RestartSpec, RestartStatus, logic.Plan]):
             spec: RestartSpec | None = ctx.spec(RestartSpec)
         except InvalidSpec:
             spec = None
-        self._release(
-            ctx, list(dict.fromkeys(_keys(spec, status))), holder_id(RESTART.kind, ctx.name)
-        )
+        self._release(ctx, list(dict.fromkeys(_keys(spec, status))), self.holder(ctx))
         if status.phase == RestartPhase.RESTARTING:
             ctx.recorder.info("Deleted", "deleted while restarting; rollouts already begun go on")
         return None
