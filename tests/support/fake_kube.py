@@ -370,6 +370,28 @@ class FakeKube:
             raise NotFound(f"Secret {name} has no key {key!r}")
         return base64.b64decode(data[key])
 
+    def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
+        return [
+            copy.deepcopy(o)
+            for (kind, ns, _), o in self.store.items()
+            if kind == "Pod"
+            and ns == namespace
+            and selects(label_selector, o["metadata"].get("labels") or {})
+        ]
+
+    def list_events(self, namespace: str, field_selector: str = "") -> list[Obj]:
+        """The Events `put` as kind "Event" (type=X and involvedObject.name=Y understood);
+        not the ones the operator created (those are `events`)."""
+        wanted = dict(p.split("=", 1) for p in field_selector.split(",") if "=" in p)
+        out = []
+        for (kind, ns, _), o in self.store.items():
+            if kind != "Event" or ns != namespace:
+                continue
+            fields = {"type": o.get("type"), "involvedObject.name": o["involvedObject"]["name"]}
+            if all(fields.get(k) == v for k, v in wanted.items()):
+                out.append(copy.deepcopy(o))
+        return out
+
     def create_event(self, namespace: str, body: Obj) -> Obj:
         self.calls.append(("create_event", namespace, str(body.get("reason"))))
         self.events.append(body)

@@ -176,6 +176,16 @@ class Kube:
             raise NotFound(f"Secret {name} has no key {key!r}")
         return base64.b64decode(data[key])
 
+    def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
+        """The pods a workload's selector picks (a HealthReport counts the ones not running)."""
+        listing = _call(self.core.list_namespaced_pod, namespace, label_selector=label_selector)
+        return list(listing["items"])
+
+    def list_events(self, namespace: str, field_selector: str = "") -> list[Obj]:
+        """core/v1 Events in a namespace, e.g. field_selector="type=Warning"."""
+        listing = _call(self.core.list_namespaced_event, namespace, field_selector=field_selector)
+        return list(listing["items"])
+
     def create_event(self, namespace: str, body: Obj) -> Obj:
         """A core/v1 Event (core.recorder builds it)."""
         return _call(self.core.create_namespaced_event, namespace, body)  # type: ignore[no-any-return]
