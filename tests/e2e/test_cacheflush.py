@@ -17,12 +17,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import cond, create_cr, get_cr, patch_cr, wait_phase
+from support.events import events, wait_reasons
 from support.kube import Cluster
 from support.operator import OperatorProcess
-from support.postgres import events as namespace_events
 from support.redis import RedisProcess
 from support.redis import redis_server as redis_server  # noqa: PLC0414  (the fixture)
-from support.rollback_cluster import events
 from support.wait import wait_for
 
 KIND = "CacheFlush"
@@ -63,8 +62,8 @@ def assert_password_nowhere(
     kube: Cluster, operator: OperatorProcess, namespace: str, redis: RedisProcess
 ) -> None:
     assert redis.password not in operator.raw_log()
-    for event in namespace_events(kube.api, namespace):
-        assert redis.password not in (event.message or "")
+    for event in events(kube.api, namespace):
+        assert redis.password not in (event.get("message") or "")
     listing = client.CustomObjectsApi(kube.api).list_namespaced_custom_object(
         "ops.mailscore.com", "v1alpha1", namespace, "cacheflushes"
     )
@@ -83,8 +82,8 @@ def test_a_confirmed_flush_empties_the_database_and_records_before_and_after(
     assert st["before"]["usedMemory"] > 0 and st["command"] == "FLUSHDB ASYNC"
     assert st["authorizedBy"] == "confirm" and cond(done, "Ready")["reason"] == "Flushed"
     assert redis_server.client().dbsize() == 0
-    reasons = [e["reason"] for e in events(kube, namespace, "p2")]
-    assert reasons.count("Flushing") == 1 and reasons.count("Completed") == 1
+    posted = wait_reasons(kube.api, namespace, "p2", {"Flushing", "Completed"})
+    assert posted.count("Flushing") == 1 and posted.count("Completed") == 1
     table = kube.run_kubectl("get", "runbook", "-n", namespace).stdout
     assert "p2" in table and "Completed" in table
     assert_password_nowhere(kube, operator, namespace, redis_server)

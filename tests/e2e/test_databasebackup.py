@@ -20,6 +20,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import create_cr, delete_cr, get_cr, patch_cr, wait_condition, wait_gone
+from support.events import wait_reasons
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.postgres import (
@@ -32,7 +33,6 @@ from support.postgres import (
     backup_spec,
     create_credentials,
     dbname,
-    reasons,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
@@ -117,12 +117,8 @@ def test_backup_verify_lose_rows_restore(
     assert watch.seen["pg_dump"] > 0 and watch.seen["pg_restore"] > 0
     assert watch.leaks == []
     assert_secret_nowhere(kube, operator, namespace, mail_score.password)
-    assert {"Started", "Dumped", "Verified", "Completed"} <= set(
-        reasons(api, namespace, "before-migration")
-    )
-    assert {"Authorized", "Started", "SafetyBackup", "Restored"} <= set(
-        reasons(api, namespace, "recovery")
-    )
+    wait_reasons(api, namespace, "before-migration", {"Started", "Dumped", "Verified", "Completed"})
+    wait_reasons(api, namespace, "recovery", {"Authorized", "Started", "SafetyBackup", "Restored"})
     listing = kube.run_kubectl("get", "runbook", "-n", namespace).stdout
     assert "before-migration" in listing and "recovery" in listing
 
@@ -205,7 +201,7 @@ def test_operator_killed_mid_dump(
 
         second = wait_for(retried, timeout=30, what="attempt 2")
         assert second["status"]["attemptBy"] != first["status"]["attemptBy"]
-        assert "Interrupted" in reasons(api, namespace, "crash")
+        wait_reasons(api, namespace, "crash", {"Interrupted"})
         locker.execute("ROLLBACK")
     done = wait_condition(api, namespace, BACKUP, "crash", "Ready", timeout=120)
     folder = artifact(done).parent
@@ -296,5 +292,5 @@ def test_operator_stopped_mid_dump_stops_promptly_and_resumes(
         locker.execute("ROLLBACK")
     operator.start()
     done = wait_condition(api, namespace, BACKUP, "stopped", "Ready", timeout=120)
-    assert "Interrupted" in reasons(api, namespace, "stopped")  # dumped again, attempt 2
+    wait_reasons(api, namespace, "stopped", {"Interrupted"})  # dumped again, attempt 2
     assert [p.name for p in folder.iterdir()] == [artifact(done).name]

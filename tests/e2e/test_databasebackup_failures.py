@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 
 from support.crs import cond, condition, create_cr, get_cr, wait_condition
+from support.events import wait_reasons
 from support.kube import Cluster
 from support.operator import OperatorProcess, free_port
 from support.postgres import (
@@ -28,7 +29,6 @@ from support.postgres import (
     backup_spec,
     create_credentials,
     dbname,
-    reasons,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
@@ -50,7 +50,7 @@ def wait_failed(api: Any, namespace: str, name: str, reason: str) -> dict[str, A
     assert obj["status"]["phase"] == "Failed"
     ready = condition(obj, "Ready")
     assert ready is not None and ready["status"] == "False" and ready["reason"] == reason
-    assert reason in reasons(api, namespace, name)  # a Warning event says it too
+    wait_reasons(api, namespace, name, {reason})  # a Warning event says it too
     return obj
 
 

@@ -23,6 +23,7 @@ from support.crs import (
     wait_condition,
     wait_phase,
 )
+from support.events import wait_reasons
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.postgres import (
@@ -32,7 +33,6 @@ from support.postgres import (
     backup_spec,
     create_credentials,
     dbname,
-    reasons,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
@@ -74,7 +74,7 @@ def test_restore_needs_a_window_or_a_confirmation(
     assert "no window is Active" in message
     typo = cond(blocked(api, namespace, "typo"), "Ready")["message"]
     assert "spec.confirm is 'mail_score'" in typo
-    assert "NotAuthorized" in reasons(api, namespace, "unconfirmed")
+    wait_reasons(api, namespace, "unconfirmed", {"NotAuthorized"})
     assert db.fingerprint() == damaged  # refused means untouched
     backups = client_list(api, namespace, "databasebackups")
     assert [b["metadata"]["name"] for b in backups] == ["nightly"]  # no safety backup either

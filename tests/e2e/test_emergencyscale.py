@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from support.app import deploy_app
 from support.crs import cond, condition, create_cr, delete_cr, get_cr, patch_cr, wait_gone
+from support.events import wait_event, wait_reasons
 from support.images import image
 from support.kube import Cluster, wait_for_rollout
 from support.wait import wait_for
@@ -108,13 +109,6 @@ def wait_es(
         raise AssertionError(f"{exc}\nlast status: {yaml.safe_dump(last)}") from None
 
 
-def events_for(kube: Cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    listing = client.CoreV1Api(kube.api).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={KIND}"
-    )
-    return [(e.type, e.reason, e.message) for e in listing.items]
-
-
 def parse_status_time(text: str) -> float:
     """A status timestamp (RFC 3339) as seconds since the epoch."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
@@ -181,20 +175,10 @@ def test_scale_up_for_high_traffic_through_the_hpa_and_back_exactly(
     assert held_by(kube, namespace, BACKEND) is None
     assert held_by(kube, namespace, FRONTEND) is None
 
-    events = events_for(kube, namespace, "high-traffic")
-    reasons = [reason for _, reason, _ in events]
-    for expected in (
-        "RecordedOriginals",
-        "Applied",
-        "Scaled",
-        "Reverting",
-        "Restored",
-        "Completed",
-    ):
-        assert expected in reasons, reasons
+    steps = {"RecordedOriginals", "Applied", "Scaled", "Reverting", "Restored", "Completed"}
+    posted = wait_reasons(kube.api, namespace, "high-traffic", steps)
     # Each step is one event with its own reason, not also a copy as a "Logging" event.
-    copies = [m for _, r, m in events if r == "Logging" and m.startswith(tuple(reasons))]
-    assert copies == [], copies
+    assert "Logging" not in posted, posted
 
 
 def test_the_hpa_is_not_fought(kube: Cluster, namespace: str) -> None:
@@ -241,7 +225,7 @@ def test_a_second_emergencyscale_waits_for_the_first_and_says_who_holds(
     assert "mail-score-frontend is held by EmergencyScale/first" in ready_message(obj)
     assert condition(obj, "Stalled") is None
     assert status(obj).get("originals") in (None, [])
-    assert ("Warning", "WorkloadHeld") in [e[:2] for e in events_for(kube, namespace, "second")]
+    assert wait_event(kube.api, namespace, "second", "WorkloadHeld")["type"] == "Warning"
     assert replicas(kube, namespace, FRONTEND) == 6
 
     delete_cr(kube.api, namespace, KIND, "first")  # reverts to 2, releases
@@ -370,7 +354,7 @@ def test_a_missing_target_and_a_size_over_the_cap_stall_with_the_reason(
     assert "60 replicas is over the operator's cap of 50" in ready_message(obj)
     assert replicas(kube, namespace, FRONTEND) == 2
     assert held_by(kube, namespace, FRONTEND) is None
-    assert ("Warning", "OverCap") in [e[:2] for e in events_for(kube, namespace, "huge")]
+    assert wait_event(kube.api, namespace, "huge", "OverCap")["type"] == "Warning"
     # A human fixes it: the edit is taken up.
     patch_cr(kube.api, namespace, KIND, "huge", {"spec": frontend_only(8)})
     wait_es(kube, namespace, "huge", phase="Active", ready=("True", "Scaled"))

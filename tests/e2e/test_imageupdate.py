@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import cond, create_cr, get_cr, patch_cr, wait_phase
+from support.events import wait_reasons
 from support.health import Health
 from support.health import health as health  # noqa: PLC0414  (the fixture)
 from support.images import image
@@ -27,7 +28,6 @@ from support.rollback_cluster import (
     HOLD,
     create_deployment,
     deployment,
-    events,
     extra_namespace,
     manifest,
     owned_replica_sets,
@@ -97,8 +97,7 @@ def test_sets_the_image_after_recording_what_it_replaces(
     assert "security-patch" in table and "Completed" in table
     wide = kube.run_kubectl("get", "imgup", "-n", namespace).stdout
     assert "backend-1.4.3" in wide and NAME in wide
-    reasons = [e["reason"] for e in events(kube, namespace, "security-patch")]
-    assert "Updating" in reasons
+    wait_reasons(kube.api, namespace, "security-patch", {"Updating"})
 
 
 def test_matches_kubectl_set_image_on_a_twin(
@@ -136,8 +135,7 @@ def test_a_rollout_that_cannot_finish_is_rolled_back_to_the_recorded_revision(
     assert dep["metadata"]["annotations"][REVISION] == "3"  # kubectl rollout undo numbering
     assert HOLD not in dep["metadata"]["annotations"]
     assert len(owned_replica_sets(kube, namespace, NAME)) == 2  # the old one came back
-    reasons = [e["reason"] for e in events(kube, namespace, "stuck")]
-    assert "RollingBack" in reasons
+    wait_reasons(kube.api, namespace, "stuck", {"RollingBack"})
 
 
 def test_a_failing_health_check_rolls_the_images_back(
@@ -158,8 +156,7 @@ def test_a_failing_health_check_rolls_the_images_back(
     assert dep["spec"]["template"] == original["spec"]["template"]
     assert app_image(kube, namespace) == image("backend-1.4.2")
     assert dep["metadata"]["annotations"][REVISION] == "3"
-    reasons = [e["reason"] for e in events(kube, namespace, "sick")]
-    assert {"Verifying", "Unhealthy", "RollingBack"} <= set(reasons)
+    wait_reasons(kube.api, namespace, "sick", {"Verifying", "Unhealthy", "RollingBack"})
 
 
 def test_dying_after_every_step_changes_nothing_twice(

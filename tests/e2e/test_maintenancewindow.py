@@ -35,6 +35,7 @@ from support.crs import (
     wait_gone,
     wait_phase,
 )
+from support.events import events, reasons, wait_event, wait_reasons
 from support.images import image
 from support.kube import Cluster, wait_for_rollout
 from support.operator import OperatorProcess
@@ -186,13 +187,6 @@ def steps(obj: Obj) -> list[str]:
     return [s["name"] for s in (obj.get("status") or {}).get("steps") or []]
 
 
-def events(kube: Cluster, namespace: str, name: str) -> list[Any]:
-    listing = client.CoreV1Api(kube.api).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={KIND}"
-    )
-    return list(listing.items)
-
-
 def ready_app_with_backup(kube: Cluster, namespace: str) -> Obj:
     deploy_app(kube, namespace)
     completed_backup(kube, namespace, "nightly-run", datetime.now(UTC) - timedelta(hours=2))
@@ -286,16 +280,9 @@ def test_runbook_window_runs_the_procedure_and_restores_everything(
     assert cond(done, "Ready")["reason"] == "Completed"
     assert len(replica_sets(kube, namespace, FRONTEND)) == 2  # original + the restart, reused
     assert held_replicasets(kube, namespace) == []
-    reasons = {e.reason for e in events(kube, namespace, "postgres-upgrade")}
-    assert {
-        "Starting",
-        "SetMaintenanceFlag",
-        "ScaleDown",
-        "Active",
-        "Ending",
-        "RestoreMaintenanceFlag",
-        "Completed",
-    } <= reasons
+    expected = {"Starting", "SetMaintenanceFlag", "ScaleDown", "Active", "Ending"}
+    expected |= {"RestoreMaintenanceFlag", "Completed"}
+    wait_reasons(kube.api, namespace, "postgres-upgrade", expected)
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -331,8 +318,7 @@ def test_blocked_short_notice_no_backup_missing_approvals(
         assert stalled["reason"] == reason and words in stalled["message"]
         assert cond(obj, "Ready")["message"].startswith("Not started: ")
         assert steps(obj) == []
-        warned = [e for e in events(kube, namespace, name) if e.reason == "Blocked"]
-        assert warned and warned[0].type == "Warning"
+        assert wait_event(kube.api, namespace, name, "Blocked")["type"] == "Warning"
     assert snapshot(kube, namespace) == before
     assert alertmanager.silences() == []
 
@@ -418,11 +404,18 @@ def test_ending_mid_window_restores_everything(
             wait_for_rollout(kube.api, namespace, name)
     assert snapshot(kube, namespace) == before
     assert alertmanager.active() == []
-    drift = [e for e in events(kube, namespace, "mw") if e.reason == "Drift"]
-    assert {e.type for e in drift} == {"Warning"}
-    text = " ".join(e.message for e in drift)
-    assert "MAINTENANCE_MODE was set to 'half' during the window" in text
-    assert "HPA backend-hpa bounds were changed during the window to 1-4" in text
+    told = (
+        "MAINTENANCE_MODE was set to 'half' during the window",
+        "HPA backend-hpa bounds were changed during the window to 1-4",
+    )
+
+    def drift() -> list[dict[str, Any]] | None:
+        found = [e for e in events(kube.api, namespace, "mw") if e["reason"] == "Drift"]
+        text = " ".join(e["message"] for e in found)
+        return found if all(words in text for words in told) else None
+
+    found = wait_for(drift, timeout=30, what="a Drift event for each change")
+    assert {e["type"] for e in found} == {"Warning"}
 
 
 # --- holds ---------------------------------------------------------------------------------------
@@ -473,8 +466,8 @@ def test_waits_for_a_held_workload_then_starts(
     assert "Deployment mail-score-backend is held by MaintenanceWindow/first" in message
     assert flag(kube, namespace) == "false"  # nothing of the second window happened
     assert HOLD not in (deployment(kube, namespace, FRONTEND)["metadata"]["annotations"] or {})
-    warned = [e for e in events(kube, namespace, "second") if e.reason == "WorkloadHeld"]
-    assert len(warned) == 1 and warned[0].type == "Warning"
+    assert wait_event(kube.api, namespace, "second", "WorkloadHeld")["type"] == "Warning"
+    assert reasons(kube.api, namespace, "second").count("WorkloadHeld") == 1
     patch_cr(kube.api, namespace, KIND, "first", {"spec": {"cancel": True}})
     wait_phase(kube.api, namespace, KIND, "second", "Active", timeout=60)
     assert deployment(kube, namespace, BACKEND)["metadata"]["annotations"][HOLD] == (

@@ -12,7 +12,6 @@ back), one event per step at most.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -23,6 +22,7 @@ from support.alertmanager import (
     alertmanager,  # noqa: F401  (fixture)
 )
 from support.crs import create_cr, get_cr, patch_cr, wait_phase
+from support.events import events
 from support.kube import Cluster, wait_for_rollout
 from support.operator import OperatorProcess
 from support.wait import wait_for
@@ -31,7 +31,6 @@ from .test_maintenancewindow import (
     BACKEND,
     FRONTEND,
     KIND,
-    events,
     example_window,
     held_replicasets,
     ready_app_with_backup,
@@ -95,11 +94,10 @@ def test_sigkill_after_every_step_still_restores_everything_once(
     assert held_replicasets(kube, namespace) == []
     revision = client.AppsV1Api(kube.api).read_namespaced_deployment(FRONTEND, namespace)
     assert revision.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
-    time.sleep(1)  # events are posted in the background
     per_step: Counter[str] = Counter()
-    for event in events(kube, namespace, "mw"):
-        if event.reason in steps(done):
-            per_step[event.reason] += event.count or 1
+    for event in events(kube.api, namespace, "mw"):
+        if event["reason"] in steps(done):
+            per_step[event["reason"]] += event.get("count") or 1
     # An event is posted after its step is recorded: dying right then may lose it, never
     # post it twice.
     assert all(count == 1 for count in per_step.values()), per_step

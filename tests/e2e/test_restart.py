@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from support.crs import create_cr, get_cr, patch_cr, wait_phase
+from support.events import reasons, wait_reasons
 from support.health import Health
 from support.health import health as health  # noqa: PLC0414  (the fixture)
 from support.images import image
@@ -23,7 +24,6 @@ from support.operator import OperatorProcess
 from support.rollback_cluster import (
     create_deployment,
     deployment,
-    events,
     manifest,
     owned_replica_sets,
 )
@@ -80,12 +80,9 @@ def test_two_deployments_in_order_each_after_the_previous(
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True" and ready["reason"] == "Restarted"
 
-    def reasons() -> list[str]:
-        return [e["reason"] for e in events(kube, namespace, "quick-fix")]
-
-    wait_for(lambda: "Completed" in reasons(), timeout=10, what="the Completed event")
-    assert reasons().count("Restarted") == 2 and reasons().count("RolledOut") == 2
-    assert "Logging" not in reasons()
+    posted = wait_reasons(kube.api, namespace, "quick-fix", {"Completed"})
+    assert posted.count("Restarted") == 2 and posted.count("RolledOut") == 2
+    assert "Logging" not in posted
 
 
 def test_a_failing_health_check_ends_failed_with_the_reason(
@@ -142,7 +139,7 @@ def test_dying_after_every_step_restarts_nothing_twice(
         assert restarted_at(kube, namespace, name) == stamp
         assert len(owned_replica_sets(kube, namespace, name)) == 2, f"{name} restarted twice"
     wait_for(
-        lambda: [e["reason"] for e in events(kube, namespace, "crashy")].count("Completed") == 1,
+        lambda: reasons(kube.api, namespace, "crashy").count("Completed") == 1,
         timeout=10,
         what="one Completed event",
     )

@@ -20,6 +20,7 @@ from support.crs import (
     wait_gone,
     wait_phase,
 )
+from support.events import events, wait_event, wait_reasons
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -27,13 +28,11 @@ from support.rollback_cluster import (
     HOLD,
     create_deployment,
     deployment,
-    events,
     manifest,
     owned_replica_sets,
     revision,
     rollout,
     set_image,
-    wait_event,
 )
 from support.wait import wait_for
 
@@ -109,15 +108,12 @@ def test_backend_and_frontend_roll_back_together(
             for rs in owned_replica_sets(kube, namespace, name)
         )
 
-    def reasons() -> list[str]:
-        return [e["reason"] for e in events(kube, namespace, "undo")]
-
-    wait_for(lambda: "Completed" in reasons(), timeout=10, what="the Completed event")
+    posted = wait_reasons(kube.api, namespace, "undo", {"Completed"})
     # Each step posts its Event once; log lines were posted a second time as "Logging".
-    assert "Logging" not in reasons(), reasons()
-    counts = {r: reasons().count(r) for r in ("Started", "Completed")}
-    assert counts == {"Started": 1, "Completed": 1}, reasons()
-    assert reasons().count("Restored") == 2 and reasons().count("RolledOut") == 2
+    assert "Logging" not in posted, posted
+    counts = {r: posted.count(r) for r in ("Started", "Completed")}
+    assert counts == {"Started": 1, "Completed": 1}, posted
+    assert posted.count("Restored") == 2 and posted.count("RolledOut") == 2
 
     def listing() -> str | None:  # kubectl's discovery cache may lag behind new CRDs
         result = kube.run_kubectl("-n", namespace, "get", "runbook", check=False)
@@ -156,7 +152,7 @@ def test_refusals_say_why_and_change_nothing(
         assert obj["status"]["phase"] == "Refused"
         assert words in cond(obj, "Stalled")["message"]
         assert cond(obj, "Ready")["status"] == "False"
-        warning = wait_event(kube, namespace, name, reason)
+        warning = wait_event(kube.api, namespace, name, reason)
         assert warning["type"] == "Warning" and words in warning["message"]
 
     # kubectl refuses the same ones
@@ -200,7 +196,8 @@ def test_a_held_deployment_makes_it_wait_then_it_proceeds(
     assert waiting["status"]["phase"] == "Pending"
     assert "EmergencyScale/surge" in cond(waiting, "Ready")["message"]
     assert condition(waiting, "Stalled") is None
-    assert "EmergencyScale/surge" in wait_event(kube, namespace, "undo", "WorkloadHeld")["message"]
+    held = wait_event(kube.api, namespace, "undo", "WorkloadHeld")
+    assert "EmergencyScale/surge" in held["message"]
     assert current_image(kube, namespace, "web") == image("web-2")
 
     kube.run_kubectl("-n", namespace, "annotate", "deployment/web", f"{HOLD}-")
@@ -237,7 +234,7 @@ def test_gitops_managed_targets_roll_back_with_a_warning(
     assert gitops["status"] == "True"
     assert "Argo CD application mail-score" in gitops["message"]
     assert "next sync re-applies" in gitops["message"]
-    assert wait_event(kube, namespace, "undo", "GitOpsManaged")["type"] == "Warning"
+    assert wait_event(kube.api, namespace, "undo", "GitOpsManaged")["type"] == "Warning"
     assert current_image(kube, namespace, "web") == image("web-1")
 
 
@@ -260,7 +257,7 @@ def test_sigkill_during_the_rollback_never_applies_a_second_one(
     assert revision(dep) == 4  # one undo: revision 2 renumbered 4; a second would make 5
     assert sorted(revision(rs) for rs in owned_replica_sets(kube, namespace, "web")) == [1, 3, 4]
     assert done["status"]["targets"][0]["newRevision"] == 4
-    restores = [e for e in events(kube, namespace, "undo") if e["reason"] == "Restored"]
+    restores = [e for e in events(kube.api, namespace, "undo") if e["reason"] == "Restored"]
     assert len(restores) <= 1  # the killed process may not have posted its event
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from support.crs import cond, create_cr, get_cr, wait_condition, wait_phase
+from support.events import wait_event
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -22,7 +23,6 @@ from support.rollback_cluster import (
     deployment,
     manifest,
     set_image,
-    wait_event,
 )
 from support.wait import wait_for
 
@@ -95,7 +95,7 @@ def test_fires_when_errors_rise_after_a_new_revision(
     assert (target["fromRevision"], target["toRevision"], target["state"]) == (2, 1, "Complete")
     assert target["fromImages"] == [f"app={image('web-2')}"]
     assert cond(done, "Ready")["reason"] == "RolledBack"
-    fired = wait_event(kube, namespace, "guard", "TriggerFired")
+    fired = wait_event(kube.api, namespace, "guard", "TriggerFired")
     assert "web revision 2" in fired["message"]
 
 

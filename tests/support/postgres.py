@@ -39,6 +39,7 @@ from psycopg import sql
 
 from testbed import ledger
 
+from .events import events
 from .servers import free_port, require
 
 __all__ = [
@@ -52,9 +53,7 @@ __all__ = [
     "backup_spec",
     "create_credentials",
     "dbname",
-    "events",
     "postgres",
-    "reasons",
     "running_postgres",
     "seed_mail_score",
 ]
@@ -371,17 +370,6 @@ def artifact(obj: dict[str, Any]) -> Path:
     return Path(urlparse(obj["status"]["location"]).path)
 
 
-def events(api: Any, namespace: str) -> list[Any]:
-    from kubernetes import client
-
-    return list(client.CoreV1Api(api).list_namespaced_event(namespace).items)
-
-
-def reasons(api: Any, namespace: str, name: str) -> list[str]:
-    """Reasons of the events about one object, oldest first."""
-    return [e.reason for e in events(api, namespace) if e.involved_object.name == name]
-
-
 class ProcessWatch:
     """Samples every process's command line and environment while a test runs, so a
     password on a command line (or in pg_dump's environment) cannot go unnoticed."""
@@ -429,7 +417,7 @@ def assert_secret_nowhere(kube: Any, operator: Any, namespace: str, secret: str)
 
     assert secret not in operator.raw_log()
     for event in events(kube.api, namespace):
-        assert secret not in (event.message or ""), event
+        assert secret not in (event.get("message") or ""), event
     custom = client.CustomObjectsApi(kube.api)
     for plural in ("databasebackups", "databaserestores"):
         listing = custom.list_namespaced_custom_object(

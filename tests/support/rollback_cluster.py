@@ -19,13 +19,11 @@ from kubernetes import client
 
 from .images import PULL_POLICY
 from .kube import Cluster, create_namespace, delete_namespace, unique_name
-from .wait import wait_for
 
 __all__ = [
     "HOLD",
     "create_deployment",
     "deployment",
-    "events",
     "extra_namespace",
     "manifest",
     "owned_replica_sets",
@@ -166,22 +164,6 @@ def snapshot(kube: Cluster, namespace: str, name: str) -> Obj:
             key=lambda rs: rs["name"],
         ),
     }
-
-
-def events(kube: Cluster, namespace: str, name: str) -> list[Obj]:
-    """The Events posted on one object, oldest first."""
-    response = client.CoreV1Api(kube.api).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={name}", _preload_content=False
-    )
-    items = json.loads(response.data)["items"]
-    return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-
-
-def wait_event(kube: Cluster, namespace: str, name: str, reason: str, timeout: float = 30) -> Obj:
-    def find() -> Obj | None:
-        return next((e for e in events(kube, namespace, name) if e["reason"] == reason), None)
-
-    return wait_for(find, timeout=timeout, what=f"event {reason} on {name}")
 
 
 @contextmanager
