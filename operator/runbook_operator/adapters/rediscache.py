@@ -13,6 +13,7 @@ Exceptions (each has a `reason` for conditions and events):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import redis.exceptions as rex
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "Memory",
     "RedisAuthFailed",
     "RedisCommandRefused",
     "RedisError",
@@ -31,6 +33,7 @@ __all__ = [
     "clear_marker",
     "flush",
     "has_marker",
+    "memory",
     "set_marker",
     "stats",
     "unlink_matching",
@@ -96,16 +99,27 @@ def _clean(text: str, server: RedisServer) -> str:
     return " ".join(text.split())
 
 
+@dataclass(frozen=True)
+class Memory:
+    """What a health check asks: did PING answer, and how full is the server."""
+
+    used_memory: int
+    used_memory_human: str
+    maxmemory: int
+    """0: no limit set."""
+    ping_seconds: float
+
+
 @contextmanager
-def _client(server: RedisServer) -> Iterator[redis.Redis]:
+def _client(server: RedisServer, timeout: float | None = None) -> Iterator[redis.Redis]:
     conn = redis.Redis(
         host=server.host,
         port=server.port,
         db=server.db,
         username=server.username,
         password=server.password,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=COMMAND_TIMEOUT,
+        socket_connect_timeout=min(CONNECT_TIMEOUT, timeout or CONNECT_TIMEOUT),
+        socket_timeout=timeout or COMMAND_TIMEOUT,
         client_name="runbook-operator",
     )
     where = f"Redis at {server.address}"
@@ -143,6 +157,21 @@ def stats(server: RedisServer, pattern: str | None = None) -> Stats:
             used_memory=int(memory.get("used_memory", 0)),
             used_memory_human=str(memory.get("used_memory_human", "")),
             version=str(version),
+        )
+
+
+def memory(server: RedisServer, timeout: float | None = None) -> Memory:
+    """PING, then INFO memory: used_memory against maxmemory. `timeout` bounds each step."""
+    with _client(server, timeout) as conn:
+        started = time.monotonic()
+        conn.ping()
+        took = time.monotonic() - started
+        info = conn.info("memory")
+        return Memory(
+            used_memory=int(info.get("used_memory", 0)),
+            used_memory_human=str(info.get("used_memory_human", "")),
+            maxmemory=int(info.get("maxmemory", 0)),
+            ping_seconds=took,
         )
 
 

@@ -19,6 +19,7 @@ from .model import ApiModel
 __all__ = [
     "Credentials",
     "DatabaseName",
+    "PostgresConnection",
     "PostgresRef",
     "SslMode",
     "Table",
@@ -59,8 +60,8 @@ class Credentials(ApiModel):
     """Key of the password in the Secret. It never appears on a command line or in a log."""
 
 
-class PostgresRef(ApiModel):
-    """A PostgreSQL database and how to reach it."""
+class PostgresConnection(ApiModel):
+    """A PostgreSQL database and how to log in: what every kind that talks to one names."""
 
     host: Annotated[
         str,
@@ -75,6 +76,16 @@ class PostgresRef(ApiModel):
     """libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full."""
     credentials: Credentials
     """Where the user name and password are."""
+
+    @property
+    def where(self) -> str:
+        """For messages: `mail_score on postgres:5432`."""
+        return f"{self.database} on {self.host}:{self.port}"
+
+
+class PostgresRef(PostgresConnection):
+    """A PostgreSQL database and how to reach it."""
+
     lock_timeout: GoDuration = "1m"
     """How long a dump (and the operator's own queries) waits for a table lock another
     session holds, e.g. a migration's ALTER TABLE, before it fails saying so."""
@@ -85,11 +96,6 @@ class PostgresRef(ApiModel):
     def on(self, database: str) -> PostgresRef:
         """The same server and login, another database."""
         return self.model_copy(update={"database": database})
-
-    @property
-    def where(self) -> str:
-        """For messages: `mail_score on postgres:5432`."""
-        return f"{self.database} on {self.host}:{self.port}"
 
 
 class TableRows(ApiModel):

@@ -12,6 +12,7 @@ from .cacheflush.handlers import CacheFlushKind
 from .databasebackup.handlers import DatabaseBackupKind
 from .databaserestore.handlers import DatabaseRestoreKind
 from .emergencyscale.handlers import EmergencyScaleKind
+from .healthreport.handlers import HealthReportKind
 from .imageupdate.handlers import ImageUpdateKind
 from .maintenancewindow.handlers import MaintenanceWindowKind
 from .restart.handlers import RestartKind
@@ -27,6 +28,7 @@ def kinds() -> list[Kind]:
         DatabaseBackupKind(),
         DatabaseRestoreKind(),
         EmergencyScaleKind(),
+        HealthReportKind(),
         ImageUpdateKind(),
         MaintenanceWindowKind(),
         RestartKind(),
