@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .core.notify import Notifications, NotifyRef
 from .core.resource import CATEGORY, Resource
 from .kinds import RESOURCES
 
@@ -93,6 +94,14 @@ def _schema(resource: Resource) -> Schema:
     if resource.spec_rules:
         spec.setdefault("x-kubernetes-validations", []).extend(resource.spec_rules)
     status = structural(resource.status.model_json_schema(by_alias=True), keep_defaults=False)
+    if resource.operation:
+        notify = structural(NotifyRef.model_json_schema(by_alias=True))
+        notify["description"] = "Who to tell of this operation (default: the namespace's "
+        notify["description"] += "default Notifiers), and of which moments."
+        spec.setdefault("properties", {})["notify"] = notify
+        record = structural(Notifications.model_json_schema(by_alias=True), keep_defaults=False)
+        record["description"] = "What was sent to Notifiers, and whether it was delivered."
+        status.setdefault("properties", {})["notifications"] = record
     return {
         "type": "object",
         "description": resource.description,
@@ -133,7 +142,7 @@ def crd(resource: Resource) -> Schema:
                 "plural": resource.plural,
                 "singular": resource.singular,
                 "shortNames": list(resource.short_names),
-                "categories": [CATEGORY],
+                "categories": [CATEGORY] if resource.operation else [],
             },
             "versions": [
                 {

@@ -31,6 +31,7 @@ from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
 from .context import Pass
 from .kind import Kind, Result
+from .notifying import Notifying
 from .ports import KubePort, Obj
 from .spec import InvalidSpec
 from .writer import Stale
@@ -63,8 +64,11 @@ class Controller:
         executor: Executor,
         new_pass: Callable[[Kind, Obj, threading.Event], Pass],
         on_result: Callable[[Kind, Key, Result | None], None],
+        notifying: Notifying | None = None,
     ) -> None:
         self.kind = kind
+        self.notifying = notifying or Notifying()
+        """Tells Notifiers of the moments each pass reached (core.notifying)."""
         self.kube = kube
         self.executor = executor
         self.new_pass = new_pass
@@ -219,9 +223,10 @@ class Controller:
             return result
         ctx.writer.ensure_finalizer()
         try:
-            return self.kind.reconcile(ctx)
+            result = self.kind.reconcile(ctx)
         except InvalidSpec as exc:
-            return self._invalid(ctx, str(exc))
+            result = self._invalid(ctx, str(exc))
+        return self.notifying.after(ctx, result)
 
     def _invalid(self, ctx: Pass, message: str) -> Result:
         """Stalled with the field and the reason; one event; no retry until an edit."""

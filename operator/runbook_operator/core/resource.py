@@ -9,12 +9,15 @@ without knowing any kind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
 from .conditions import StatusBase
 from .model import GROUP, VERSION
+from .notify import Seen
 
 __all__ = ["CATEGORY", "Column", "Resource", "by_kind"]
 
@@ -45,6 +48,12 @@ class Resource:
     columns: tuple[Column, ...] = ()
     spec_rules: tuple[dict[str, str], ...] = field(default_factory=tuple)
     """Extra CEL rules on .spec (cross-field rules of the spec model go there too)."""
+    operation: bool = True
+    """An operation: listed by `kubectl get runbook`, and it tells Notifiers of its
+    moments (`spec.notify`, `status.notifications`). False for configuration (Notifier)."""
+    moment: Callable[[dict[str, Any]], Seen | None] | None = None
+    """The notification moment of a status, when the common reading (core.notify.moment_of)
+    does not fit the kind's phases."""
 
     def __post_init__(self) -> None:
         _REGISTRY[self.kind] = self

@@ -56,6 +56,8 @@ class StatusWriter:
         self.obj = obj
         self.wrote = False
         """Whether this writer changed the object (so its next watch event is our echo)."""
+        self.written: list[Obj] = []
+        """Each status this writer stored, in order (the moments a pass went through)."""
 
     @property
     def namespace(self) -> str:
@@ -83,6 +85,21 @@ class StatusWriter:
                 diff[key] = value
         if not diff:
             return False
+        self._patch_status(diff)
+        self.written.append(dict(self.obj.get("status") or {}))
+        return True
+
+    def write_fields(self, fields: dict[str, Any]) -> bool:
+        """Patch top-level status fields the kind's model does not hold (the core's own
+        records, e.g. `notifications`); False when they already hold these values."""
+        stored = self.obj.get("status") or {}
+        diff = {k: merge_patch(stored.get(k), v) for k, v in fields.items() if stored.get(k) != v}
+        if not diff:
+            return False
+        self._patch_status(diff)
+        return True
+
+    def _patch_status(self, diff: dict[str, Any]) -> None:
         body = {"metadata": {"resourceVersion": self.obj["metadata"]["resourceVersion"]}}
         body["status"] = diff
         try:
@@ -92,7 +109,6 @@ class StatusWriter:
         except Conflict as exc:
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
         self.wrote = True
-        return True
 
     def _finalizers(self, finalizers: list[str]) -> None:
         meta = self.obj["metadata"]

@@ -15,6 +15,7 @@ from .emergencyscale.handlers import EmergencyScaleKind
 from .healthreport.handlers import HealthReportKind
 from .imageupdate.handlers import ImageUpdateKind
 from .maintenancewindow.handlers import MaintenanceWindowKind
+from .notifier.handlers import NotifierKind
 from .restart.handlers import RestartKind
 from .rollback.handlers import RollbackKind
 
@@ -31,6 +32,7 @@ def kinds() -> list[Kind]:
         HealthReportKind(),
         ImageUpdateKind(),
         MaintenanceWindowKind(),
+        NotifierKind(),
         RestartKind(),
         RollbackKind(),
     ]

@@ -1,0 +1,1 @@
+"""Notifier: where operations tell people of their moments (Slack, webhook, Statuspage)."""
