@@ -29,6 +29,10 @@ DR_OK: Spec = {"backup": "nightly", "confirm": "mail_score"}
 
 MW_OK: Spec = {"start": "2030-01-01T02:00:00Z", "duration": "2h"}
 
+HOOK: Spec = {"name": "slack", "key": "url"}
+NF_OK: Spec = {"slack": {"webhookUrl": HOOK}, "default": True}
+PAGE: Spec = {"pageId": "abc123", "apiKey": {"name": "statuspage", "key": "apiKey"}}
+
 CASES: list[tuple[str, str, Spec, str]] = [
     # (id, kind, spec, words expected in the refusal)
     ("es-no-targets", "EmergencyScale", {"duration": "1h"}, "targets"),
@@ -271,6 +275,48 @@ CASES: list[tuple[str, str, Spec, str]] = [
         },
         "exactly one of http or prometheus",
     ),
+    ("nf-nothing", "Notifier", {}, "set exactly one of slack, webhook and statuspage"),
+    (
+        "nf-two-destinations",
+        "Notifier",
+        {"slack": {"webhookUrl": HOOK}, "webhook": {"url": "https://hooks.example/x"}},
+        "set exactly one of slack, webhook and statuspage",
+    ),
+    ("nf-webhook-ftp", "Notifier", {"webhook": {"url": "ftp://hooks.example/x"}}, "url"),
+    (
+        "nf-webhook-url-and-secret",
+        "Notifier",
+        {"webhook": {"url": "https://hooks.example/x", "urlFrom": HOOK}},
+        "set exactly one of url and urlFrom",
+    ),
+    ("nf-webhook-neither", "Notifier", {"webhook": {}}, "set exactly one of url and urlFrom"),
+    ("nf-secret-without-key", "Notifier", {"slack": {"webhookUrl": {"name": "s"}}}, "key"),
+    ("nf-slack-without-secret", "Notifier", {"slack": {}}, "webhookUrl"),
+    ("nf-unknown-moment", "Notifier", {**NF_OK, "on": ["exploded"]}, "on"),
+    ("nf-no-moments", "Notifier", {**NF_OK, "on": []}, "on"),
+    ("nf-zero-attempts", "Notifier", {**NF_OK, "attempts": 0}, "attempts"),
+    ("nf-attempts-a-word", "Notifier", {**NF_OK, "attempts": "many"}, "attempts"),
+    ("nf-statuspage-no-page", "Notifier", {"statuspage": {"apiKey": HOOK}}, "pageId"),
+    (
+        "nf-statuspage-bad-base",
+        "Notifier",
+        {"statuspage": {**PAGE, "apiBase": "statuspage.io"}},
+        "apiBase",
+    ),
+    (
+        "nf-statuspage-bad-impact",
+        "Notifier",
+        {"statuspage": {**PAGE, "impact": "apocalyptic"}},
+        "impact",
+    ),
+    ("nf-timeout-too-long", "Notifier", {**NF_OK, "timeoutSeconds": 600}, "timeoutSeconds"),
+    (
+        "op-notify-bad-name",
+        "Rollback",
+        {**RB_OK, "notify": {"notifiers": ["Not A Name"]}},
+        "notifiers",
+    ),
+    ("op-notify-bad-moment", "EmergencyScale", {**ES_OK, "notify": {"on": ["later"]}}, "on"),
 ]
 
 
@@ -294,6 +340,10 @@ def test_rejected_by_the_api_server(
         ("DatabaseBackup", DB_OK),
         ("DatabaseRestore", DR_OK),
         ("MaintenanceWindow", MW_OK),
+        ("Notifier", NF_OK),
+        ("Notifier", {"statuspage": PAGE, "on": ["failed", "completed"]}),
+        ("Notifier", {"webhook": {"urlFrom": HOOK}}),
+        ("Rollback", {**RB_OK, "notify": {"notifiers": ["sre-slack"], "on": ["failed"]}}),
     ],
 )
 def test_valid_spec_is_accepted(kube: Cluster, namespace: str, kind: str, spec: Spec) -> None:
