@@ -223,7 +223,12 @@ def test_a_dead_redis_fails_its_check_in_time_and_the_others_still_report(
         obj = get_cr(kube.api, namespace, KIND, "dead")
         return obj if "cannot reach Redis" in result(obj, "cache")["message"] else None
 
-    refused = wait_for(rerun, timeout=30, what="the re-run after the spec changed")
+    try:
+        refused = wait_for(rerun, timeout=30, what="the re-run after the spec changed")
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\n{get_cr(kube.api, namespace, KIND, 'dead')['status']}"
+        ) from None
     assert result(refused, "web")["passed"] and refused["status"]["observedGeneration"] == 2
     assert_secrets_nowhere(kube, operator, namespace, redis_server.password)
 

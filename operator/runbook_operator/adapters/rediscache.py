@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import redis
 import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -112,6 +114,8 @@ class Memory:
 
 @contextmanager
 def _client(server: RedisServer, timeout: float | None = None) -> Iterator[redis.Redis]:
+    """A connection; with a `timeout` (a health check's), one honest attempt: redis-py's
+    default retries with backoff would turn "connection refused" into a timeout."""
     conn = redis.Redis(
         host=server.host,
         port=server.port,
@@ -122,6 +126,8 @@ def _client(server: RedisServer, timeout: float | None = None) -> Iterator[redis
         socket_timeout=timeout or COMMAND_TIMEOUT,
         client_name="runbook-operator",
     )
+    if timeout is not None:
+        conn.set_retry(Retry(NoBackoff(), 0))
     where = f"Redis at {server.address}"
     try:
         yield conn
