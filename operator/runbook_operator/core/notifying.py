@@ -36,6 +36,8 @@ NOTIFIERS = "notifiers"
 NOTIFIED = "Notified"
 LOG = logging.getLogger("runbook_operator.notify")
 REQUESTED_BY = "ops.mailscore.com/requested-by"
+RETRY_AFTER_ERROR = 60.0
+"""Seconds before notifications are looked at again after the API server refused a read."""
 
 Obj = dict[str, Any]
 
@@ -127,7 +129,7 @@ class Notifying:
             raise  # decided again from a fresh read, like any write of the pass
         except KubeError as exc:
             ctx.recorder.log(f"notifications not sent yet: {exc}", level=logging.WARNING)
-            wake = 10.0
+            wake = RETRY_AFTER_ERROR
         if wake is None:
             return result
         if result.requeue_after is not None and result.requeue_after <= wake:
