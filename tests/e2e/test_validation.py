@@ -29,6 +29,15 @@ DR_OK: Spec = {"backup": "nightly", "confirm": "mail_score"}
 
 MW_OK: Spec = {"start": "2030-01-01T02:00:00Z", "duration": "2h"}
 
+HR_HTTP: Spec = {"name": "frontend", "http": {"url": "http://mail-score-frontend/health"}}
+HR_OK: Spec = {"checks": [HR_HTTP], "interval": "1m"}
+
+
+def hr(*checks: Spec, **extra: Any) -> Spec:
+    """A HealthReport spec with these checks."""
+    return {"checks": list(checks), **extra}
+
+
 HOOK: Spec = {"name": "slack", "key": "url"}
 NF_OK: Spec = {"slack": {"webhookUrl": HOOK}, "default": True}
 PAGE: Spec = {"pageId": "abc123", "apiKey": {"name": "statuspage", "key": "apiKey"}}
@@ -317,6 +326,63 @@ CASES: list[tuple[str, str, Spec, str]] = [
         "notifiers",
     ),
     ("op-notify-bad-moment", "EmergencyScale", {**ES_OK, "notify": {"on": ["later"]}}, "on"),
+    ("healthreport-no-checks", "HealthReport", {"checks": []}, "checks"),
+    ("healthreport-duplicate-names", "HealthReport", hr(HR_HTTP, HR_HTTP), "names must be unique"),
+    (
+        "healthreport-threshold-not-a-number",
+        "HealthReport",
+        hr({"name": "p95", "prometheus": {"query": "up", "threshold": "high"}}),
+        "threshold",
+    ),
+    ("healthreport-interval-under-10s", "HealthReport", {**HR_OK, "interval": "5s"}, "10s"),
+    (
+        "healthreport-url-not-http",
+        "HealthReport",
+        hr({"name": "web", "http": {"url": "ftp://mail-score/health"}}),
+        "url",
+    ),
+    (
+        "healthreport-secret-without-key",
+        "HealthReport",
+        hr(
+            {
+                "name": "db",
+                "postgres": {**PG, "credentials": {"secretName": "pg", "passwordKey": ""}},
+            }
+        ),
+        "passwordKey",
+    ),
+    (
+        "healthreport-percent-over-100",
+        "HealthReport",
+        hr({"name": "cache", "redis": {"host": "redis", "maxMemoryPercent": 101}}),
+        "maxMemoryPercent",
+    ),
+    (
+        "healthreport-two-types",
+        "HealthReport",
+        hr({**HR_HTTP, "redis": {"host": "redis"}}),
+        "exactly one of workloads, postgres, redis, http or prometheus",
+    ),
+    (
+        "healthreport-unknown-type",
+        "HealthReport",
+        hr({"name": "mq", "rabbitmq": {"host": "rabbit"}}),
+        "exactly one of workloads, postgres, redis, http or prometheus",
+    ),
+    (
+        "healthreport-bad-comparison",
+        "HealthReport",
+        hr({"name": "p95", "prometheus": {"query": "up", "threshold": 1, "comparison": "=>"}}),
+        "comparison",
+    ),
+    ("healthreport-negative-timeout", "HealthReport", {**HR_OK, "timeout": "-5s"}, "duration"),
+    (
+        "healthreport-no-workloads",
+        "HealthReport",
+        hr({"name": "apps", "workloads": {"deployments": []}}),
+        "at least one Deployment or StatefulSet",
+    ),
 ]
 
 
@@ -340,6 +406,7 @@ def test_rejected_by_the_api_server(
         ("DatabaseBackup", DB_OK),
         ("DatabaseRestore", DR_OK),
         ("MaintenanceWindow", MW_OK),
+        ("HealthReport", HR_OK),
         ("Notifier", NF_OK),
         ("Notifier", {"statuspage": PAGE, "on": ["failed", "completed"]}),
         ("Notifier", {"webhook": {"urlFrom": HOOK}}),
