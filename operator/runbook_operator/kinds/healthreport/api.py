@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field
 
@@ -49,6 +49,8 @@ CheckName = Annotated[
 
 
 def _timeout_bound(text: str) -> str:
+    if parse_duration(text).total_seconds() < 1:
+        raise ValueError(f"{text!r} is shorter than 1s; give a check at least 1s")
     if parse_duration(text).total_seconds() > MAX_TIMEOUT_SECONDS:
         raise ValueError(f"{text!r} is longer than 5m; a check must answer within 5m")
     return text
@@ -67,45 +69,38 @@ def _interval_bound(text: str) -> str:
 
 
 _DUR = "self.matches('^([0-9]+([.][0-9]+)?(h|ms|m|s))+$')"
+_FORMAT = cel(_DUR, "must be a duration such as 30m, 2h or 1h30m (units h, m, s, ms)")
+
+
+def _duration(*rules: dict[str, str]) -> Any:
+    """A duration string with the format rule and these (one list: a second
+    `json_schema_extra` would replace the first, not add to it)."""
+    return Field(max_length=64, json_schema_extra={"x-kubernetes-validations": [_FORMAT, *rules]})
+
+
 Timeout = Annotated[
-    GoDuration,
-    AfterValidator(_timeout_bound),
-    Field(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(f"!{_DUR} || duration(self) <= duration('5m')", "a timeout is at most 5m")
-            ]
-        }
+    str,
+    _duration(
+        cel(f"!{_DUR} || duration(self) >= duration('1s')", "a timeout is at least 1s"),
+        cel(f"!{_DUR} || duration(self) <= duration('5m')", "a timeout is at most 5m"),
     ),
+    AfterValidator(_timeout_bound),
 ]
+"""How long a check may take: 1s to 5m."""
 Latency = Annotated[
     str,
-    Field(
-        max_length=64,
-        pattern=r"^([0-9]+([.][0-9]+)?(h|ms|m|s))+$",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(f"!{_DUR} || duration(self) > duration('0s')", "a latency must be above 0")
-            ]
-        },
-    ),
+    _duration(cel(f"!{_DUR} || duration(self) > duration('0s')", "a latency must be above 0")),
     AfterValidator(_positive),
 ]
 """A duration that may be under a second, e.g. 500ms."""
 Interval = Annotated[
-    GoDuration,
-    AfterValidator(_interval_bound),
-    Field(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    f"!{_DUR} || duration(self) >= duration('10s')",
-                    "interval must be at least 10s",
-                )
-            ]
-        }
+    str,
+    _duration(
+        cel(f"!{_DUR} || duration(self) >= duration('10s')", "interval must be at least 10s")
     ),
+    AfterValidator(_interval_bound),
 ]
+"""How often a report runs: at least every 10s."""
 
 
 class WorkloadsProbe(ApiModel):
