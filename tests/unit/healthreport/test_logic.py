@@ -281,7 +281,7 @@ def report_spec(**extra: Any) -> HealthReportSpec:
 
 def results(*passed: bool, at: datetime = NOW) -> list[CheckResult]:
     return [
-        CheckResult(name=n, type="http", passed=p, at=at, message=f"{n} says {p}")  # type: ignore[arg-type]
+        CheckResult(name=n, type="http", passed=p, at=at, message=f"{n} says {p}")
         for n, p in zip("abc", passed, strict=True)
     ]
 

@@ -72,10 +72,11 @@ _DUR = "self.matches('^([0-9]+([.][0-9]+)?(h|ms|m|s))+$')"
 _FORMAT = cel(_DUR, "must be a duration such as 30m, 2h or 1h30m (units h, m, s, ms)")
 
 
-def _duration(*rules: dict[str, str]) -> Any:
+def _duration(*rules: dict[str, Any]) -> Any:
     """A duration string with the format rule and these (one list: a second
     `json_schema_extra` would replace the first, not add to it)."""
-    return Field(max_length=64, json_schema_extra={"x-kubernetes-validations": [_FORMAT, *rules]})
+    every: list[Any] = [_FORMAT, *rules]
+    return Field(max_length=64, json_schema_extra={"x-kubernetes-validations": every})
 
 
 Timeout = Annotated[
