@@ -273,10 +273,11 @@ class Operator:
         from support.servers import free_port
 
         self.liveness = free_port()
+        self.metrics = free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(self.bench.kubeconfig),
-            "RUNBOOK_METRICS_PORT": "0",
+            "RUNBOOK_METRICS_PORT": str(self.metrics),
             "RUNBOOK_LIVENESS_PORT": str(self.liveness),
             "RUNBOOK_METRICS_ADDRESS": "127.0.0.1",
             "RUNBOOK_BACKUP_ROOT": str(ROOT / ".testbed" / "bench-backups"),
@@ -315,6 +316,18 @@ class Operator:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
+
+    def api_requests(self) -> float:
+        """Requests the operator's own client has sent (its runbook_api_requests_total); 0
+        for an operator too old to count them."""
+        url = f"http://127.0.0.1:{self.metrics}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("runbook_api_requests_total{")
+        )
 
     def rss_mib(self) -> float:
         assert self.process is not None

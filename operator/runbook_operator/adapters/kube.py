@@ -23,6 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from ..apigroup import GROUP, VERSION
+from . import metrics
 
 __all__ = [
     "Conflict",
@@ -68,7 +69,15 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     except config.ConfigException:
         config.load_incluster_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = POOL_SIZE
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    send = api.rest_client.request
+
+    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        metrics.API_REQUESTS.labels(verb=method).inc()
+        return send(method, url, *args, **kwargs)
+
+    api.rest_client.request = counted  # type: ignore[method-assign]  # count every request
+    return api
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

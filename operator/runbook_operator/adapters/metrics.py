@@ -2,6 +2,9 @@
 
 `reconciliations_total{kind,result}` counts every pass of a handler and
 `reconcile_duration_seconds{kind}` times it; `observe()` does both.
+`api_requests_total{verb}` counts the requests the operator's own client sends (Kopf's
+watches are not among them), so what an idle operator costs the API server is read off
+its own /metrics, not guessed from the API server's total.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-__all__ = ["observe", "serve"]
+__all__ = ["API_REQUESTS", "observe", "serve"]
 
 RECONCILIATIONS = Counter(
     "runbook_reconciliations_total",
@@ -24,6 +27,12 @@ DURATION = Histogram(
     "Duration of one handler pass, by kind.",
     ["kind"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+API_REQUESTS = Counter(
+    "runbook_api_requests_total",
+    "Requests sent to the Kubernetes API by the operator's passes (not Kopf's watches), by verb.",
+    ["verb"],
 )
 
 
