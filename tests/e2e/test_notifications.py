@@ -16,6 +16,8 @@ from kubernetes import client
 
 from support.crs import cond, condition, create_cr, get_cr, wait_condition, wait_phase
 from support.events import events
+from support.health import Health
+from support.health import health as health  # noqa: PLC0414  (the fixture)
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -210,3 +212,40 @@ def test_a_notifier_whose_secret_is_missing_says_so(
     assert "not-there" in cond(obj, "Ready")["message"]
     listing = kube.run_kubectl("get", "notifiers", "-n", namespace).stdout
     assert "broken" in listing and "Slack incoming webhook" in listing
+
+
+def test_a_failing_health_report_opens_an_incident_and_resolves_it_when_it_passes(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    receivers: Receiver,
+    health: tuple[str, type[Health]],
+) -> None:
+    url, handler = health
+    statuspage_notifier(kube, namespace, receivers, default=True)
+    spec = {"checks": [{"name": "backend", "http": {"url": url}}], "interval": "10s"}
+    create_cr(kube.api, namespace, "HealthReport", "p1-first-look", spec)
+    wait_condition(kube.api, namespace, "HealthReport", "p1-first-look", "Ready", timeout=30)
+    assert receivers.statuspage == []  # passing from the start: nothing to tell Statuspage
+
+    handler.code = 503
+    wait_for(lambda: receivers.statuspage, timeout=40, what="an incident opened")
+    (opened,) = receivers.incidents
+    incident = receivers.statuspage[0].body["incident"]
+    assert incident["name"] == f"HealthReport {namespace}/p1-first-look: failed"
+    assert "backend" in incident["body"] and "503" in incident["body"]
+
+    handler.code = 200
+
+    def resolved() -> bool:
+        return receivers.incidents[opened].get("status") == "resolved"
+
+    wait_for(resolved, timeout=40, what="the incident resolved")
+    patch = receivers.statuspage[-1]
+    assert (patch.method, patch.path) == (
+        "PATCH",
+        f"/v1/pages/{receivers.page_id}/incidents/{opened}",
+    )
+    assert len(receivers.incidents) == 1  # one incident, opened once, resolved once
+    record = notifications(kube, namespace, "HealthReport", "p1-first-look")
+    assert record["moment"] == "completed" and not record.get("incidents")

@@ -237,3 +237,13 @@ def test_a_notifier_spec_reads_camel_case_from_the_wire() -> None:
     assert spec.statuspage is not None and spec.statuspage.component_ids == ["c1"]
     assert spec.statuspage.api_base == "https://api.statuspage.io/v1"
     assert spec.timeout_seconds == 3 and spec.attempts == 5
+
+
+def test_a_health_report_failing_is_failed_and_passing_again_is_completed() -> None:
+    from runbook_operator.kinds.healthreport.api import HEALTH_REPORT
+
+    assert HEALTH_REPORT.moment is not None
+    failing = status("Failing", Stalled=("True", "CheckFailed"), Ready=("False", "CheckFailed"))
+    passing = status("Passing", Ready=("True", "AllPassed"))
+    assert (HEALTH_REPORT.moment(failing) or SEEN).moment == Moment.FAILED
+    assert (HEALTH_REPORT.moment(passing) or SEEN).moment == Moment.COMPLETED

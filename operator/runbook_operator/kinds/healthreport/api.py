@@ -19,6 +19,7 @@ from ...core.conditions import StatusBase
 from ...core.fields import GoDuration, ObjectName, parse_duration
 from ...core.health import HttpCheck, PrometheusCheck
 from ...core.model import ApiModel, cel
+from ...core.notify import Seen, moment_of
 from ...core.postgres import PostgresConnection
 from ...core.redis import RedisRef
 from ...core.resource import Column, Resource
@@ -279,12 +280,19 @@ class HealthReportStatus(StatusBase):
         return next((c for c in self.checks if c.name == name), None)
 
 
+def moment(status: dict[str, Any]) -> Seen | None:
+    """A report never finishes: failing is told as failed, and passing (again) as
+    completed, which resolves what failing opened (a Statuspage incident)."""
+    return moment_of(status, frozenset({ReportPhase.PASSING.value}))
+
+
 HEALTH_REPORT = Resource(
     kind="HealthReport",
     plural="healthreports",
     short_names=("hr", "health"),
     spec=HealthReportSpec,
     status=HealthReportStatus,
+    moment=moment,
     description=(
         "Check overall system status like the runbook's first look in an incident: "
         "workloads, PostgreSQL, Redis, HTTP endpoints and Prometheus thresholds, in "
