@@ -14,6 +14,7 @@ from typing import Protocol
 from ..adapters import rediscache as rc
 from .database import CredentialsError, secret_value
 from .ports import KubePort
+from .redis import RedisRef
 
 __all__ = ["FAILURES", "REDIS", "Redis", "server"]
 
@@ -43,22 +44,15 @@ FAILURES = (rc.RedisError, CredentialsError)
 """What ends cache work with a reason (each has `.reason`)."""
 
 
-def server(
-    kube: KubePort,
-    namespace: str,
-    *,
-    host: str,
-    port: int,
-    db: int,
-    secret: str | None = None,
-    password_key: str = "password",
-    username_key: str | None = None,
-) -> rc.RedisServer:
-    """The server, with its password (and user name) read from `secret` when one is named."""
+def server(kube: KubePort, namespace: str, ref: RedisRef) -> rc.RedisServer:
+    """The server `ref` names, with its password (and ACL user name) read from its Secret
+    when it names one."""
     password = username = None
-    if secret is not None:
-        keys = repr(password_key) + (f" and {username_key!r}" if username_key else "")
-        password = secret_value(kube, namespace, secret, password_key, keys)
-        if username_key is not None:
-            username = secret_value(kube, namespace, secret, username_key, keys)
-    return rc.RedisServer(host, port, db, password=password, username=username)
+    creds = ref.credentials
+    if creds is not None:
+        keys = repr(creds.password_key)
+        keys += f" and {creds.username_key!r}" if creds.username_key else ""
+        password = secret_value(kube, namespace, creds.secret_name, creds.password_key, keys)
+        if creds.username_key is not None:
+            username = secret_value(kube, namespace, creds.secret_name, creds.username_key, keys)
+    return rc.RedisServer(ref.host, ref.port, ref.db, password=password, username=username)

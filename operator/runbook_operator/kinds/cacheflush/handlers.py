@@ -67,17 +67,7 @@ class CacheFlushKind(Kind):
             return None
 
     def _server(self, ctx: Pass, spec: CacheFlushSpec) -> rc.RedisServer:
-        ref, creds = spec.redis, spec.redis.credentials
-        return cache.server(
-            ctx.kube,
-            ctx.namespace,
-            host=ref.host,
-            port=ref.port,
-            db=ref.db,
-            secret=creds.secret_name if creds else None,
-            password_key=creds.password_key if creds else "password",
-            username_key=creds.username_key if creds else None,
-        )
+        return cache.server(ctx.kube, ctx.namespace, spec.redis)
 
     def _record(
         self,

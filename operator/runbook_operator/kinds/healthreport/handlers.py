@@ -197,17 +197,7 @@ class HealthReportKind(Kind):
     def _redis(self, ctx: Pass, check: CheckSpec, timeout: float) -> CheckResult:
         probe = check.redis
         assert probe is not None
-        creds = probe.credentials
-        server = cache.server(
-            ctx.kube,
-            ctx.namespace,
-            host=probe.host,
-            port=probe.port,
-            db=probe.db,
-            secret=creds.secret_name if creds else None,
-            password_key=creds.password_key if creds else "password",
-            username_key=creds.username_key if creds else None,
-        )
+        server = cache.server(ctx.kube, ctx.namespace, probe)
         found = self.probes.redis_memory(server, timeout)
         return logic.judge_redis(
             check,
