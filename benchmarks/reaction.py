@@ -18,6 +18,7 @@ from typing import Any
 
 from kubernetes import watch
 from lib import GROUP, VERSION, Bench, Figure, Watcher, deployment, image, pct
+from urllib3.exceptions import ProtocolError
 
 __all__ = ["run"]
 
@@ -35,12 +36,15 @@ class BareLoop:
 
     def _run(self) -> None:
         custom = self.bench.custom
-        for event in self.stream.stream(
-            custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, self.plural
-        ):
-            self.ready.set()
-            if event["type"] == "ADDED":
-                self.react(event["object"])
+        try:
+            for event in self.stream.stream(
+                custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, self.plural
+            ):
+                self.ready.set()
+                if event["type"] == "ADDED":
+                    self.react(event["object"])
+        except ProtocolError:
+            return  # the namespace went away at the end of the figure: the watch is over
 
     def __enter__(self) -> BareLoop:
         self.thread.start()
