@@ -47,6 +47,18 @@ STALE_ATTEMPTS = 5
 LOG = logging.getLogger("runbook_operator.controller")
 
 
+def lean(body: Obj) -> Obj:
+    """The body as the queue keeps it: managedFields cut to the name of the first manager
+    (who created it, for notifications), since thousands of idle objects each carried
+    every field manager's field set for nothing."""
+    meta = body.get("metadata") or {}
+    managed = meta.get("managedFields")
+    if not managed:
+        return body
+    first = [{"manager": managed[0].get("manager")}] if managed[0].get("manager") else []
+    return {**body, "metadata": {**meta, "managedFields": first}}
+
+
 def _version(obj: Obj | None) -> int:
     try:
         return int((obj or {}).get("metadata", {}).get("resourceVersion") or 0)
@@ -97,7 +109,7 @@ class Controller:
             self._cancel(key).set()  # long work of this object stops
         with self._guard:
             if _version(body) >= _version(self._bodies.get(key)):
-                self._bodies[key] = body
+                self._bodies[key] = lean(body)
             echo = self._written.get(key) == _version(body) and not meta.get("deletionTimestamp")
         if not echo:
             self.enqueue(key)
@@ -208,7 +220,7 @@ class Controller:
     def _keep(self, key: Key, obj: Obj, written: bool) -> None:
         with self._guard:
             if _version(obj) >= _version(self._bodies.get(key)):
-                self._bodies[key] = obj
+                self._bodies[key] = lean(obj)
             if written:
                 self._written[key] = _version(obj)
 

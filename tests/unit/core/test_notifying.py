@@ -267,3 +267,24 @@ def test_statuspage_opens_on_failure_and_resolves_on_completion() -> None:
     harness.run("p")
     assert transport.sent[-1] == ("resolved", "inc1")
     assert "incidents" not in record(harness) or record(harness)["incidents"] == []
+
+
+def test_the_queue_keeps_only_the_first_field_manager() -> None:
+    from runbook_operator.core.controller import lean
+    from runbook_operator.core.notifying import asked_by
+
+    body = {
+        "metadata": {
+            "name": "p",
+            "managedFields": [
+                {"manager": "kubectl-create", "fieldsV1": {"f:spec": {}}},
+                {"manager": "runbook-operator", "fieldsV1": {"f:status": {}}},
+            ],
+        },
+        "spec": {},
+    }
+    kept = lean(body)
+    assert kept["metadata"]["managedFields"] == [{"manager": "kubectl-create"}]
+    assert asked_by(kept) == asked_by(body) == "kubectl-create (field manager)"
+    assert body["metadata"]["managedFields"][0]["fieldsV1"]  # the watch's copy is untouched
+    assert lean({"metadata": {"name": "q"}}) == {"metadata": {"name": "q"}}
