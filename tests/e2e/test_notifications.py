@@ -147,7 +147,7 @@ def test_a_webhook_answering_500_three_times_is_retried_and_the_operation_goes_o
 ) -> None:
     create_deployment(kube, namespace, manifest("web", image("web-1")))
     set_image(kube, namespace, "web", image("web-2"))
-    slack_notifier(kube, namespace, receivers, default=True, on=["completed"])
+    slack_notifier(kube, namespace, receivers, default=True, moments=["completed"])
     receivers.fail_next(3)
     create_cr(kube.api, namespace, "Rollback", "undo", {"targets": [{"name": "web"}]})
     done = wait_phase(kube.api, namespace, "Rollback", "undo", "Completed", timeout=60)

@@ -301,8 +301,8 @@ CASES: list[tuple[str, str, Spec, str]] = [
     ("nf-webhook-neither", "Notifier", {"webhook": {}}, "set exactly one of url and urlFrom"),
     ("nf-secret-without-key", "Notifier", {"slack": {"webhookUrl": {"name": "s"}}}, "key"),
     ("nf-slack-without-secret", "Notifier", {"slack": {}}, "webhookUrl"),
-    ("nf-unknown-moment", "Notifier", {**NF_OK, "on": ["exploded"]}, "on"),
-    ("nf-no-moments", "Notifier", {**NF_OK, "on": []}, "on"),
+    ("nf-unknown-moment", "Notifier", {**NF_OK, "moments": ["exploded"]}, "moments"),
+    ("nf-no-moments", "Notifier", {**NF_OK, "moments": []}, "moments"),
     ("nf-zero-attempts", "Notifier", {**NF_OK, "attempts": 0}, "attempts"),
     ("nf-attempts-a-word", "Notifier", {**NF_OK, "attempts": "many"}, "attempts"),
     ("nf-statuspage-no-page", "Notifier", {"statuspage": {"apiKey": HOOK}}, "pageId"),
@@ -325,7 +325,12 @@ CASES: list[tuple[str, str, Spec, str]] = [
         {**RB_OK, "notify": {"notifiers": ["Not A Name"]}},
         "notifiers",
     ),
-    ("op-notify-bad-moment", "EmergencyScale", {**ES_OK, "notify": {"on": ["later"]}}, "on"),
+    (
+        "op-notify-bad-moment",
+        "EmergencyScale",
+        {**ES_OK, "notify": {"moments": ["later"]}},
+        "moments",
+    ),
     ("healthreport-no-checks", "HealthReport", {"checks": []}, "checks"),
     ("healthreport-duplicate-names", "HealthReport", hr(HR_HTTP, HR_HTTP), "names must be unique"),
     (
@@ -408,9 +413,9 @@ def test_rejected_by_the_api_server(
         ("MaintenanceWindow", MW_OK),
         ("HealthReport", HR_OK),
         ("Notifier", NF_OK),
-        ("Notifier", {"statuspage": PAGE, "on": ["failed", "completed"]}),
+        ("Notifier", {"statuspage": PAGE, "moments": ["failed", "completed"]}),
         ("Notifier", {"webhook": {"urlFrom": HOOK}}),
-        ("Rollback", {**RB_OK, "notify": {"notifiers": ["sre-slack"], "on": ["failed"]}}),
+        ("Rollback", {**RB_OK, "notify": {"notifiers": ["sre-slack"], "moments": ["failed"]}}),
     ],
 )
 def test_valid_spec_is_accepted(kube: Cluster, namespace: str, kind: str, spec: Spec) -> None:

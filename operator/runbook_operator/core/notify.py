@@ -138,7 +138,7 @@ class NotifierSpec(ApiModel):
     statuspage: Statuspage | None = None
     """Open a Statuspage incident when an operation fails or is blocked, and resolve it
     when it completes."""
-    on: list[Moment] | None = Field(default=None, min_length=1, max_length=4)
+    moments: list[Moment] | None = Field(default=None, min_length=1, max_length=4)
     """The moments to send: started, blocked, failed, completed. Default: all four
     (Statuspage: failed, blocked and completed)."""
     default: bool = False
@@ -148,9 +148,10 @@ class NotifierSpec(ApiModel):
     timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
     """How long one attempt may take."""
 
-    def moments(self) -> frozenset[Moment]:
-        if self.on is not None:
-            return frozenset(self.on)
+    def sends(self) -> frozenset[Moment]:
+        """The moments it sends, defaults applied."""
+        if self.moments is not None:
+            return frozenset(self.moments)
         if self.statuspage is not None:
             return frozenset({Moment.BLOCKED, Moment.FAILED, Moment.COMPLETED})
         return frozenset(DEFAULT_MOMENTS)
@@ -164,7 +165,7 @@ class NotifyRef(ApiModel):
 
     notifiers: list[ObjectName] = Field(default_factory=list, max_length=10)
     """Notifiers in this namespace to tell. Empty: the namespace's default notifiers."""
-    on: list[Moment] | None = Field(default=None, min_length=1, max_length=4)
+    moments: list[Moment] | None = Field(default=None, min_length=1, max_length=4)
     """Only these moments (each notifier's own list applies too)."""
     disabled: bool = False
     """Tell nobody, not even the namespace's default notifiers."""
@@ -267,9 +268,9 @@ def moment_of(status: Obj, terminal: Iterable[str]) -> Seen | None:
 
 
 def wanted(ref: NotifyRef | None, moment: Moment) -> bool:
-    if ref is None or ref.on is None:
+    if ref is None or ref.moments is None:
         return True
-    return moment in ref.on
+    return moment in ref.moments
 
 
 def begin(
@@ -283,7 +284,7 @@ def begin(
     deliveries = [
         Delivery(notifier=name, max_attempts=spec.attempts, next_attempt=now)
         for name, spec in sorted(notifiers.items())
-        if seen.moment in spec.moments()
+        if seen.moment in spec.sends()
     ]
     return record.model_copy(
         update={

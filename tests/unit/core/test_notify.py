@@ -35,7 +35,7 @@ def slack(default: bool = False, on: list[str] | None = None) -> NotifierSpec:
     raw: dict[str, Any] = {"slack": {"webhookUrl": {"name": "s", "key": "url"}}}
     raw["default"] = default
     if on is not None:
-        raw["on"] = on
+        raw["moments"] = on
     return NotifierSpec.model_validate(raw)
 
 
@@ -103,15 +103,15 @@ def test_disabled_tells_nobody() -> None:
 
 
 def test_the_operation_can_narrow_the_moments() -> None:
-    ref = NotifyRef(on=[Moment.FAILED])
+    ref = NotifyRef(moments=[Moment.FAILED])
     assert notify.wanted(ref, Moment.FAILED) and not notify.wanted(ref, Moment.STARTED)
     assert notify.wanted(None, Moment.STARTED)
 
 
 def test_default_moments_all_four_and_statuspage_skips_started() -> None:
-    assert slack().moments() == set(notify.DEFAULT_MOMENTS)
-    assert Moment.STARTED not in page().moments()
-    assert slack(on=["failed"]).moments() == {Moment.FAILED}
+    assert slack().sends() == set(notify.DEFAULT_MOMENTS)
+    assert Moment.STARTED not in page().sends()
+    assert slack(on=["failed"]).sends() == {Moment.FAILED}
 
 
 def test_a_notifier_that_does_not_want_the_moment_gets_no_delivery() -> None:

@@ -239,7 +239,7 @@ def test_an_operation_already_finished_when_first_seen_is_not_told_of() -> None:
 @pytest.mark.parametrize("moments", [["failed"], ["started", "failed"]])
 def test_a_notifier_tells_only_its_moments(moments: list[str]) -> None:
     kube, transport = FakeKube(), Transport()
-    spec = {"webhook": {"url": "http://127.0.0.1:9/hook"}, "default": True, "on": moments}
+    spec = {"webhook": {"url": "http://127.0.0.1:9/hook"}, "default": True, "moments": moments}
     harness = setup(kube, transport, notifier=spec)
     probe(kube, "Running")
     harness.run("p")
@@ -273,7 +273,7 @@ def test_the_queue_keeps_only_the_first_field_manager() -> None:
     from runbook_operator.core.controller import lean
     from runbook_operator.core.notifying import asked_by
 
-    body = {
+    body: dict[str, Any] = {
         "metadata": {
             "name": "p",
             "managedFields": [

@@ -27,7 +27,7 @@ class NotifierKind(Kind):
         spec = ctx.spec(NotifierSpec)
         status: NotifierStatus = ctx.status()
         where, needs = target(spec)
-        moments = sorted(m.value for m in spec.moments())
+        moments = sorted(m.value for m in spec.sends())
         scope = "; the default for this namespace" if spec.default else ""
         try:
             if needs is not None:
