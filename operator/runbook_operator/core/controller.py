@@ -137,6 +137,7 @@ class Controller:
             self._bodies.pop(key, None)
             self._written.pop(key, None)
         self._failures.pop(key, None)
+        self.notifying.forget(key)
         cancel = self._cancels.pop(key, None)
         if cancel is not None:
             cancel.set()

@@ -89,8 +89,9 @@ class Transport(Protocol):
 class Notifying:
     def __init__(self, transport: Transport | None = None) -> None:
         self.transport: Transport = transport or webhooks.TRANSPORT
-        self._quiet: dict[str, str] = {}
-        """uid -> moment for which no Notifier was found: not looked up again."""
+        self._quiet: dict[tuple[str, str], str] = {}
+        """(namespace, name) -> the moment for which no Notifier was found: not looked up
+        again while the object stays in it (forgotten with the object)."""
 
     # --- reading -------------------------------------------------------------
 
@@ -117,6 +118,10 @@ class Notifying:
             return parse(NotifyRef, raw)
         except InvalidSpec:
             return None
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """The object is gone."""
+        self._quiet.pop(key, None)
 
     # --- the step ------------------------------------------------------------
 
@@ -145,15 +150,15 @@ class Notifying:
         for seen in self._new_moments(ctx, status, record):
             if not notify.wanted(ref, seen.moment):
                 continue
-            if self._quiet.get(ctx.uid) == seen.moment:
+            if self._quiet.get((ctx.namespace, ctx.name)) == seen.moment:
                 continue
             chosen, missing = notify.selected(ref, self._notifiers(ctx))
             for name in missing:
                 ctx.recorder.warn("NotifierNotFound", f"Notifier {name} does not exist")
             if not chosen:
-                self._quiet[ctx.uid] = seen.moment
+                self._quiet[(ctx.namespace, ctx.name)] = seen.moment
                 continue
-            self._quiet.pop(ctx.uid, None)
+            self._quiet.pop((ctx.namespace, ctx.name), None)
             text = notify.words(
                 ctx.resource.kind,
                 ctx.namespace,
