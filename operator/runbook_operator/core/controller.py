@@ -4,7 +4,9 @@ The pattern is controller-runtime's: events only say *which* object to look at; 
 pass itself re-derives everything from the object, its status and the clock. So:
 
 - a watch event of the object (or of an object it watches) enqueues it; an event that
-  only echoes our own last write does not (the pass that wrote it went on by itself);
+  only echoes our own writes does not (the pass that wrote it went on by itself): a
+  write is remembered the moment it is answered, not when the pass ends, since its watch
+  event often arrives while the pass is still running;
 - a pass that is running when another event comes is run once more after it ends
   (never two at once for one object, never one lost);
 - the pass's `Result.requeue_after` sets one wake-up for the object, replacing the
@@ -110,7 +112,11 @@ class Controller:
         with self._guard:
             if _version(body) >= _version(self._bodies.get(key)):
                 self._bodies[key] = lean(body)
-            echo = self._written.get(key) == _version(body) and not meta.get("deletionTimestamp")
+            # At or below our last answered write: nothing we have not seen (a change
+            # made before a write of ours would have made that write conflict).
+            written = self._written.get(key)
+            echo = written is not None and _version(body) <= written
+            echo = echo and not meta.get("deletionTimestamp")
         if not echo:
             self.enqueue(key)
 
@@ -210,6 +216,7 @@ class Controller:
                     except NotFound:
                         return None
                 ctx = self.new_pass(self.kind, body, self._cancel(key))
+                ctx.writer.on_write = functools.partial(self._keep, key, written=True)
                 try:
                     return self._decide(ctx)
                 except Stale:

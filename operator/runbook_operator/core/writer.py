@@ -16,6 +16,7 @@ optimistic lock guards the finalizer (`ensure_finalizer`, `remove_finalizer`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..adapters.kube import Conflict, KubeError
@@ -58,6 +59,9 @@ class StatusWriter:
         """Whether this writer changed the object (so its next watch event is our echo)."""
         self.written: list[Obj] = []
         """Each status this writer stored, in order (the moments a pass went through)."""
+        self.on_write: Callable[[Obj], None] | None = None
+        """Told of each write as soon as the API server answered it (the controller, so
+        the write's own watch event is known as an echo even while the pass runs)."""
 
     @property
     def namespace(self) -> str:
@@ -108,7 +112,7 @@ class StatusWriter:
             )
         except Conflict as exc:
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
-        self.wrote = True
+        self._wrote()
 
     def _finalizers(self, finalizers: list[str]) -> None:
         meta = self.obj["metadata"]
@@ -119,7 +123,12 @@ class StatusWriter:
             )
         except Conflict as exc:
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
+        self._wrote()
+
+    def _wrote(self) -> None:
         self.wrote = True
+        if self.on_write is not None:
+            self.on_write(self.obj)
 
     def has_finalizer(self) -> bool:
         return FINALIZER in (self.obj["metadata"].get("finalizers") or [])
