@@ -3,7 +3,9 @@
 After each pass an operation says what it watches (core.kind.Result.watch): the
 Deployments it is rolling, the backups its checklist counts, "any MaintenanceWindow"
 for a restore. A watch event of one of those objects enqueues the operation. Used in
-the event loop only.
+the event loop only. What a pass watches is known when it ends, so a change made to a
+newly watched object while the pass ran reached nobody: the runtime passes an operation
+once more when it starts watching something new.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ class Interest:
         self._owners: dict[Target, set[Owner]] = {}
         self._targets: dict[Owner, set[Target]] = {}
 
-    def watch(self, owner: Owner, watches: Iterable[tuple[str, str]]) -> None:
-        """What `owner` watches from now on (replacing what it watched)."""
+    def watch(self, owner: Owner, watches: Iterable[tuple[str, str]]) -> bool:
+        """What `owner` watches from now on (replacing what it watched); True when it
+        watches something it did not before."""
         targets = {(owner[1], kind, name) for kind, name in watches}
+        new = bool(targets - self._targets.get(owner, set()))
         for target in self._targets.get(owner, set()) - targets:
             owners = self._owners.get(target)
             if owners is not None:
@@ -38,6 +42,7 @@ class Interest:
             self._targets[owner] = targets
         else:
             self._targets.pop(owner, None)
+        return new
 
     def drop(self, owner: Owner) -> None:
         self.watch(owner, ())

@@ -83,7 +83,9 @@ class Runtime:
 
     def _after(self, kind: Kind, key: Key, result: Result | None) -> None:
         owner = (kind.resource.kind, key[0], key[1])
-        self.interest.watch(owner, result.watch if result is not None else ())
+        if self.interest.watch(owner, result.watch if result is not None else ()):
+            # A change of a newly watched object during the pass woke nobody: look again.
+            self.controllers[kind.resource.kind].enqueue(key)
 
     # --- events -----------------------------------------------------------
 
