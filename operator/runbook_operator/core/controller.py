@@ -222,7 +222,7 @@ class Controller:
                 except Stale:
                     body = None  # decide again on what the API server has now
                 finally:
-                    self._keep(key, ctx.obj, ctx.writer.wrote)
+                    self._keep(key, ctx.obj, written=False)  # writes were kept as answered
         raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")
 
     def _keep(self, key: Key, obj: Obj, written: bool) -> None:

@@ -55,8 +55,6 @@ class StatusWriter:
         self.kube = kube
         self.resource = resource
         self.obj = obj
-        self.wrote = False
-        """Whether this writer changed the object (so its next watch event is our echo)."""
         self.written: list[Obj] = []
         """Each status this writer stored, in order (the moments a pass went through)."""
         self.on_write: Callable[[Obj], None] | None = None
@@ -126,7 +124,6 @@ class StatusWriter:
         self._wrote()
 
     def _wrote(self) -> None:
-        self.wrote = True
         if self.on_write is not None:
             self.on_write(self.obj)
 
