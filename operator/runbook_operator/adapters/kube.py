@@ -175,6 +175,9 @@ class Kube:
     def patch_configmap(self, namespace: str, name: str, patch: Obj) -> Obj:
         return _call(self.core.patch_namespaced_config_map, name, namespace, patch)  # type: ignore[no-any-return]
 
+    def create_configmap(self, namespace: str, body: Obj) -> Obj:
+        return _call(self.core.create_namespaced_config_map, namespace, body)  # type: ignore[no-any-return]
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
         """One key of one Secret (the operator may `get` Secrets, never list or watch them)."""
         import base64

@@ -31,6 +31,7 @@ from concurrent.futures import Executor
 
 from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
+from . import rerunning
 from .context import Pass
 from .kind import Kind, Result
 from .notifying import Notifying
@@ -238,9 +239,12 @@ class Controller:
                 return Result()
             result = self.kind.finalize(ctx)
             if result is None:
+                rerunning.remember(ctx)  # before the finalizer goes: no re-creation is first
                 ctx.writer.remove_finalizer()
                 return Result()
             return result
+        if rerunning.skip(ctx):
+            return Result()  # before the finalizer: a run that never starts has nothing to undo
         ctx.writer.ensure_finalizer()
         try:
             result = self.kind.reconcile(ctx)

@@ -51,6 +51,9 @@ class Resource:
     operation: bool = True
     """An operation: listed by `kubectl get runbook`, and it tells Notifiers of its
     moments (`spec.notify`, `status.notifications`). False for configuration (Notifier)."""
+    one_shot: bool = False
+    """Runs once and ends: a re-created copy (by Git) is not run again (core.reruns), and
+    the CRD has `spec.runId` to run it again on purpose."""
     moment: Callable[[dict[str, Any]], Seen | None] | None = None
     """The notification moment of a status, when the common reading (core.notify.moment_of)
     does not fit the kind's phases."""

@@ -111,6 +111,9 @@ class ImagePhase(StrEnum):
     """The rollout or the health check failed (see rolledBack)."""
     REFUSED = "Refused"
     """Nothing was changed: the Deployment or a container is missing, or it is paused."""
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class PreviousImage(ApiModel):
@@ -126,7 +129,7 @@ class PreviousImage(ApiModel):
 
 class ImageUpdateStatus(StatusBase):
     TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {ImagePhase.COMPLETED, ImagePhase.FAILED, ImagePhase.REFUSED}
+        {ImagePhase.COMPLETED, ImagePhase.FAILED, ImagePhase.REFUSED, ImagePhase.SKIPPED}
     )
 
     phase: ImagePhase | None = None
@@ -165,6 +168,7 @@ IMAGE_UPDATE = Resource(
     short_names=("imgup",),
     spec=ImageUpdateSpec,
     status=ImageUpdateStatus,
+    one_shot=True,
     description=(
         "Set container images of a Deployment exactly like `kubectl set image`, after "
         "recording the images and revision they replace; follow the rollout and the "

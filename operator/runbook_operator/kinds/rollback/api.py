@@ -108,6 +108,9 @@ class RollbackPhase(StrEnum):
     """A target's rollout exceeded its progress deadline, or a target changed under us."""
     REFUSED = "Refused"
     """Nothing was changed: a target is missing, paused, or lacks the revision asked for."""
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class TargetState(StrEnum):
@@ -176,7 +179,12 @@ class RollbackStatus(StatusBase):
     """Where the rollback stands. Each decision is recorded here before it is carried out."""
 
     TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {RollbackPhase.COMPLETED, RollbackPhase.FAILED, RollbackPhase.REFUSED}
+        {
+            RollbackPhase.COMPLETED,
+            RollbackPhase.FAILED,
+            RollbackPhase.REFUSED,
+            RollbackPhase.SKIPPED,
+        }
     )
 
     phase: RollbackPhase | None = None
@@ -199,6 +207,7 @@ ROLLBACK = Resource(
     short_names=("rb",),
     spec=RollbackSpec,
     status=RollbackStatus,
+    one_shot=True,
     description=(
         "Roll Deployments back exactly like `kubectl rollout undo` (to the previous or a named "
         "revision), now or armed to fire when a Prometheus condition holds after a new rollout, "

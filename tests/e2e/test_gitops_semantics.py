@@ -1,0 +1,181 @@
+"""Objects that Git manages, on the real test bed: what Argo CD and Flux do to them is safe.
+
+- Self-heal puts back a one-shot operation that was deleted: the copy is not run again
+  (phase Skipped, reason AlreadyRan), until its spec.runId is given a new value.
+- Approvals and cancel added by `kubectl patch` survive a server-side apply of the same
+  manifest by the GitOps controller's field manager (how Flux, and Argo CD with
+  ServerSideApply=true, sync), and cancel from Git works too.
+
+The GitOps controllers themselves do not run here: what they send is sent as they send it
+(their tracking annotation, their field manager, server-side apply), to the real API server.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes import client
+
+from support.crs import GROUP, VERSION, get_cr, plural_of, wait_gone, wait_phase
+from support.events import wait_event
+from support.images import image
+from support.kube import Cluster
+from support.operator import OperatorProcess
+from support.rollback_cluster import create_deployment, deployment, manifest, owned_replica_sets
+from support.wait import wait_for
+
+Obj = dict[str, Any]
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+TRACKING = "argocd.argoproj.io/tracking-id"
+FLUX = "kustomize-controller"
+
+
+def custom(kube: Cluster) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube.api)
+
+
+def create(kube: Cluster, namespace: str, kind: str, name: str, spec: Obj, **meta: Any) -> Obj:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, **meta},
+        "spec": spec,
+    }
+    return custom(kube).create_namespaced_custom_object(  # type: ignore[no-any-return]
+        GROUP, VERSION, namespace, plural_of(kind), body
+    )
+
+
+def delete(kube: Cluster, namespace: str, kind: str, name: str) -> None:
+    custom(kube).delete_namespaced_custom_object(GROUP, VERSION, namespace, plural_of(kind), name)
+    wait_gone(kube.api, namespace, kind, name)
+
+
+def restarted_at(kube: Cluster, namespace: str, name: str) -> str | None:
+    template = deployment(kube, namespace, name)["spec"]["template"]
+    return (template["metadata"].get("annotations") or {}).get(RESTARTED_AT)
+
+
+def test_a_restart_argo_cd_puts_back_is_not_run_again(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    create_deployment(kube, namespace, manifest("web", image("backend-1.4.2"), replicas=2))
+    tracking = {TRACKING: f"mail-score:{GROUP}/Restart:{namespace}/quick-fix"}
+    spec = {"targets": [{"name": "web"}], "reason": "P1: web answers 502"}
+    first = create(kube, namespace, "Restart", "quick-fix", spec, annotations=tracking)
+    done = wait_phase(kube.api, namespace, "Restart", "quick-fix", "Completed", timeout=90)
+    stamp = done["status"]["restartStamp"]
+    assert restarted_at(kube, namespace, "web") == stamp
+
+    delete(kube, namespace, "Restart", "quick-fix")  # someone deletes it; Git still has it
+    ledger = client.CoreV1Api(kube.api).read_namespaced_config_map("runbook-runs", namespace)
+    assert f'"uid":"{first["metadata"]["uid"]}"' in ledger.data["restart.quick-fix"]
+
+    again = create(kube, namespace, "Restart", "quick-fix", spec, annotations=tracking)
+    skipped = wait_phase(kube.api, namespace, "Restart", "quick-fix", "Skipped")
+    ready = next(c for c in skipped["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "AlreadyRan")
+    assert first["metadata"]["uid"] in ready["message"]
+    assert "give spec.runId a new value" in ready["message"]
+    event = wait_event(kube.api, namespace, "quick-fix", "AlreadyRan")
+    assert event["type"] == "Normal"
+    assert not skipped["metadata"].get("finalizers")
+    # Nothing was restarted a second time: the same stamp, one new ReplicaSet in all.
+    assert restarted_at(kube, namespace, "web") == stamp
+    assert len(owned_replica_sets(kube, namespace, "web")) == 2
+    assert again["metadata"]["uid"] != first["metadata"]["uid"]
+
+    # Run it again on purpose: a new runId (the old one is deleted first, as Git would).
+    delete(kube, namespace, "Restart", "quick-fix")
+    create(
+        kube, namespace, "Restart", "quick-fix", {**spec, "runId": "second"}, annotations=tracking
+    )
+    rerun = wait_phase(kube.api, namespace, "Restart", "quick-fix", "Completed", timeout=90)
+    assert rerun["status"]["restartStamp"] != stamp
+    assert restarted_at(kube, namespace, "web") == rerun["status"]["restartStamp"]
+    assert len(owned_replica_sets(kube, namespace, "web")) == 3
+    ready = next(c for c in rerun["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] != "AlreadyRan"
+
+
+def test_a_restart_made_by_hand_runs_each_time_it_is_created(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    create_deployment(kube, namespace, manifest("web", image("backend-1.4.2"), replicas=1))
+    spec = {"targets": [{"name": "web"}]}
+    create(kube, namespace, "Restart", "by-hand", spec)
+    first = wait_phase(kube.api, namespace, "Restart", "by-hand", "Completed", timeout=90)
+    delete(kube, namespace, "Restart", "by-hand")
+    create(kube, namespace, "Restart", "by-hand", spec)
+    second = wait_phase(kube.api, namespace, "Restart", "by-hand", "Completed", timeout=90)
+    assert second["status"]["restartStamp"] != first["status"]["restartStamp"]
+
+
+def window_manifest(namespace: str, **spec: Any) -> Obj:
+    start = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaintenanceWindow",
+        "metadata": {"name": "weekly", "namespace": namespace},
+        "spec": {"start": start, "duration": "1h", "reason": "database upgrade", **spec},
+    }
+
+
+def apply(kube: Cluster, body: Obj, manager: str) -> Obj:
+    """Server-side apply, forced, as Flux's kustomize-controller syncs."""
+    return custom(kube).patch_namespaced_custom_object(  # type: ignore[no-any-return]
+        GROUP,
+        VERSION,
+        body["metadata"]["namespace"],
+        "maintenancewindows",
+        body["metadata"]["name"],
+        body,
+        field_manager=manager,
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+
+
+def patch(kube: Cluster, namespace: str, body: Obj) -> Obj:
+    """What `kubectl patch --type merge` sends (its field manager is kubectl-patch)."""
+    return custom(kube).patch_namespaced_custom_object(  # type: ignore[no-any-return]
+        GROUP,
+        VERSION,
+        namespace,
+        "maintenancewindows",
+        "weekly",
+        body,
+        field_manager="kubectl-patch",
+        _content_type="application/merge-patch+json",
+    )
+
+
+def test_approvals_and_cancel_by_kubectl_patch_survive_a_sync_from_git(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    git = window_manifest(namespace, approvals=[{"approver": "alice"}])
+    apply(kube, git, FLUX)
+    approval = {"approver": "bob", "comment": "checked the plan"}
+    patch(kube, namespace, {"spec": {"approvals": [{"approver": "alice"}, approval]}})
+    patch(kube, namespace, {"spec": {"cancel": True}})
+
+    after = apply(kube, git, FLUX)  # the next sync: the same manifest from Git
+    approvers = [a["approver"] for a in after["spec"]["approvals"]]
+    assert approvers == ["alice", "bob"]
+    assert after["spec"]["cancel"] is True
+    managers = {m["manager"] for m in after["metadata"]["managedFields"]}
+    assert {FLUX, "kubectl-patch"} <= managers
+    wait_phase(kube.api, namespace, "MaintenanceWindow", "weekly", "Cancelled")
+
+
+def test_cancel_from_git_cancels(kube: Cluster, operator: OperatorProcess, namespace: str) -> None:
+    apply(kube, window_manifest(namespace), FLUX)
+
+    def pending() -> bool:
+        phase = get_cr(kube.api, namespace, "MaintenanceWindow", "weekly").get("status") or {}
+        return phase.get("phase") in ("Pending", "Blocked")
+
+    wait_for(pending, timeout=30, what="the window to be looked at")
+    apply(kube, window_manifest(namespace, cancel=True), FLUX)
+    wait_phase(kube.api, namespace, "MaintenanceWindow", "weekly", "Cancelled")
