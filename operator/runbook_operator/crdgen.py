@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .core.gitops import GitOpsRecord, GitOpsSpec
 from .core.notify import Notifications, NotifyRef
 from .core.resource import CATEGORY, Resource
 from .kinds import RESOURCES
@@ -102,6 +103,13 @@ def _schema(resource: Resource) -> Schema:
         record = structural(Notifications.model_json_schema(by_alias=True), keep_defaults=False)
         record["description"] = "What was sent to Notifiers, and whether it was delivered."
         status.setdefault("properties", {})["notifications"] = record
+    if resource.targets is not None:
+        pause = structural(GitOpsSpec.model_json_schema(by_alias=True))
+        pause["description"] = "What to do about targets that Argo CD or Flux also manage."
+        spec.setdefault("properties", {})["gitops"] = pause
+        record = structural(GitOpsRecord.model_json_schema(by_alias=True), keep_defaults=False)
+        record["description"] = GitOpsRecord.__doc__ or ""
+        status.setdefault("properties", {})["gitops"] = record
     if resource.one_shot:
         spec.setdefault("properties", {})["runId"] = {
             "type": "string",

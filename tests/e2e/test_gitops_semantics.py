@@ -5,6 +5,9 @@
 - Approvals and cancel added by `kubectl patch` survive a server-side apply of the same
   manifest by the GitOps controller's field manager (how Flux, and Argo CD with
   ServerSideApply=true, sync), and cancel from Git works too.
+- A target that Argo CD or Flux manages is named in the GitOpsManaged condition; with
+  spec.gitops.pause the owner's automated sync is paused while the operation acts and put
+  back exactly afterwards, on the real Application and Kustomization CRDs.
 
 The GitOps controllers themselves do not run here: what they send is sent as they send it
 (their tracking annotation, their field manager, server-side apply), to the real API server.
@@ -15,10 +18,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from support.crs import GROUP, VERSION, get_cr, plural_of, wait_gone, wait_phase
 from support.events import wait_event
+from support.gitops_crds import crd_files
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -179,3 +184,152 @@ def test_cancel_from_git_cancels(kube: Cluster, operator: OperatorProcess, names
     wait_for(pending, timeout=30, what="the window to be looked at")
     apply(kube, window_manifest(namespace, cancel=True), FLUX)
     wait_phase(kube.api, namespace, "MaintenanceWindow", "weekly", "Cancelled")
+
+
+# --- targets that Argo CD or Flux manage -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gitops_crds(kube: Cluster) -> None:
+    for path in crd_files():
+        kube.run_kubectl("apply", "--server-side", "-f", str(path))
+    for name in ("applications.argoproj.io", "kustomizations.kustomize.toolkit.fluxcd.io"):
+        kube.run_kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+AUTOMATED = {"prune": True, "selfHeal": True}
+
+
+def application(kube: Cluster, namespace: str) -> Obj:
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "mail-score", "namespace": namespace},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "https://git.example/mail-score.git", "path": "deploy"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
+            "syncPolicy": {"automated": AUTOMATED, "syncOptions": ["ServerSideApply=true"]},
+        },
+    }
+    return custom(kube).create_namespaced_custom_object(  # type: ignore[no-any-return]
+        "argoproj.io", "v1alpha1", namespace, "applications", body
+    )
+
+
+def sync_policy(kube: Cluster, namespace: str) -> Obj:
+    app = custom(kube).get_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", namespace, "applications", "mail-score"
+    )
+    return dict(app["spec"].get("syncPolicy") or {})
+
+
+def argo_tracked_deployment(kube: Cluster, namespace: str, replicas: int = 2) -> None:
+    body = manifest("web", image("backend-1.4.2"), replicas=replicas)
+    tracking = f"{namespace}_mail-score:apps/Deployment:{namespace}/web"
+    body["metadata"].setdefault("annotations", {})[TRACKING] = tracking
+    create_deployment(kube, namespace, body)
+
+
+def condition_of(obj: Obj, type_: str) -> Obj | None:
+    return next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), None
+    )
+
+
+def test_an_emergency_scale_pauses_argo_cd_while_active_and_restores_it(
+    kube: Cluster, operator: OperatorProcess, namespace: str, gitops_crds: None
+) -> None:
+    application(kube, namespace)
+    argo_tracked_deployment(kube, namespace)
+    spec = {
+        "targets": [{"name": "web", "replicas": 4}],
+        "duration": "12s",
+        "reason": "traffic spike",
+        "gitops": {"pause": True},
+    }
+    create(kube, namespace, "EmergencyScale", "spike", spec)
+    active = wait_phase(kube.api, namespace, "EmergencyScale", "spike", "Active")
+    assert deployment(kube, namespace, "web")["spec"]["replicas"] == 4
+    assert "automated" not in sync_policy(kube, namespace)  # self-heal cannot undo it now
+    paused = active["status"]["gitops"]["paused"]
+    assert [(p["kind"], p["namespace"], p["name"]) for p in paused] == [
+        ("Application", namespace, "mail-score")
+    ]
+    managed = condition_of(get_cr(kube.api, namespace, "EmergencyScale", "spike"), "GitOpsManaged")
+    assert managed is not None and managed["reason"] == "PausedDuringOperation"
+    assert f"Argo CD Application {namespace}/mail-score" in managed["message"]
+
+    wait_phase(kube.api, namespace, "EmergencyScale", "spike", "Completed", timeout=60)
+    policy = sync_policy(kube, namespace)
+    assert policy["automated"] == AUTOMATED  # exactly as it was
+    assert policy["syncOptions"] == ["ServerSideApply=true"]
+    wait_event(kube.api, namespace, "spike", "GitOpsResumed")
+    done = get_cr(kube.api, namespace, "EmergencyScale", "spike")
+    assert not (done["status"].get("gitops") or {}).get("paused")
+
+
+def test_without_pause_the_owner_is_named_and_left_alone(
+    kube: Cluster, operator: OperatorProcess, namespace: str, gitops_crds: None
+) -> None:
+    application(kube, namespace)
+    argo_tracked_deployment(kube, namespace)
+    spec = {"targets": [{"name": "web", "replicas": 3}], "duration": "10m"}
+    create(kube, namespace, "EmergencyScale", "spike", spec)
+    wait_phase(kube.api, namespace, "EmergencyScale", "spike", "Active")
+    event = wait_event(kube.api, namespace, "spike", "GitOpsManaged")
+    assert event["type"] == "Warning"
+    assert "spec.gitops.pause: true" in event["message"]
+    managed = condition_of(get_cr(kube.api, namespace, "EmergencyScale", "spike"), "GitOpsManaged")
+    assert managed is not None and managed["reason"] == "SelfHealMayRevert"
+    assert sync_policy(kube, namespace)["automated"] == AUTOMATED
+
+
+def test_a_window_suspends_the_flux_kustomization_of_its_flag(
+    kube: Cluster, operator: OperatorProcess, namespace: str, gitops_crds: None
+) -> None:
+    kustomization = {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "apps", "namespace": namespace},
+        "spec": {
+            "interval": "10m",
+            "path": "./deploy",
+            "prune": True,
+            "sourceRef": {"kind": "GitRepository", "name": "mail-score"},
+        },
+    }
+    flux = ("kustomize.toolkit.fluxcd.io", "v1", namespace, "kustomizations")
+    custom(kube).create_namespaced_custom_object(*flux, kustomization)
+    labels = {
+        "kustomize.toolkit.fluxcd.io/name": "apps",
+        "kustomize.toolkit.fluxcd.io/namespace": namespace,
+    }
+    config = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="frontend-config", labels=labels),
+        data={"MAINTENANCE_MODE": "false"},
+    )
+    client.CoreV1Api(kube.api).create_namespaced_config_map(namespace, config)
+    start = (datetime.now(UTC) + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    spec = {
+        "start": start,
+        "duration": "8s",
+        "policy": {"minimumNotice": "2s"},
+        "maintenanceMode": {"configMap": "frontend-config"},
+        "gitops": {"pause": True},
+    }
+    create(kube, namespace, "MaintenanceWindow", "flag", spec)
+
+    def suspended_while_active() -> bool:
+        window = get_cr(kube.api, namespace, "MaintenanceWindow", "flag")
+        live = custom(kube).get_namespaced_custom_object(*flux, "apps")
+        return (window.get("status") or {}).get("phase") == "Active" and live["spec"].get(
+            "suspend"
+        ) is True
+
+    wait_for(suspended_while_active, timeout=30, what="the Kustomization suspended while Active")
+    wait_phase(kube.api, namespace, "MaintenanceWindow", "flag", "Completed", timeout=60)
+    live = custom(kube).get_namespaced_custom_object(*flux, "apps")
+    assert "suspend" not in live["spec"]  # absent before, absent again
+    flag = client.CoreV1Api(kube.api).read_namespaced_config_map("frontend-config", namespace)
+    assert flag.data["MAINTENANCE_MODE"] == "false"

@@ -373,6 +373,15 @@ class FakeKube:
         body["metadata"]["namespace"] = namespace
         return copy.deepcopy(self.put("ConfigMap", body))
 
+    def get_object(self, api_version: str, plural: str, namespace: str, name: str) -> Obj:
+        return self._get(plural, namespace, name)
+
+    def patch_object(
+        self, api_version: str, plural: str, namespace: str, name: str, patch: Obj
+    ) -> Obj:
+        obj = self._write(("patch", plural, name), plural, namespace, name)
+        return self._merge(obj, patch)
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
         data = self._get("Secret", namespace, name).get("data") or {}
         if key not in data:

@@ -33,6 +33,7 @@ from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
 from . import rerunning
 from .context import Pass
+from .guarding import Guarding
 from .kind import Kind, Result
 from .notifying import Notifying
 from .ports import KubePort, Obj
@@ -84,6 +85,8 @@ class Controller:
         self.kind = kind
         self.notifying = notifying or Notifying()
         """Tells Notifiers of the moments each pass reached (core.notifying)."""
+        self.guarding = Guarding()
+        """Names targets that Argo CD or Flux manage, pauses their sync on request."""
         self.kube = kube
         self.executor = executor
         self.new_pass = new_pass
@@ -145,6 +148,7 @@ class Controller:
             self._written.pop(key, None)
         self._failures.pop(key, None)
         self.notifying.forget(key)
+        self.guarding.forget(key)
         cancel = self._cancels.pop(key, None)
         if cancel is not None:
             cancel.set()
@@ -217,7 +221,7 @@ class Controller:
                     except NotFound:
                         return None
                 ctx = self.new_pass(self.kind, body, self._cancel(key))
-                ctx.writer.on_write = functools.partial(self._keep, key, written=True)
+                ctx.writer.on_write = functools.partial(self._answered, key, ctx)
                 try:
                     return self._decide(ctx)
                 except Stale:
@@ -225,6 +229,10 @@ class Controller:
                 finally:
                     self._keep(key, ctx.obj, written=False)  # writes were kept as answered
         raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")
+
+    def _answered(self, key: Key, ctx: Pass, obj: Obj) -> None:
+        self._keep(key, obj, written=True)
+        self.guarding.written(ctx, obj)  # a pause before the change this write records
 
     def _keep(self, key: Key, obj: Obj, written: bool) -> None:
         with self._guard:
@@ -239,6 +247,7 @@ class Controller:
                 return Result()
             result = self.kind.finalize(ctx)
             if result is None:
+                self.guarding.release(ctx)
                 rerunning.remember(ctx)  # before the finalizer goes: no re-creation is first
                 ctx.writer.remove_finalizer()
                 return Result()
@@ -246,10 +255,12 @@ class Controller:
         if rerunning.skip(ctx):
             return Result()  # before the finalizer: a run that never starts has nothing to undo
         ctx.writer.ensure_finalizer()
+        self.guarding.before(ctx)
         try:
             result = self.kind.reconcile(ctx)
         except InvalidSpec as exc:
             result = self._invalid(ctx, str(exc))
+        self.guarding.after(ctx)
         return self.notifying.after(ctx, result)
 
     def _invalid(self, ctx: Pass, message: str) -> Result:

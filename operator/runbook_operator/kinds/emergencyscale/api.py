@@ -23,6 +23,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from ...core import gitops
 from ...core.conditions import StatusBase
 from ...core.fields import GoDuration, ObjectName, Workload, WorkloadKind
 from ...core.model import ApiModel, cel
@@ -194,6 +195,7 @@ EMERGENCY_SCALE = Resource(
     spec=EmergencyScaleSpec,
     status=EmergencyScaleStatus,
     one_shot=True,
+    targets=gitops.listed,
     description=(
         "Scale Deployments for an incident, at once or when a Prometheus condition holds, "
         "through their HPA when one manages them, and put the originals back when it ends."

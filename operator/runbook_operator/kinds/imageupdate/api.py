@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -162,6 +162,11 @@ class ImageUpdateStatus(StatusBase):
     """The change in one line, for `kubectl get`."""
 
 
+def _targets(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    name = spec.get("deployment")
+    return [("Deployment", name)] if isinstance(name, str) else []
+
+
 IMAGE_UPDATE = Resource(
     kind="ImageUpdate",
     plural="imageupdates",
@@ -169,6 +174,7 @@ IMAGE_UPDATE = Resource(
     spec=ImageUpdateSpec,
     status=ImageUpdateStatus,
     one_shot=True,
+    targets=_targets,
     description=(
         "Set container images of a Deployment exactly like `kubectl set image`, after "
         "recording the images and revision they replace; follow the rollout and the "

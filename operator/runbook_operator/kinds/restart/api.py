@@ -18,6 +18,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from ...core import gitops
 from ...core.conditions import StatusBase
 from ...core.fields import GoDuration, ObjectName, Workload, WorkloadKind
 from ...core.health import HealthCheck
@@ -177,6 +178,7 @@ RESTART = Resource(
     spec=RestartSpec,
     status=RestartStatus,
     one_shot=True,
+    targets=gitops.listed,
     description=(
         "Rolling-restart Deployments and StatefulSets exactly like `kubectl rollout restart`, "
         "in order or all at once, follow every rollout to its end, then check the service "

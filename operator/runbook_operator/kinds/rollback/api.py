@@ -17,6 +17,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from ...core import gitops
 from ...core.conditions import StatusBase
 from ...core.fields import GoDuration, ObjectName
 from ...core.model import ApiModel, cel
@@ -208,6 +209,7 @@ ROLLBACK = Resource(
     spec=RollbackSpec,
     status=RollbackStatus,
     one_shot=True,
+    targets=gitops.listed,
     description=(
         "Roll Deployments back exactly like `kubectl rollout undo` (to the previous or a named "
         "revision), now or armed to fire when a Prometheus condition holds after a new rollout, "
