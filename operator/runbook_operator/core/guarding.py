@@ -72,9 +72,8 @@ class Guarding:
             return
         status = ctx.status()
         message = gitops.managed_message(ctx.resource.kind, managed, _pause(ctx.obj))
-        found = status.condition(gitops.GITOPS_MANAGED)
-        if found is not None and found.message == message:
-            return
+        if status.condition(gitops.GITOPS_MANAGED) is not None:
+            return  # said already (by us, or by the kind in its own words: Rollback)
         reason = "PausedDuringOperation" if _pause(ctx.obj) else "SelfHealMayRevert"
         conditions = set_condition(
             status.conditions,
