@@ -256,6 +256,8 @@ def gauges(kind: str, obj: Obj) -> list[Sample]:
         out.append(Sample(WINDOW_ACTIVE, (ns, name), float(phase == "Active"), owner))
     elif kind == EMERGENCY:
         out.append(Sample(EMERGENCY_ACTIVE, (ns, name), float(phase == "Active"), owner))
+    elif kind == ROLLBACK:  # counters exist from the start: increase() needs their zero
+        out += [Sample(ROLLBACK_TOTAL, (ns, name, r), 0, owner) for r in sorted(ROLLBACK_RESULTS)]
     return out
 
 

@@ -41,8 +41,17 @@ def stalled(reason: str) -> list[Obj]:
 
 
 def test_phase_gauge_is_the_current_phase_only() -> None:
-    found = by_name(gauges("Rollback", obj(status={"phase": "RollingBack"})))
-    assert found == {"runbook_operation_phase": [(("Rollback", "ns", "x", "RollingBack"), 1.0)]}
+    found = by_name(gauges("Restart", obj(status={"phase": "Restarting"})))
+    assert found == {"runbook_operation_phase": [(("Restart", "ns", "x", "Restarting"), 1.0)]}
+
+
+def test_rollback_counters_start_at_zero_for_every_result() -> None:
+    found = by_name(gauges("Rollback", obj(status={"phase": "Pending"})))
+    assert found["runbook_rollback_total"] == [
+        (("ns", "x", "Completed"), 0.0),
+        (("ns", "x", "Failed"), 0.0),
+        (("ns", "x", "Refused"), 0.0),
+    ]
 
 
 def test_no_phase_no_series() -> None:
