@@ -255,7 +255,10 @@ def values_tell_what_happened(prom: Prometheus, ns: str) -> None:
     assert value('runbook_maintenance_window_active{name="short-notice"}') == 0
     assert value('runbook_policy_block_total{name="short-notice"}') == 1
     assert ours(prom, 'runbook_policy_block_total{rule="NoticeTooShort"}', ns)
-    assert value('runbook_backup_failures_total{name="nightly"}') >= 1
+    failures = 'runbook_backup_failures_total{name="nightly"}'
+    wait_for(  # the run failed a moment ago: the next scrape has it
+        lambda: value(failures) >= 1, timeout=10, what=f"{failures} >= 1 (last: {value(failures)})"
+    )
     phases = ours(prom, 'runbook_operation_phase{name="undo"}', ns)
     assert [s["metric"]["phase"] for s in phases] == ["Completed"]  # only the current phase
     sizes = ours(prom, "runbook_backup_size_bytes", ns)
