@@ -27,6 +27,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from runbook_operator.core import measures
 from support.crs import create_cr, delete_cr, get_cr, patch_cr, wait_gone, wait_phase
 from support.images import image
 from support.kube import Cluster, create_namespace, delete_namespace, unique_name
@@ -110,6 +111,8 @@ def test_promtool_checks_the_rules_and_both_forms_agree(kube: Cluster) -> None:
     monitor = kinds["ServiceMonitor"]["spec"]
     assert monitor["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert monitor["jobLabel"] == "app.kubernetes.io/name"
+    shown = " ".join(dashboard_queries("ns").values())
+    assert [m.name for m in measures.METRICS if m.name not in shown] == []  # all on the board
 
 
 # --- against a real Prometheus --------------------------------------------------------------
