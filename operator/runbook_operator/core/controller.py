@@ -31,7 +31,7 @@ from concurrent.futures import Executor
 
 from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
-from . import rerunning
+from . import measures, rerunning
 from .context import Pass
 from .guarding import Guarding
 from .kind import Kind, Result
@@ -149,6 +149,7 @@ class Controller:
         self._failures.pop(key, None)
         self.notifying.forget(key)
         self.guarding.forget(key)
+        metrics.DOMAIN.forget((self.kind.resource.kind, *key))
         cancel = self._cancels.pop(key, None)
         if cancel is not None:
             cancel.set()
@@ -220,6 +221,7 @@ class Controller:
                         body = self.kube.get_custom(kind.plural, key[0], key[1])
                     except NotFound:
                         return None
+                start = body.get("status")
                 ctx = self.new_pass(self.kind, body, self._cancel(key))
                 ctx.writer.on_write = functools.partial(self._answered, key, ctx)
                 try:
@@ -228,11 +230,27 @@ class Controller:
                     body = None  # decide again on what the API server has now
                 finally:
                     self._keep(key, ctx.obj, written=False)  # writes were kept as answered
+                    self._measure(start, ctx)
         raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")
 
     def _answered(self, key: Key, ctx: Pass, obj: Obj) -> None:
         self._keep(key, obj, written=True)
         self.guarding.written(ctx, obj)  # a pause before the change this write records
+
+    def _measure(self, start: Obj | None, ctx: Pass) -> None:
+        """The domain metrics of what this pass wrote and of where the object now stands
+        (core.measures decides): events on the transitions the writer recorded, each
+        once, even when the pass then failed or must be decided again."""
+        kind = self.kind.resource
+        if not kind.operation:
+            return
+        try:
+            metrics.DOMAIN.count(measures.counts(kind.kind, ctx.obj, [start, *ctx.writer.written]))
+            metrics.DOMAIN.show(
+                (kind.kind, ctx.namespace, ctx.name), measures.gauges(kind.kind, ctx.obj)
+            )
+        except Exception:  # a metric never fails an operation
+            LOG.exception(f"{kind.kind} {ctx.namespace}/{ctx.name}: metrics not updated")
 
     def _keep(self, key: Key, obj: Obj, written: bool) -> None:
         with self._guard:
