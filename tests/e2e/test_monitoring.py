@@ -31,7 +31,7 @@ from runbook_operator.core import measures
 from support.crs import create_cr, delete_cr, get_cr, patch_cr, wait_gone, wait_phase
 from support.images import image
 from support.kube import Cluster, create_namespace, delete_namespace, unique_name
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, running_operator
 from support.postgres import (
     AppDatabase,
     PostgresServer,
@@ -124,19 +124,8 @@ def own_operator(
 ) -> Iterator[OperatorProcess]:
     prefix = f"rbe2e-mon-{secrets.token_hex(2)}"
     workdir = tmp_path_factory.mktemp("monitoring-operator")
-    process = OperatorProcess(
-        kubeconfig=operator_credentials,
-        namespaces=[f"{prefix}-*"],
-        log_path=ROOT / ".testbed" / "logs" / f"operator-{prefix}.log",
-        backup_root=workdir / "backups",
-        prefix=prefix,
-    )
-    process.backup_root.mkdir()
-    process.start()
-    try:
+    with running_operator(operator_credentials, workdir, prefix) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

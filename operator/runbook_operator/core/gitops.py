@@ -48,7 +48,9 @@ FLUX = {
     "kustomize.toolkit.fluxcd.io": ("Kustomization", "kustomizations", "v1"),
     "helm.toolkit.fluxcd.io": ("HelmRelease", "helmreleases", "v2"),
 }
-NOT_ACTING = frozenset({"Pending", "Waiting", "Blocked", "Refused", "Armed", "Skipped"})
+SKIPPED = "Skipped"
+"""The phase of a one-shot operation not run because it ran already (core.reruns)."""
+NOT_ACTING = frozenset({"Pending", "Waiting", "Blocked", "Refused", "Armed", SKIPPED})
 """Phases in which an operation holds no change (a recurring window between occurrences)."""
 
 

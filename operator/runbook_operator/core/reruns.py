@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from .gitops import DEFAULT_ARGOCD_NAMESPACE, owner_of
+from .gitops import DEFAULT_ARGOCD_NAMESPACE, NOT_ACTING, SKIPPED, owner_of
 from .model import ApiModel
 
 __all__ = [
@@ -46,10 +46,8 @@ __all__ = [
 
 LEDGER = "runbook-runs"
 """The ConfigMap, in each namespace, that remembers the runs of deleted operations."""
-SKIPPED = "Skipped"
-"""The phase of an operation that was not run because it ran already."""
 ALREADY_RAN = "AlreadyRan"
-NOT_ACTED = frozenset({"Pending", "Waiting", "Blocked", "Refused", "Armed", SKIPPED})
+NOT_ACTED = NOT_ACTING
 """Phases in which an operation has changed nothing yet: deleting it there forgets it, so
 the same object created again is a new attempt (an armed Rollback arms again)."""
 KEEP = timedelta(days=30)
