@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -34,7 +35,7 @@ from support.postgres import (
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.rollback_cluster import create_deployment, manifest, set_image
 from support.servers import free_port
-from support.wait import wait_for
+from support.wait import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.timeout(480)
 
@@ -46,7 +47,7 @@ CURRENT = ("Current", "Healthy", "Current")
 WORKING = ("InProgress", "Progressing", "InProgress")
 FAILED = ("Failed", "Degraded", "Failed")
 SUSPENDED = ("Current", "Suspended", "Current")
-WAITING_FOR_PERSON = ("InProgress", "Suspended", "InProgress")
+WAITING_FOR_WINDOW = ("InProgress", "Suspended", "InProgress")
 DEGRADED_GOING_ON = ("Current", "Degraded", "Current")
 
 
@@ -89,11 +90,16 @@ class Capture:
         label: str,
         timeout: float = 90,
     ) -> Obj:
+        seen: list[Obj] = [{}]
+
         def check() -> Obj | None:
-            obj = get_cr(self.kube.api, self.namespace, kind, name)
+            seen[0] = obj = get_cr(self.kube.api, self.namespace, kind, name)
             return obj if test(obj) else None
 
-        obj = wait_for(check, timeout=timeout, what=f"{kind} {name}: {label}")
+        try:
+            obj = wait_for(check, timeout=timeout, what=f"{kind} {name}: {label}")
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; its status: {json.dumps(status(seen[0]))}") from None
         obj["metadata"]["name"] = f"{name}@{label}"  # one row per state of the same object
         self.objects.append(obj)
         self.expected.append((kind, obj["metadata"]["name"], expected))
@@ -149,8 +155,8 @@ def create_all(kube: Cluster, namespace: str, db: AppDatabase) -> None:
     create_cr(api, namespace, BACKUP, "nightly", failing)
     create_cr(api, namespace, BACKUP, "paused", backup_spec(db, schedule="0 2 * * *", suspend=True))
 
-    # DatabaseRestore: neither a window nor a confirmation (Blocked); confirmed (Completed).
-    create_cr(api, namespace, RESTORE, "unconfirmed", {"backup": "before-upgrade"})
+    # DatabaseRestore: confirmed (Completed); the unconfirmed one comes once no window is
+    # Active (capture_all), else the emergency window would authorize it.
     create_cr(
         api, namespace, RESTORE, "confirmed", {"backup": "before-upgrade", "confirm": db.name}
     )
@@ -206,13 +212,30 @@ def create_all(kube: Cluster, namespace: str, db: AppDatabase) -> None:
 
 
 def capture_all(c: Capture) -> None:
-    c.phase(MW, "next-week", "Pending", CURRENT)
+    # Short-lived states first, while they last; settled ones after.
+    c.when(
+        RESTORE,
+        "confirmed",
+        lambda o: has(o, "Reconciling", "True"),
+        WORKING,
+        label="Reconciling",
+        timeout=30,
+    )
     c.phase(MW, "emergency", "Active", WORKING)
+    # The schedule whose runs fail: one failed run (caught early: the next run fails too).
+    c.when(
+        BACKUP,
+        "nightly",
+        lambda o: has(o, "Degraded", "True", "LastRunFailed"),
+        DEGRADED_GOING_ON,
+        label="LastRunFailed",
+        timeout=150,
+    )
+    c.phase(MW, "next-week", "Pending", CURRENT)
     c.phase(MW, "short-notice", "Blocked", FAILED)
     c.phase(BACKUP, "before-upgrade", "Completed", CURRENT)
     c.phase(BACKUP, "wrong-password", "Failed", FAILED)
     c.phase(BACKUP, "paused", "Suspended", SUSPENDED)
-    c.phase(RESTORE, "unconfirmed", "Blocked", WAITING_FOR_PERSON)
     c.phase(RESTORE, "confirmed", "Completed", CURRENT)
     c.phase("EmergencyScale", "open", "Active", CURRENT)
     c.phase("EmergencyScale", "gated", "Waiting", CURRENT)
@@ -228,7 +251,7 @@ def capture_all(c: Capture) -> None:
     c.phase("ImageUpdate", "missing", "Refused", FAILED)
     c.phase("HealthReport", "passing", "Passing", CURRENT)
     c.phase("HealthReport", "failing", "Failing", FAILED)
-    c.phase("CacheFlush", "later", "Blocked", WAITING_FOR_PERSON)
+    c.phase("CacheFlush", "later", "Blocked", WAITING_FOR_WINDOW)
     c.phase("CacheFlush", "typo", "Refused", FAILED)
     c.when("Notifier", "configured", lambda o: has(o, "Ready", "True"), CURRENT, label="Configured")
     c.when(
@@ -239,15 +262,9 @@ def capture_all(c: Capture) -> None:
         label="SecretNotReadable",
     )
     c.phase(MW, "emergency", "Completed", CURRENT)
-    # The schedule whose runs fail: one failed run, then failureThreshold (2) in a row.
-    c.when(
-        BACKUP,
-        "nightly",
-        lambda o: has(o, "Degraded", "True", "LastRunFailed"),
-        DEGRADED_GOING_ON,
-        label="LastRunFailed",
-        timeout=150,
-    )
+    create_cr(c.kube.api, c.namespace, RESTORE, "unconfirmed", {"backup": "before-upgrade"})
+    c.phase(RESTORE, "unconfirmed", "Blocked", FAILED)
+    # ... then failureThreshold (2) runs in a row.
     c.when(
         BACKUP,
         "nightly",
@@ -312,3 +329,19 @@ def test_a_failure_threshold_retention_cannot_count_is_refused(
     with pytest.raises(ApiException) as once:
         create_cr(kube.api, namespace, BACKUP, "one-shot", backup_spec(db, failureThreshold=2))
     assert "failureThreshold applies only to a scheduled backup" in str(once.value.body)
+
+
+def test_the_argocd_kustomization_renders_one_argocd_cm_with_every_kind(kube: Cluster) -> None:
+    rendered = kube.run_kubectl("kustomize", str(ROOT / "deploy" / "argocd")).stdout
+    (cm,) = [d for d in yaml.safe_load_all(rendered) if d]
+    assert (cm["kind"], cm["metadata"]["name"], cm["metadata"]["namespace"]) == (
+        "ConfigMap",
+        "argocd-cm",
+        "argocd",
+    )
+    from runbook_operator.kinds import kinds
+
+    wanted = {
+        f"resource.customizations.health.ops.mailscore.com_{k.resource.kind}" for k in kinds()
+    }
+    assert set(cm["data"]) == wanted
