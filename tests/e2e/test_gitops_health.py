@@ -133,8 +133,8 @@ def create_all(kube: Cluster, namespace: str, db: AppDatabase) -> None:
     secret(kube, namespace, "hook", {"url": "http://127.0.0.1:9/hook"})
     secret(kube, namespace, "redis", {"password": "unused"})
 
-    # MaintenanceWindow: next week (scheduled), too short a notice (Blocked), an emergency
-    # one that runs (Active, then Completed), a recurring one whose occurrence is Blocked.
+    # MaintenanceWindow: next week (scheduled), too short a notice (Blocked), a short one
+    # that runs (Active, then Completed), a recurring one whose occurrences are Blocked.
     create_cr(api, namespace, MW, "next-week", {"start": in_(7 * 86400), "duration": "1h"})
     create_cr(api, namespace, MW, "short-notice", {"start": in_(4), "duration": "1m"})
     create_cr(
@@ -144,7 +144,13 @@ def create_all(kube: Cluster, namespace: str, db: AppDatabase) -> None:
         "emergency",
         {"start": in_(4), "duration": "15s", "policy": {"minimumNotice": "2s"}},
     )
-    every_minute = {"schedule": "* * * * *", "timeZone": "UTC", "duration": "20s"}
+    every_minute = {
+        "schedule": "* * * * *",
+        "timeZone": "UTC",
+        "duration": "20s",
+        # never approved: every occurrence is Blocked at its start
+        "policy": {"minimumNotice": "1s", "approvals": {"required": 1, "approvers": ["alice"]}},
+    }
     create_cr(api, namespace, MW, "every-minute", every_minute)
 
     # DatabaseBackup: one that completes, one refused by the server, a schedule whose runs
@@ -273,7 +279,7 @@ def capture_all(c: Capture) -> None:
         label="RunsFailing",
         timeout=90,
     )
-    # The recurring window: its occurrence Blocked (24h notice), then Pending and Degraded.
+    # The recurring window: its occurrence Blocked (no approval), then Pending and Degraded.
     c.phase(MW, "every-minute", "Blocked", FAILED)
     c.when(
         MW,
@@ -285,21 +291,32 @@ def capture_all(c: Capture) -> None:
     )
 
 
+def record(c: Capture) -> tuple[list[Verdict], str]:
+    """Judge what was captured; write the table and the objects under .testrun/."""
+    verdicts = judge(c.objects)
+    report = table(verdicts)
+    out = ROOT / ".testrun"
+    out.mkdir(exist_ok=True)
+    (out / "gitops-health.md").write_text(report + "\n")
+    captured = [
+        {"expected": list(expected), "object": obj}
+        for obj, (_, _, expected) in zip(c.objects, c.expected, strict=True)
+    ]
+    # The same objects, as tests/unit/gitops/captured.json keeps them.
+    (out / "gitops-objects.json").write_text(json.dumps(captured, indent=1))
+    print("\n" + report)
+    return verdicts, report
+
+
 def test_argo_cd_flux_and_kstatus_see_every_kind_in_every_phase_as_the_contract_says(
     kube: Cluster, operator: OperatorProcess, namespace: str, db: AppDatabase
 ) -> None:
     create_all(kube, namespace, db)
     c = Capture(kube, namespace)
-    capture_all(c)
-
-    verdicts = judge(c.objects)
-    report = table(verdicts)
-    out = ROOT / ".testrun" / "gitops-health.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(report + "\n")
-    (ROOT / ".testrun" / "gitops-objects.json").write_text(json.dumps(c.objects, indent=1))
-    print("\n" + report)
-
+    try:
+        capture_all(c)
+    finally:  # what was captured is reported even when a state was not reached
+        verdicts, report = record(c)
     by_name: dict[str, Verdict] = {v.name: v for v in verdicts}
     wrong = []
     for kind, name, expected in c.expected:
