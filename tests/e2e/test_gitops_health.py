@@ -317,18 +317,18 @@ def test_argo_cd_flux_and_kstatus_see_every_kind_in_every_phase_as_the_contract_
         capture_all(c)
     finally:  # what was captured is reported even when a state was not reached
         verdicts, report = record(c)
-    by_name: dict[str, Verdict] = {v.name: v for v in verdicts}
+    by_name: dict[tuple[str, str], Verdict] = {(v.kind, v.name): v for v in verdicts}
     wrong = []
     for kind, name, expected in c.expected:
-        v = by_name[name]
-        assert v.kind == kind and not v.errors, (name, v.errors)
+        v = by_name[kind, name]
+        assert not v.errors, (kind, name, v.errors)
         if v.triple != expected:
             wrong.append(f"{kind} {name}: {v.triple}, wanted {expected}")
         assert v.argocd_message, f"Argo CD gives no message for {name}"
     assert not wrong, "\n".join(wrong) + "\n" + report
     # Argo CD's message is the condition's: a person sees why without kubectl.
-    assert "notice" in by_name["short-notice@Blocked"].argocd_message
-    assert "nightly-" in by_name["nightly@RunsFailing"].argocd_message
+    assert "notice" in by_name[MW, "short-notice@Blocked"].argocd_message
+    assert "nightly-" in by_name[BACKUP, "nightly@RunsFailing"].argocd_message
     # Every kind the operator serves was judged, so a new kind cannot go unchecked.
     from runbook_operator.kinds import kinds
 
