@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["API_REQUESTS", "observe", "serve"]
+__all__ = ["API_REQUESTS", "FENCED_WRITES", "LEADER", "observe", "serve"]
 
 RECONCILIATIONS = Counter(
     "runbook_reconciliations_total",
@@ -33,6 +33,15 @@ API_REQUESTS = Counter(
     "runbook_api_requests_total",
     "Requests sent to the Kubernetes API by the operator's passes (not Kopf's watches), by verb.",
     ["verb"],
+)
+
+LEADER = Gauge(
+    "runbook_leader",
+    "1 while this replica is the leader (holds the Lease and acts), 0 while it follows.",
+)
+FENCED_WRITES = Counter(
+    "runbook_fenced_writes_total",
+    "Writes refused before they were sent because this replica was not the leader.",
 )
 
 

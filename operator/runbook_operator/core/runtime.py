@@ -29,6 +29,7 @@ from .context import Pass
 from .controller import Controller, Key
 from .interest import Interest
 from .kind import DATABASE, PASSES, Kind, Result
+from .leader import Elector
 from .names import ANNOTATION_PREFIX, KOPF_FINALIZER
 from .ports import KubePort, Obj
 from .recorder import Recorder
@@ -156,6 +157,11 @@ def _configure(settings: kopf.OperatorSettings) -> None:
     settings.batching.idle_timeout = 1.0
 
 
+def _agent(identity: str) -> str:
+    """The User-Agent of a replica's requests: its identity, as the audit log records it."""
+    return f"runbook-operator/{identity}"
+
+
 def register(kinds: Sequence[Kind]) -> None:
     """Declare the Kopf handlers for these kinds (once, before kopf.run)."""
 
@@ -163,13 +169,19 @@ def register(kinds: Sequence[Kind]) -> None:
     async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         _configure(settings)
         ours: Settings = memo["settings"]
-        kube = Kube(api_client())
-        memo["runtime"] = Runtime(ours, kube, kinds)
+        elector: Elector | None = memo.get("elector")
+        if elector is None:
+            runtime = Runtime(ours, Kube(api_client()), kinds)
+        else:
+            # Every write this process sends is refused unless it leads (core.leader).
+            client = api_client(fence=elector.is_fenced, user_agent=_agent(elector.identity))
+            runtime = Runtime(ours, Kube(client), kinds, instance=elector.identity)
+        memo["runtime"] = runtime
         # Every handler is async and only queues (passes run in the runtime's own pools:
         # PASSES for API work, DATABASE for dumps), so Kopf's sync executor stays small.
         settings.execution.max_workers = 2
         settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
-        if ours.metrics_port:
+        if ours.metrics_port and elector is None:  # else served since the start (cli)
             metrics.serve(ours.metrics_address, ours.metrics_port)
         LOG.info("runbook-operator started", extra={"namespaces": list(ours.namespaces) or "all"})
 
