@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +56,8 @@ class Runtime:
     kinds: Sequence[Kind]
     instance: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     post_events: bool = True
+    fenced: Callable[[], bool] = lambda: False
+    """The leader elector's fence (core.leader); never fenced when running standalone."""
     controllers: dict[str, Controller] = field(default_factory=dict)
     interest: Interest = field(default_factory=Interest)
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
@@ -80,6 +82,7 @@ class Runtime:
             ),
             instance=self.instance,
             stopped=stopped,
+            fenced=self.fenced,
         )
 
     def _after(self, kind: Kind, key: Key, result: Result | None) -> None:
@@ -175,7 +178,9 @@ def register(kinds: Sequence[Kind]) -> None:
         else:
             # Every write this process sends is refused unless it leads (core.leader).
             client = api_client(fence=elector.is_fenced, user_agent=_agent(elector.identity))
-            runtime = Runtime(ours, Kube(client), kinds, instance=elector.identity)
+            runtime = Runtime(
+                ours, Kube(client), kinds, instance=elector.identity, fenced=elector.is_fenced
+            )
         memo["runtime"] = runtime
         # Every handler is async and only queues (passes run in the runtime's own pools:
         # PASSES for API work, DATABASE for dumps), so Kopf's sync executor stays small.
