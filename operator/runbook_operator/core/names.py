@@ -16,6 +16,7 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "OPERATOR_NAME",
     "PRE_RESTORE_LABEL",
+    "RELEASE_ANNOTATION",
     "RESTARTED_AT",
     "REVISION_ANNOTATION",
     "SCHEDULED_AT_ANNOTATION",
@@ -39,6 +40,11 @@ HOLD_INSTANCE_ANNOTATION = f"{GROUP}/held-by-instance"
 """Beside the hold: the operator replica (its Lease identity) that took it. For people
 and audits; which operation holds it is the hold itself, so a new leader carries on
 with the holds its predecessor took for the same operation."""
+RELEASE_ANNOTATION = f"{GROUP}/release"
+"""Set by a person on an operation being deleted whose finalizer cannot finish (what it
+would put back is gone or will never come back): the operator lets the object go without
+putting anything back, and records that, with the annotation's value (the reason), as a
+Warning event. See README, "When a deletion is stuck"."""
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 SCHEDULE_LABEL = f"{GROUP}/schedule"
 """On a DatabaseBackup created by a scheduled one: the name of that schedule."""
