@@ -17,6 +17,7 @@ Exceptions:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -58,6 +59,7 @@ class Forbidden(KubeError):
     pass
 
 
+LOG = logging.getLogger("runbook_operator.kube")
 POOL_SIZE = 32
 """HTTP connections kept to the API server: more than Kopf's handler threads (16),
 so a burst of handlers never waits for, or throws away, a connection."""
@@ -97,9 +99,9 @@ def api_client(
     def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if fence is not None and method in WRITES and fence():
             metrics.FENCED_WRITES.inc()
-            raise Fenced(
-                f"{method} {url.split('?', maxsplit=1)[0]} refused: this operator is not the leader"
-            )
+            path = url.split("?", maxsplit=1)[0]
+            LOG.warning("write refused: not the leader", extra={"verb": method, "path": path})
+            raise Fenced(f"{method} {path} refused: this operator is not the leader")
         if counted:
             metrics.API_REQUESTS.labels(verb=method).inc()
         return send(method, url, *args, **kwargs)

@@ -22,11 +22,13 @@ Obj = dict[str, Any]
 class LeaseStore:
     """One Lease, by namespace and name."""
 
-    def __init__(self, namespace: str, name: str, *, timeout: float) -> None:
+    def __init__(
+        self, namespace: str, name: str, *, timeout: float, user_agent: str | None = None
+    ) -> None:
         self.namespace = namespace
         self.name = name
         self.timeout = timeout
-        self.api = client.CoordinationV1Api(api_client(counted=False))
+        self.api = client.CoordinationV1Api(api_client(counted=False, user_agent=user_agent))
 
     def get(self) -> tuple[Obj, str] | None:
         """The Lease's spec and its resourceVersion, or None when there is no Lease."""

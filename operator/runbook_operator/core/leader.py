@@ -30,12 +30,17 @@ from ..adapters.lease import LeaseStore
 from ..settings import Election
 from . import election
 
-__all__ = ["Elector"]
+__all__ = ["Elector", "agent"]
 
 LOG = logging.getLogger("runbook_operator.leader")
 JITTER = 1.2
 """A follower waits up to this factor of the retry period (client-go's JitterFactor
 1.2), so that several followers do not all ask at the same instant."""
+
+
+def agent(identity: str) -> str:
+    """The User-Agent of a replica's requests: its identity, as the audit log records it."""
+    return f"runbook-operator/{identity}"
 
 
 class Elector:
@@ -45,13 +50,13 @@ class Elector:
             settings.lease_namespace,
             settings.lease_name,
             timeout=min(settings.retry_period, settings.renew_deadline / 2),
+            user_agent=agent(settings.identity),
         )
         self.leading = threading.Event()
         self.lost = threading.Event()
         self.stop_flag: Future[str] = Future()
-        """Kopf's stop flag, resolved with the reason when leadership is lost. A Future,
-        not the threading.Event: Kopf waits for an Event in a thread of the loop's default
-        executor, which then blocks the loop's shutdown for ever after a SIGTERM."""
+        """Kopf's stop flag, resolved with the reason when leadership is lost, and by
+        `stopping()` when the operator stops for another reason."""
         self._stop = threading.Event()
         self._seen: election.Observed | None = None
         self._renewed_at: float | None = None
@@ -155,6 +160,13 @@ class Elector:
         LOG.error("leadership lost: this operator stops acting", extra={"reason": why})
 
     # --- stopping ------------------------------------------------------------
+
+    def stopping(self) -> None:
+        """The operator stops for another reason (SIGTERM): resolve Kopf's stop flag too.
+        Kopf waits for a concurrent Future in a thread of the loop's default executor,
+        which the loop's shutdown joins: unresolved, the process would never exit."""
+        if not self.stop_flag.done():
+            self.stop_flag.set_result("stopping")
 
     def release(self) -> None:
         """Step down: stop renewing and, if the Lease is still ours, give it up at once."""

@@ -29,7 +29,7 @@ from .context import Pass
 from .controller import Controller, Key
 from .interest import Interest
 from .kind import DATABASE, PASSES, Kind, Result
-from .leader import Elector
+from .leader import Elector, agent
 from .names import ANNOTATION_PREFIX, KOPF_FINALIZER
 from .ports import KubePort, Obj
 from .recorder import Recorder
@@ -160,11 +160,6 @@ def _configure(settings: kopf.OperatorSettings) -> None:
     settings.batching.idle_timeout = 1.0
 
 
-def _agent(identity: str) -> str:
-    """The User-Agent of a replica's requests: its identity, as the audit log records it."""
-    return f"runbook-operator/{identity}"
-
-
 def register(kinds: Sequence[Kind]) -> None:
     """Declare the Kopf handlers for these kinds (once, before kopf.run)."""
 
@@ -177,7 +172,7 @@ def register(kinds: Sequence[Kind]) -> None:
             runtime = Runtime(ours, Kube(api_client()), kinds)
         else:
             # Every write this process sends is refused unless it leads (core.leader).
-            client = api_client(fence=elector.is_fenced, user_agent=_agent(elector.identity))
+            client = api_client(fence=elector.is_fenced, user_agent=agent(elector.identity))
             runtime = Runtime(
                 ours, Kube(client), kinds, instance=elector.identity, fenced=elector.is_fenced
             )
@@ -193,6 +188,9 @@ def register(kinds: Sequence[Kind]) -> None:
     @kopf.on.cleanup(id="runbook-cleanup")
     async def cleanup(memo: Any, **_: Any) -> None:
         await runtime_of(memo).stop()
+        elector: Elector | None = memo.get("elector")
+        if elector is not None:
+            elector.stopping()
 
     for kind in kinds:
         _register_kind(kind.resource.kind, kind.resource.plural)
