@@ -15,7 +15,7 @@ ReplicaSets the Deployment owns (selected by its whole selector, matchExpression
 from __future__ import annotations
 
 from ..adapters.kube import Conflict, NotFound
-from .holds import hold_is_stale, parse_holder
+from .holds import hold_is_stale, parse_holder, same_holder
 from .names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
 from .ports import KubePort, Obj
 from .rollout import label_selector
@@ -66,6 +66,12 @@ def acquire_hold(
         current = holder_of(workload)
         if current == holder:
             return None
+        if same_holder(current, holder):  # ours, from before holds carried the uid
+            try:
+                _annotate(kube, kind, workload, holder, instance or None)
+            except Conflict:
+                continue
+            return None
         if current and not _stale(kube, namespace, current):
             return current
         try:
@@ -83,7 +89,7 @@ def release_hold(kube: KubePort, kind: str, namespace: str, name: str, holder: s
             workload = kube.get_workload(kind, namespace, name)
         except NotFound:
             return
-        if holder_of(workload) != holder:
+        if not same_holder(holder_of(workload), holder):
             return
         try:
             _annotate(kube, kind, workload, None)
@@ -106,7 +112,7 @@ def clean_replicaset_holds(kube: KubePort, namespace: str, name: str, holder: st
     cleaned = []
     for rs in kube.list_replicasets(namespace, selector):
         owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
-        if uid not in owners or holder_of(rs) != holder:
+        if uid not in owners or not same_holder(holder_of(rs), holder):
             continue
         patch = {
             "metadata": {"annotations": {HOLD_ANNOTATION: None, HOLD_INSTANCE_ANNOTATION: None}}

@@ -14,7 +14,7 @@ from typing import Any
 
 from .resource import Resource, by_kind
 
-__all__ = ["hold_is_stale", "parse_holder"]
+__all__ = ["hold_is_stale", "parse_holder", "same_holder"]
 
 
 def parse_holder(holder: str) -> tuple[Resource, str, str] | None:
@@ -37,3 +37,16 @@ def hold_is_stale(resource: Resource, holder_obj: dict[str, Any] | None, uid: st
         return False  # still putting things back; its finalizer releases the hold
     phase = (holder_obj.get("status") or {}).get("phase")
     return phase in resource.status.TERMINAL
+
+
+def same_holder(value: str | None, holder: str) -> bool:
+    """Whether a hold's value names this operation (`holder`, names.holder_id).
+
+    A hold taken before holds carried the uid reads `Kind/name`: it is taken to be the
+    operation of that kind and name, as it was then, so an operation in flight while the
+    operator is upgraded keeps its holds and still puts back what it changed."""
+    if value is None:
+        return False
+    if value == holder:
+        return True
+    return value.count("/") == 1 and holder.count("/") == 2 and holder.rsplit("/", 1)[0] == value
