@@ -65,16 +65,19 @@ def _run_elected(settings: Settings) -> int:
 
     elector = Elector(settings.election)
     terminated = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: terminated.set())
-        for sig in (signal.SIGTERM, signal.SIGINT)
-    }
+
+    def terminate(*_: object) -> None:
+        # Until Kopf puts its own handlers in place, and also while it starts: a stop
+        # asked for then must not kill the leader before it hands the Lease over.
+        terminated.set()
+        elector.stopping()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, terminate)
     _probes(settings, elector)
     elector.start()
     while not (elector.leading.is_set() or terminated.is_set() or not elector.alive()):
         elector.leading.wait(0.1)
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
     if terminated.is_set() or not elector.leading.is_set():
         elector.release()
         return 0
