@@ -81,6 +81,8 @@ class Settings:
     """Port of the /healthz liveness endpoint; 0 disables it."""
     prometheus_url: str = field(default_factory=lambda: _env("PROMETHEUS_URL", ""))
     """Default Prometheus for triggers and health checks, e.g. http://prometheus:9090."""
+    argocd_namespace: str = field(default_factory=lambda: _env("ARGOCD_NAMESPACE", "argocd"))
+    """Where Argo CD's Applications live, when a tracking annotation does not say."""
     max_replicas: int = field(default_factory=lambda: int(_env("MAX_REPLICAS", "50")))
     """Policy cap on the replicas an EmergencyScale may ask for."""
     backup_root: Path = field(

@@ -9,13 +9,14 @@ behind an admin certificate.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +25,8 @@ from testbed import ledger
 from .servers import free_port
 from .wait import wait_for
 
-__all__ = ["LEASE_NAMESPACE", "LEASE_TIMINGS", "OperatorProcess", "free_port"]
+REPO = Path(__file__).resolve().parents[2]
+__all__ = ["LEASE_NAMESPACE", "LEASE_TIMINGS", "OperatorProcess", "free_port", "running_operator"]
 
 LEASE_NAMESPACE = "runbook-system"
 """Where deploy/ lets the operator keep its Lease (deploy/rbac/leader-election.yaml)."""
@@ -232,3 +234,21 @@ class OperatorProcess:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             return str(response.read().decode())
+
+
+@contextlib.contextmanager
+def running_operator(credentials: Path, workdir: Path, prefix: str) -> Iterator[OperatorProcess]:
+    """An operator process with the deploy/ RBAC serving the namespaces `<prefix>-*`."""
+    process = OperatorProcess(
+        kubeconfig=credentials,
+        namespaces=[f"{prefix}-*"],
+        log_path=REPO / ".testbed" / "logs" / f"operator-{prefix}.log",
+        backup_root=workdir / "backups",
+        prefix=prefix,
+    )
+    process.backup_root.mkdir()
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -205,6 +205,24 @@ class Kube:
     def patch_configmap(self, namespace: str, name: str, patch: Obj) -> Obj:
         return _call(self.core.patch_namespaced_config_map, name, namespace, patch)  # type: ignore[no-any-return]
 
+    def create_configmap(self, namespace: str, body: Obj) -> Obj:
+        return _call(self.core.create_namespaced_config_map, namespace, body)  # type: ignore[no-any-return]
+
+    def get_object(self, api_version: str, plural: str, namespace: str, name: str) -> Obj:
+        """An object of another controller's custom resource (an Argo CD Application, a
+        Flux Kustomization)."""
+        group, version = api_version.split("/", 1)
+        get = self.custom.get_namespaced_custom_object
+        return _call(get, group, version, namespace, plural, name)  # type: ignore[no-any-return]
+
+    def patch_object(
+        self, api_version: str, plural: str, namespace: str, name: str, patch: Obj
+    ) -> Obj:
+        """A JSON merge patch of another controller's custom resource."""
+        group, version = api_version.split("/", 1)
+        change = self.custom.patch_namespaced_custom_object
+        return _call(change, group, version, namespace, plural, name, patch)  # type: ignore[no-any-return]
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
         """One key of one Secret (the operator may `get` Secrets, never list or watch them)."""
         import base64

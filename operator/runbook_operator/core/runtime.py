@@ -25,6 +25,7 @@ from ..adapters import metrics
 from ..adapters.kube import Kube, api_client
 from ..apigroup import GROUP, VERSION
 from ..settings import Settings
+from . import measures
 from .context import Pass
 from .controller import Controller, Key
 from .interest import Interest
@@ -181,6 +182,7 @@ def register(kinds: Sequence[Kind]) -> None:
         # PASSES for API work, DATABASE for dumps), so Kopf's sync executor stays small.
         settings.execution.max_workers = 2
         settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+        metrics.DOMAIN.declare(measures.METRICS)
         if ours.metrics_port and elector is None:  # else served since the start (cli)
             metrics.serve(ours.metrics_address, ours.metrics_port)
         LOG.info("runbook-operator started", extra={"namespaces": list(ours.namespaces) or "all"})

@@ -268,13 +268,13 @@ def test_a_deadline_without_a_known_start_counts_like_kubectl() -> None:
         (
             {},
             {"argocd.argoproj.io/tracking-id": "mail:apps/Deployment:ns/web"},
-            "Argo CD application mail",
+            "Argo CD Application argocd/mail",
         ),
-        ({"argocd.argoproj.io/instance": "mail"}, {}, "Argo CD application mail"),
+        ({"argocd.argoproj.io/instance": "mail"}, {}, "Argo CD Application argocd/mail"),
         (
             {"app.kubernetes.io/instance": "mail"},
             {"argocd.argoproj.io/sync-options": "Prune=false"},
-            "Argo CD application mail",
+            "Argo CD Application argocd/mail",
         ),
         ({"app.kubernetes.io/instance": "mail"}, {}, None),  # Helm sets it too
         (
@@ -285,7 +285,7 @@ def test_a_deadline_without_a_known_start_counts_like_kubectl() -> None:
             {},
             "Flux Kustomization flux-system/apps",
         ),
-        ({"helm.toolkit.fluxcd.io/name": "mail"}, {}, "Flux HelmRelease mail"),
+        ({"helm.toolkit.fluxcd.io/name": "mail"}, {}, "Flux HelmRelease ns/mail"),
         ({}, {}, None),
     ],
 )

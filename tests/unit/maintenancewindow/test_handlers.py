@@ -115,7 +115,7 @@ def test_the_runbook_window_end_to_end() -> None:
     assert s.status["nextStart"] == "2025-03-02T02:00:00Z"
     assert s.status["nextEnd"] == "2025-03-02T03:00:00Z"
     ready = next(c for c in s.status["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "Scheduled" and ready["status"] == "False"
+    assert ready["reason"] == "Scheduled" and ready["status"] == "True"
 
     s.run_until(lambda s: s.phase == "Active")
     assert s.step_names() == START_STEPS

@@ -200,7 +200,9 @@ def _gate(
         cleared = f"the trigger is clear: {described}"
         return status, end(spec, status, world, ctx, EndReason.TRIGGER_CLEARED, cleared)
     message = f"Waiting for the trigger: {described}"
-    return status, conditioned(spec, status, ctx, "waiting", "WaitingForTrigger", message)
+    # Armed and watching is what the object asks for: Ready (kstatus Current), like an
+    # armed Rollback, so a GitOps sync that waits for health is not held until an incident.
+    return status, conditioned(spec, status, ctx, "ready", "WaitingForTrigger", message)
 
 
 def held_elsewhere(
