@@ -29,7 +29,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-__all__ = ["API_REQUESTS", "DOMAIN", "Domain", "observe", "serve"]
+__all__ = ["API_REQUESTS", "DOMAIN", "FENCED_WRITES", "LEADER", "Domain", "observe", "serve"]
 
 RECONCILIATIONS = Counter(
     "runbook_reconciliations_total",
@@ -47,6 +47,15 @@ API_REQUESTS = Counter(
     "runbook_api_requests_total",
     "Requests sent to the Kubernetes API by the operator's passes (not Kopf's watches), by verb.",
     ["verb"],
+)
+
+LEADER = Gauge(
+    "runbook_leader",
+    "1 while this replica is the leader (holds the Lease and acts), 0 while it follows.",
+)
+FENCED_WRITES = Counter(
+    "runbook_fenced_writes_total",
+    "Writes refused before they were sent because this replica was not the leader.",
 )
 
 

@@ -35,6 +35,7 @@ from . import measures, rerunning
 from .context import Pass
 from .guarding import Guarding
 from .kind import Kind, Result
+from .names import RELEASE_ANNOTATION
 from .notifying import Notifying
 from .ports import KubePort, Obj
 from .spec import InvalidSpec
@@ -263,6 +264,9 @@ class Controller:
         if ctx.deleting:
             if not ctx.writer.has_finalizer():
                 return Result()
+            reason = (ctx.meta.get("annotations") or {}).get(RELEASE_ANNOTATION)
+            if reason is not None:
+                return self._release(ctx, str(reason))
             result = self.kind.finalize(ctx)
             if result is None:
                 self.guarding.release(ctx)
@@ -280,6 +284,17 @@ class Controller:
             result = self._invalid(ctx, str(exc))
         self.guarding.after(ctx)
         return self.notifying.after(ctx, result)
+
+    @staticmethod
+    def _release(ctx: Pass, reason: str) -> Result:
+        """A person let the object go: no undo; the event says so, and what was left."""
+        ctx.recorder.warn(
+            "Released",
+            f"released by the annotation {RELEASE_ANNOTATION} ({reason or 'no reason given'}):"
+            " deleted without putting anything back (its status said what it had changed)",
+        )
+        ctx.writer.remove_finalizer()
+        return Result()
 
     def _invalid(self, ctx: Pass, message: str) -> Result:
         """Stalled with the field and the reason; one event; no retry until an edit."""

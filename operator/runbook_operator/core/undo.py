@@ -22,7 +22,7 @@ from typing import Any
 
 from .conditions import Condition, Conditions, set_condition
 from .gitops import DEFAULT_ARGOCD_NAMESPACE, owner_of
-from .names import HOLD_ANNOTATION, REVISION_ANNOTATION
+from .names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION, REVISION_ANNOTATION
 
 __all__ = [
     "GITOPS_MANAGED",
@@ -224,8 +224,11 @@ def rollback_annotations(
     out = {k: v for k, v in current.items() if k in KEPT_ANNOTATIONS}
     out.update({k: v for k, v in annotations_of(replica_set).items() if k not in KEPT_ANNOTATIONS})
     out.pop(HOLD_ANNOTATION, None)  # a stale hold copied with an old template never comes back
+    out.pop(HOLD_INSTANCE_ANNOTATION, None)
     if holder is not None:
         out[HOLD_ANNOTATION] = holder
+        if HOLD_INSTANCE_ANNOTATION in current:  # who took the hold stays beside it
+            out[HOLD_INSTANCE_ANNOTATION] = current[HOLD_INSTANCE_ANNOTATION]
     return out
 
 
