@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from support.app import deploy_app
 from support.crs import cond, condition, create_cr, delete_cr, get_cr, patch_cr, wait_gone
 from support.events import wait_event, wait_reasons
+from support.holds import operation_of
 from support.images import image
 from support.kube import Cluster, wait_for_rollout
 from support.wait import wait_for
@@ -48,7 +49,7 @@ def replicas(kube: Cluster, namespace: str, name: str) -> int:
 
 def held_by(kube: Cluster, namespace: str, name: str) -> str | None:
     annotations = deployment(kube, namespace, name).metadata.annotations or {}
-    return annotations.get(HOLD)
+    return operation_of(annotations.get(HOLD))
 
 
 def hpa_bounds(kube: Cluster, namespace: str, name: str = "backend-hpa") -> tuple[int, int]:

@@ -36,6 +36,7 @@ from support.crs import (
     wait_phase,
 )
 from support.events import events, reasons, wait_event, wait_reasons
+from support.holds import operation_of
 from support.images import image
 from support.kube import Cluster, wait_for_rollout
 from support.operator import OperatorProcess
@@ -241,7 +242,9 @@ def test_runbook_window_runs_the_procedure_and_restores_everything(
     assert frontend["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == stamp
     assert deployment(kube, namespace, BACKEND)["spec"]["replicas"] == 1
     assert hpa_bounds(kube, namespace) == (1, 1)
-    assert frontend["metadata"]["annotations"][HOLD] == "MaintenanceWindow/postgres-upgrade"
+    assert operation_of(frontend["metadata"]["annotations"][HOLD]) == (
+        "MaintenanceWindow/postgres-upgrade"
+    )
     (silence,) = alertmanager.active()
     assert silence["id"] == active["status"]["silence"]["id"]
     assert silence["matchers"][0]["value"] == namespace
@@ -432,7 +435,7 @@ def holds_backend(kube: Cluster, namespace: str) -> None:
     first = small_window(3, "10m", scaleDown=[{"name": BACKEND, "replicas": 2}])
     create_cr(kube.api, namespace, KIND, "first", first)
     wait_phase(kube.api, namespace, KIND, "first", "Active", timeout=60)
-    assert deployment(kube, namespace, BACKEND)["metadata"]["annotations"][HOLD] == (
+    assert operation_of(deployment(kube, namespace, BACKEND)["metadata"]["annotations"][HOLD]) == (
         "MaintenanceWindow/first"
     )
 
@@ -470,7 +473,7 @@ def test_waits_for_a_held_workload_then_starts(
     assert reasons(kube.api, namespace, "second").count("WorkloadHeld") == 1
     patch_cr(kube.api, namespace, KIND, "first", {"spec": {"cancel": True}})
     wait_phase(kube.api, namespace, KIND, "second", "Active", timeout=60)
-    assert deployment(kube, namespace, BACKEND)["metadata"]["annotations"][HOLD] == (
+    assert operation_of(deployment(kube, namespace, BACKEND)["metadata"]["annotations"][HOLD]) == (
         "MaintenanceWindow/second"
     )
     wait_phase(kube.api, namespace, KIND, "second", "Completed", timeout=120)

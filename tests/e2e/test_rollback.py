@@ -21,6 +21,7 @@ from support.crs import (
     wait_phase,
 )
 from support.events import events, wait_event, wait_reasons
+from support.holds import operation_of
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -274,7 +275,9 @@ def test_deleting_a_rollback_mid_way_releases_the_deployment(
         timeout=60,
         what="the rollback rolling out",
     )
-    assert deployment(kube, namespace, "web")["metadata"]["annotations"][HOLD] == "Rollback/undo"
+    assert operation_of(deployment(kube, namespace, "web")["metadata"]["annotations"][HOLD]) == (
+        "Rollback/undo"
+    )
     delete_cr(kube.api, namespace, "Rollback", "undo")
     wait_gone(kube.api, namespace, "Rollback", "undo")
     dep = deployment(kube, namespace, "web")
