@@ -24,7 +24,7 @@ from typing import Any
 from ...adapters import postgres as pg
 from ...adapters.kube import Conflict, NotFound
 from ...adapters.storage import FileStore
-from ...core import database, failpoints
+from ...core import database, failpoints, objectstores
 from ...core.attempts import Attempts, Key
 from ...core.conditions import StatusBase
 from ...core.context import Pass
@@ -280,10 +280,13 @@ class DatabaseRestoreKind(Kind):
         if source is None or target is None:
             message = f"DatabaseBackup {status.backup} was deleted; nothing was restored"
             return Failure("BackupNotFound", message)
-        store = self.store(ctx.settings.backup_root)
         ctx.recorder.log(f"restoring {status.location} into {status.database}")
         outcome: Outcome
         try:
+            # the backup's own bucket and key (from the backup object), or the volume
+            store = objectstores.s3_store_of(ctx.kube, source) or self.store(
+                ctx.settings.backup_root
+            )
             server = database.server(ctx.kube, ctx.namespace, target)
             stored = store.checksum(status.location)
             if stored.sha256 != status.sha256:

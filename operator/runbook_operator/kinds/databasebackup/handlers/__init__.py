@@ -73,15 +73,25 @@ class DatabaseBackupKind(Kind):
         if plan.scheduled:
             ctx.recorder.log("schedule deleted; its children go with it (owner references)")
             return None
-        store = self.store(ctx.settings.backup_root)
+        store: BackupStore | None = None
         try:
+            store = self._store(ctx, spec, status)
             store.discard_partials(ctx.namespace, ctx.name)
-        except StorageError as exc:
+        except (StorageError, database.CredentialsError) as exc:
             ctx.recorder.warn("CleanupIncomplete", f"{exc}; remove the partial files by hand")
         if plan.scratch is not None:
             self._drop_scratch(ctx, *plan.scratch)
-        self._artifacts(ctx, store, plan)
+        if store is not None:
+            self._artifacts(ctx, store, plan)
         return None
+
+    def _store(
+        self, ctx: Pass, spec: DatabaseBackupSpec | None, status: DatabaseBackupStatus
+    ) -> BackupStore:
+        """The volume, or the bucket of spec.destination (a one-shot spec never changes)."""
+        if spec is None or not (spec.destination and spec.destination.s3):
+            return self.store(ctx.settings.backup_root)
+        return self.oneshot.store_for(ctx, spec, status)
 
     def _drop_scratch(self, ctx: Pass, ref: PostgresRef, scratch: str) -> None:
         try:

@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from ....adapters import postgres as pg
-from ....core import database, failpoints
+from ....adapters.storage import BackupStore
+from ....core import database, failpoints, objectstores
 from ....core.attempts import Attempts, Key
 from ....core.context import Pass
 from ....core.database import Failure, Store
+from ....core.destination import key_id
 from ....core.events import NORMAL, WARNING, Event
 from ....core.kind import Result
 from .. import logic
@@ -137,6 +139,10 @@ class OneShot:
                     f"written to {outcome.location}",
                 )
             )
+            if spec.destination and spec.destination.s3:
+                new = new.model_copy(
+                    update={"encryption_key_id": key_id(spec.destination.s3.encryption)}
+                )
         else:
             new = logic.verified(status, outcome, generation=generation, now=now)
             events.append(Event(NORMAL, "Verified", new.message(logic.VERIFIED)))
@@ -146,16 +152,33 @@ class OneShot:
         self.attempts.recorded(key)
         ctx.recorder.events(events)
 
+    def store_for(
+        self,
+        ctx: Pass,
+        spec: DatabaseBackupSpec,
+        status: DatabaseBackupStatus,
+        *,
+        writing: bool = False,
+    ) -> BackupStore:
+        """The volume, or this backup's own object in the bucket spec.destination names
+        (its key from the object's namespace, schedule and uid; never from status)."""
+        s3 = spec.destination.s3 if spec.destination else None
+        if s3 is None:
+            return self.store(ctx.settings.backup_root)
+        return objectstores.s3_store(
+            ctx.kube, ctx.meta, s3, recorded_key_id=status.encryption_key_id, writing=writing
+        )
+
     # --- the long steps ---------------------------------------------------------
 
     def _dump(
         self, ctx: Pass, spec: DatabaseBackupSpec, status: DatabaseBackupStatus, key: Key
     ) -> Outcome | None:
         assert status.started_at is not None
-        store = self.store(ctx.settings.backup_root)
         ctx.recorder.log(f"dumping (attempt {status.attempt})")
         outcome: Outcome
         try:
+            store = self.store_for(ctx, spec, status, writing=True)
             server = database.server(ctx.kube, ctx.namespace, spec.postgres)
             store.discard_partials(ctx.namespace, ctx.name)
             upload = store.begin(ctx.namespace, ctx.name, logic.stamp(status.started_at))
@@ -206,7 +229,7 @@ class OneShot:
     ) -> Verification:
         """Readable: sha256 + pg_restore --list in one read. Restore: then a scratch restore."""
         assert status.location is not None
-        store, location = self.store(ctx.settings.backup_root), status.location
+        store, location = self.store_for(ctx, spec, status), status.location
         digest = hashlib.sha256()
 
         def hashed() -> Iterator[bytes]:
