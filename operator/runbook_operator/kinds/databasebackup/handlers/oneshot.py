@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from ....adapters import postgres as pg
+from ....adapters import volumeusage
 from ....adapters.storage import BackupStore
-from ....core import database, failpoints, objectstores
+from ....core import database, failpoints, objectstores, quota
 from ....core.attempts import Attempts, Key
 from ....core.context import Pass
 from ....core.database import Failure, Store
@@ -169,6 +170,17 @@ class OneShot:
             ctx.kube, ctx.meta, s3, recorded_key_id=status.encryption_key_id, writing=writing
         )
 
+    @staticmethod
+    def _within_quota(ctx: Pass) -> None:
+        """The namespace's share of the shared volume, checked before pg_dump starts."""
+        limits = quota.Quota(ctx.settings.volume_quota_bytes, ctx.settings.volume_quota_count)
+        if not (limits.bytes or limits.artifacts):
+            return
+        used = quota.Usage(*volumeusage.usage(ctx.settings.backup_root, ctx.namespace))
+        why = quota.refusal(ctx.namespace, used, limits)
+        if why is not None:
+            raise volumeusage.QuotaExceeded(why)
+
     # --- the long steps ---------------------------------------------------------
 
     def _dump(
@@ -179,6 +191,8 @@ class OneShot:
         outcome: Outcome
         try:
             store = self.store_for(ctx, spec, status, writing=True)
+            if not (spec.destination and spec.destination.s3):
+                self._within_quota(ctx)
             server = database.server(ctx.kube, ctx.namespace, spec.postgres)
             store.discard_partials(ctx.namespace, ctx.name)
             upload = store.begin(ctx.namespace, ctx.name, logic.stamp(status.started_at))
