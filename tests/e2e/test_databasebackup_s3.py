@@ -339,3 +339,21 @@ def test_a_namespace_over_its_volume_quota_is_refused_before_pg_dump(
     assert "quota is 1" in message and "nothing was dumped" in message
     assert "pgDumpVersion" not in refused["status"]  # pg_dump never started
     assert not (operator.backup_root / namespace / "second").exists()
+
+
+def test_retention_shorter_than_the_schedule_is_refused_with_both_durations(
+    kube: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    spec = {
+        "postgres": {"host": "pg", "database": "db", "credentials": {"secretName": "pg"}},
+        "schedule": "0 * * * *",
+        "keep": {"maxAge": "30m"},
+    }
+    create_cr(kube.api, namespace, BACKUP, "hourly", spec)
+    refused = wait_condition(
+        kube.api, namespace, BACKUP, "hourly", "Ready", "False", reason="InvalidSpec"
+    )
+    message = cond(refused, "Ready")["message"]
+    assert "keep.maxAge 30m is shorter than the time between runs of '0 * * * *'" in message
+    assert "set maxAge to at least 1h" in message
+    assert children(kube.api, namespace, "hourly") == []  # nothing ran

@@ -117,7 +117,7 @@ class S3Process(ServerProcess):
             ),
         )
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def objects(self, prefix: str = "") -> list[str]:
         answer: Any = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
         return sorted(str(o["Key"]) for o in answer.get("Contents", []))
 

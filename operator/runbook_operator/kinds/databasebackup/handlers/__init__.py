@@ -21,6 +21,7 @@ from ....core.postgres import PostgresRef
 from ....core.spec import InvalidSpec
 from .. import logic
 from ..api import DATABASE_BACKUP, DatabaseBackupSpec, DatabaseBackupStatus
+from ..logic import retention
 from ..logic.schedule import InvalidSchedule
 from . import schedule
 from .oneshot import OneShot, Store, now_of
@@ -43,6 +44,9 @@ class DatabaseBackupKind(Kind):
         spec = ctx.spec(DatabaseBackupSpec)
         if spec.schedule is None:
             return self.oneshot.run(ctx, spec)
+        problem = retention.max_age_problem(spec, now_of(ctx))
+        if problem is not None:
+            raise InvalidSpec(f"spec.keep.maxAge: {problem}")
         try:
             return schedule.run(ctx, spec)
         except InvalidSchedule as exc:
