@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,8 @@ __all__ = [
 PART = 8 * 1024 * 1024
 """Bytes per uploaded part (S3's minimum is 5 MiB, the last part excepted)."""
 READ = 1024 * 1024
+IN_FLIGHT = 2
+"""Parts uploading at once while the next one fills (memory: (IN_FLIGHT + 1) x PART)."""
 
 
 class ObjectStoreUnreachable(StorageError):
@@ -126,7 +130,10 @@ def _translate(exc: Exception, config: S3Config, what: str) -> StorageError:
 
 
 class _MultipartUpload:
-    """pg_dump's bytes into one multipart upload: `write()`, then `commit()` or `abort()`."""
+    """pg_dump's bytes into one multipart upload: `write()`, then `commit()` or `abort()`.
+
+    Parts go up on IN_FLIGHT threads while the next part fills, so pg_dump is not held
+    up by the network; a failed part fails the next `write()` or `commit()`."""
 
     def __init__(self, store: S3Store, sealer: sealing.Sealer | None) -> None:
         self.store = store
@@ -134,11 +141,14 @@ class _MultipartUpload:
         self.hash = hashlib.sha256()
         self.buffer = bytearray()
         self.parts: list[dict[str, Any]] = []
+        self.pending: deque[Future[dict[str, Any]]] = deque()
+        self.numbered = 0
         self.size = 0
         self.upload_id = store._call(
             "starting the upload",
             lambda c: c.create_multipart_upload(Bucket=store.config.bucket, Key=store.key),
         )["UploadId"]
+        self.pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="s3-part")
 
     def write(self, data: bytes) -> None:
         self.hash.update(data)
@@ -148,7 +158,13 @@ class _MultipartUpload:
             del self.buffer[:PART]
 
     def _part(self, body: bytes) -> None:
-        number = len(self.parts) + 1
+        self.numbered += 1
+        self.size += len(body)
+        self.pending.append(self.pool.submit(self._upload, self.numbered, body))
+        while len(self.pending) > IN_FLIGHT:
+            self.parts.append(self.pending.popleft().result())
+
+    def _upload(self, number: int, body: bytes) -> dict[str, Any]:
         answer = self.store._call(
             f"uploading part {number}",
             lambda c: c.upload_part(
@@ -159,15 +175,17 @@ class _MultipartUpload:
                 Body=body,
             ),
         )
-        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-        self.size += len(body)
+        return {"PartNumber": number, "ETag": answer["ETag"]}
 
     def commit(self) -> Stored:
         if self.sealer:
             self.buffer += self.sealer.finish()
-        if self.buffer or not self.parts:
+        if self.buffer or not self.numbered:
             self._part(bytes(self.buffer))
             self.buffer.clear()
+        while self.pending:
+            self.parts.append(self.pending.popleft().result())
+        self.pool.shutdown()
         bucket, key = self.store.config.bucket, self.store.key
         self.store._call(
             "completing the upload",
@@ -183,6 +201,8 @@ class _MultipartUpload:
     def abort(self) -> None:
         """Drop the parts uploaded so far (best effort: a dead server is cleaned up by the
         next attempt's discard_partials)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)  # no part lands after the abort
+        self.pending.clear()
         with suppress(StorageError):
             self.store._call(
                 "aborting the upload",
