@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from runbook_operator.adapters import objectstore, sealing
 from runbook_operator.adapters.objectstore import NotThisBackups, S3Config, S3Store
 from runbook_operator.core import destination as dest
-from support.s3 import S3Process
+from support.s3 import S3Process, running_s3
 from support.s3 import s3_server as s3_server  # noqa: PLC0414  (the fixture)
 
 pytestmark = pytest.mark.timeout(180)
@@ -93,3 +95,19 @@ def test_a_vanished_server_is_a_reason(s3_server: S3Process) -> None:
     with pytest.raises(objectstore.ObjectStoreUnreachable, match=s3_server.url):
         upload.commit()
     upload.abort()  # best effort: does not raise
+
+
+def test_https_with_a_private_ca(tmp_path: Path) -> None:
+    with running_s3(tmp_path / "s3", tls=True) as s3:
+        assert s3.url.startswith("https://") and s3.pki is not None
+        ca = s3.pki.ca_cert.read_bytes()
+        config = S3Config(s3.url, s3.bucket, "us-east-1", True, s3.access_key, s3.secret_key, ca)
+        store = S3Store(config, "p/team-a/tls/u1.dump", "p/team-a/tls/")
+        upload = store.begin("team-a", "tls", "t")
+        upload.write(b"over TLS")
+        location = upload.commit().location
+        assert b"".join(store.read(location)) == b"over TLS"
+
+        untrusted = S3Store(replace(config, ca_pem=None), "p/team-a/tls/u2.dump", "p/team-a/tls/")
+        with pytest.raises(objectstore.ObjectStoreUnreachable, match="certificate"):
+            untrusted.begin("team-a", "tls", "t")

@@ -31,7 +31,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from testbed import testbed
+from testbed import pki, testbed
 
 from .servers import ServerProcess, running
 
@@ -49,20 +49,29 @@ def versitygw_binary() -> Path:
 class S3Process(ServerProcess):
     name = "versitygw"
 
-    def __init__(self, workdir: Path, binary: Path) -> None:
+    def __init__(self, workdir: Path, binary: Path, *, tls: bool = False) -> None:
         super().__init__(workdir)
         self.binary = binary
+        self.pki = pki.generate(workdir / "pki") if tls else None
+        """A CA of its own and a serving certificate for 127.0.0.1, when serving TLS."""
         self.access_key = f"runbook{secrets.token_hex(6)}"
         self.secret_key = f"leakcheck-{secrets.token_hex(16)}"
         self.bucket = "backups"
         self.data = workdir / "data"
         self.sidecar = workdir / "meta"
 
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.pki else 'http'}://127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 30) -> None:
         if self.running:
             return
         self.data.mkdir(parents=True, exist_ok=True)
         self.sidecar.mkdir(parents=True, exist_ok=True)
+        tls = []
+        if self.pki is not None:
+            tls = ["--cert", str(self.pki.apiserver_cert), "--key", str(self.pki.apiserver_key)]
         self._spawn(
             [
                 str(self.binary),
@@ -72,6 +81,7 @@ class S3Process(ServerProcess):
                 self.access_key,
                 "--secret",
                 self.secret_key,
+                *tls,
                 "posix",
                 "--sidecar",
                 str(self.sidecar),
@@ -109,6 +119,7 @@ class S3Process(ServerProcess):
             region_name="us-east-1",
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
+            verify=str(self.pki.ca_cert) if self.pki else True,
             config=Config(
                 s3={"addressing_style": "path"},
                 retries={"max_attempts": 1},
@@ -131,9 +142,13 @@ class S3Process(ServerProcess):
         return bytes(answer["Body"].read())
 
 
-def running_s3(workdir: Path | None = None) -> contextlib.AbstractContextManager[S3Process]:
+def running_s3(
+    workdir: Path | None = None, *, tls: bool = False
+) -> contextlib.AbstractContextManager[S3Process]:
     binary = versitygw_binary()
-    return running(lambda root: S3Process(root, binary), binary, "versitygw (build.sh)", workdir)
+    return running(
+        lambda root: S3Process(root, binary, tls=tls), binary, "versitygw (build.sh)", workdir
+    )
 
 
 @pytest.fixture
