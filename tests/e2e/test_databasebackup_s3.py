@@ -163,7 +163,7 @@ def test_s3_server_killed_mid_upload_fails_cleanly_and_the_next_run_succeeds(
         spec = backup_spec(
             db,
             schedule="* * * * *",
-            keep={"last": 1, "failed": 0},
+            keep={"last": 1, "failed": 1},
             destination=s3_destination(s3_server, encrypted=True),
         )
         create_cr(api, namespace, BACKUP, "hourly", spec)
@@ -196,7 +196,7 @@ def test_s3_server_killed_mid_upload_fails_cleanly_and_the_next_run_succeeds(
     assert s3_server.objects(family) == [key_of(second, "hourly")]
     assert s3_server.uploads(family) == []  # the interrupted upload was swept before it
 
-    # Retention (keep one Completed, no Failed) prunes children and their objects together.
+    # Retention (keep one Completed, one Failed) prunes children and their objects together.
     def third_completed() -> dict[str, Any] | None:
         runs = children(api, namespace, "hourly")
         newer = [c for c in runs if c["metadata"]["name"] != second["metadata"]["name"]]
@@ -205,10 +205,9 @@ def test_s3_server_killed_mid_upload_fails_cleanly_and_the_next_run_succeeds(
     third = wait_for(third_completed, timeout=150, what="a third run to complete")
 
     def pruned() -> bool:
-        names = [c["metadata"]["name"] for c in children(api, namespace, "hourly")]
-        return names == [third["metadata"]["name"]] and s3_server.objects(family) == [
-            key_of(third, "hourly")
-        ]
+        runs = {c["metadata"]["name"] for c in children(api, namespace, "hourly")}
+        kept = {first["metadata"]["name"], third["metadata"]["name"]}
+        return runs == kept and s3_server.objects(family) == [key_of(third, "hourly")]
 
     wait_for(pruned, timeout=90, what="retention to prune the older runs and their objects")
 
