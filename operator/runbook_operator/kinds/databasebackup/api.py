@@ -231,7 +231,8 @@ DATABASE_BACKUP = Resource(
     status=DatabaseBackupStatus,
     description=(
         "Back up a PostgreSQL database with pg_dump (custom format) to the operator's backup "
-        "volume, with exact per-table row counts and a verified artifact; with a schedule, "
+        "volume or S3-compatible object storage (optionally encrypted), with exact per-table "
+        "row counts and a verified artifact; with a schedule, "
         "one child DatabaseBackup per run, pruned by retention."
     ),
     columns=(
