@@ -187,6 +187,8 @@ def test_s3_server_killed_mid_upload_fails_cleanly_and_the_next_run_succeeds(
     assert s3_server.url in ready["message"]
     s3_server.start()  # same port, same data: whatever the dead server kept
     assert s3_server.objects(family) == []  # never a partial object
+    # The dead server could not be told to abort: it kept the parts of that upload...
+    assert s3_server.uploads(family) == [key_of(first, "hourly")]
 
     def next_completed() -> dict[str, Any] | None:
         runs = children(api, namespace, "hourly")
@@ -194,7 +196,7 @@ def test_s3_server_killed_mid_upload_fails_cleanly_and_the_next_run_succeeds(
 
     second = wait_for(next_completed, timeout=150, what="the next run to complete")
     assert s3_server.objects(family) == [key_of(second, "hourly")]
-    assert s3_server.uploads(family) == []  # the interrupted upload was swept before it
+    assert s3_server.uploads(family) == []  # ...and the next run swept them before uploading
 
     # Retention (keep one Completed, one Failed) prunes children and their objects together.
     def third_completed() -> dict[str, Any] | None:
