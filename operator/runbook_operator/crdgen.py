@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .core.identity import RequestedBy
 from .core.notify import Notifications, NotifyRef
 from .core.resource import CATEGORY, Resource
 from .kinds import RESOURCES
@@ -102,6 +103,10 @@ def _schema(resource: Resource) -> Schema:
         record = structural(Notifications.model_json_schema(by_alias=True), keep_defaults=False)
         record["description"] = "What was sent to Notifiers, and whether it was delivered."
         status.setdefault("properties", {})["notifications"] = record
+        who = structural(RequestedBy.model_json_schema(by_alias=True), keep_defaults=False)
+        who["description"] = "Who created this operation, as the API server authenticated "
+        who["description"] += "them (stamped by admission, copied before anything changed)."
+        status["properties"]["requestedBy"] = who
     return {
         "type": "object",
         "description": resource.description,

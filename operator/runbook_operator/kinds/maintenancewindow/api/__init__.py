@@ -30,6 +30,7 @@ from .spec import (
     SilenceSpec,
 )
 from .status import (
+    ApprovalRecord,
     ContainerImage,
     EndingReason,
     FlagOriginal,
@@ -47,6 +48,7 @@ from .status import (
 __all__ = [
     "MAINTENANCE_WINDOW",
     "Approval",
+    "ApprovalRecord",
     "ApprovalRule",
     "BackupRule",
     "ContainerImage",
