@@ -147,8 +147,14 @@ def test_approvals_are_bound_to_the_authenticated_approver(
             "planRevision": 1,
         }
     ]
-    one = wait_condition(kube.api, ns, MW, "mw", "Approved", "False", reason="NotApproved")
-    assert "1 of 2 approvals recorded by alice" in cond(one, "Approved")["message"]
+    wait_for(
+        lambda: (
+            "1 of 2 approvals recorded by alice"
+            in cond(get_cr(kube.api, ns, MW, "mw"), "Approved")["message"]
+        ),
+        timeout=30,
+        what="alice's approval counted",
+    )
 
     # ... and the outsider may not remove it either.
     with pytest.raises(Refused) as removed:
