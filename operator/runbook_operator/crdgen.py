@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .core.gitops import GitOpsRecord, GitOpsSpec
 from .core.identity import RequestedBy
 from .core.notify import Notifications, NotifyRef
 from .core.resource import CATEGORY, Resource
@@ -107,6 +108,24 @@ def _schema(resource: Resource) -> Schema:
         who["description"] = "Who created this operation, as the API server authenticated "
         who["description"] += "them (stamped by admission, copied before anything changed)."
         status["properties"]["requestedBy"] = who
+    if resource.targets is not None:
+        pause = structural(GitOpsSpec.model_json_schema(by_alias=True))
+        pause["description"] = "What to do about targets that Argo CD or Flux also manage."
+        spec.setdefault("properties", {})["gitops"] = pause
+        record = structural(GitOpsRecord.model_json_schema(by_alias=True), keep_defaults=False)
+        record["description"] = GitOpsRecord.__doc__ or ""
+        status.setdefault("properties", {})["gitops"] = record
+    if resource.one_shot:
+        spec.setdefault("properties", {})["runId"] = {
+            "type": "string",
+            "maxLength": 128,
+            "description": (
+                "Names this run. An object of the same kind and name created again (by Argo "
+                "CD or Flux, after it was deleted) with the same runId is not run again; "
+                "give a new value to run it again on purpose. Without it, objects that Git "
+                "manages are keyed by a hash of their spec."
+            ),
+        }
     return {
         "type": "object",
         "description": resource.description,

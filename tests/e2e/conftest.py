@@ -30,7 +30,7 @@ from support.kube import (
     mint_service_account_kubeconfig,
     unique_name,
 )
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, running_operator
 from support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,19 +185,8 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     prefix = f"rbe2e-{secrets.token_hex(3)}"
     workdir = tmp_path_factory.mktemp("operator-run")
-    process = OperatorProcess(
-        kubeconfig=operator_credentials,
-        namespaces=[f"{prefix}-*"],
-        log_path=ROOT / ".testbed" / "logs" / f"operator-{prefix}.log",
-        backup_root=workdir / "backups",
-        prefix=prefix,
-    )
-    process.backup_root.mkdir()
-    process.start()
-    try:
+    with running_operator(operator_credentials, workdir, prefix) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -366,6 +366,24 @@ class FakeKube:
         obj = self._write(("patch", "ConfigMap", name), "ConfigMap", namespace, name)
         return self._merge(obj, patch)
 
+    def create_configmap(self, namespace: str, body: Obj) -> Obj:
+        name = body["metadata"]["name"]
+        self.calls.append(("create", "ConfigMap", name))
+        if ("ConfigMap", namespace, name) in self.store:
+            raise Conflict(f"ConfigMap {name} already exists")
+        body = copy.deepcopy(body)
+        body["metadata"]["namespace"] = namespace
+        return copy.deepcopy(self.put("ConfigMap", body))
+
+    def get_object(self, api_version: str, plural: str, namespace: str, name: str) -> Obj:
+        return self._get(plural, namespace, name)
+
+    def patch_object(
+        self, api_version: str, plural: str, namespace: str, name: str, patch: Obj
+    ) -> Obj:
+        obj = self._write(("patch", plural, name), plural, namespace, name)
+        return self._merge(obj, patch)
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
         data = self._get("Secret", namespace, name).get("data") or {}
         if key not in data:

@@ -31,9 +31,12 @@ from concurrent.futures import Executor
 
 from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
+from . import measures, rerunning
 from .context import Pass
+from .guarding import Guarding
 from .identity import requested_by
 from .kind import Kind, Result
+from .names import RELEASE_ANNOTATION
 from .notifying import Notifying
 from .ports import KubePort, Obj
 from .spec import InvalidSpec
@@ -82,6 +85,8 @@ class Controller:
         self.kind = kind
         self.notifying = notifying or Notifying()
         """Tells Notifiers of the moments each pass reached (core.notifying)."""
+        self.guarding = Guarding()
+        """Names targets that Argo CD or Flux manage, pauses their sync on request."""
         self.kube = kube
         self.executor = executor
         self.new_pass = new_pass
@@ -143,6 +148,8 @@ class Controller:
             self._written.pop(key, None)
         self._failures.pop(key, None)
         self.notifying.forget(key)
+        self.guarding.forget(key)
+        metrics.DOMAIN.forget((self.kind.resource.kind, *key))
         cancel = self._cancels.pop(key, None)
         if cancel is not None:
             cancel.set()
@@ -214,15 +221,36 @@ class Controller:
                         body = self.kube.get_custom(kind.plural, key[0], key[1])
                     except NotFound:
                         return None
+                start = body.get("status")
                 ctx = self.new_pass(self.kind, body, self._cancel(key))
-                ctx.writer.on_write = functools.partial(self._keep, key, written=True)
+                ctx.writer.on_write = functools.partial(self._answered, key, ctx)
                 try:
                     return self._decide(ctx)
                 except Stale:
                     body = None  # decide again on what the API server has now
                 finally:
                     self._keep(key, ctx.obj, written=False)  # writes were kept as answered
+                    self._measure(start, ctx)
         raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")
+
+    def _answered(self, key: Key, ctx: Pass, obj: Obj) -> None:
+        self._keep(key, obj, written=True)
+        self.guarding.written(ctx, obj)  # a pause before the change this write records
+
+    def _measure(self, start: Obj | None, ctx: Pass) -> None:
+        """The domain metrics of what this pass wrote and of where the object now stands
+        (core.measures decides): events on the transitions the writer recorded, each
+        once, even when the pass then failed or must be decided again."""
+        kind = self.kind.resource
+        if not kind.operation:
+            return
+        try:
+            metrics.DOMAIN.count(measures.counts(kind.kind, ctx.obj, [start, *ctx.writer.written]))
+            metrics.DOMAIN.show(
+                (kind.kind, ctx.namespace, ctx.name), measures.gauges(kind.kind, ctx.obj)
+            )
+        except Exception:  # a metric never fails an operation
+            LOG.exception(f"{kind.kind} {ctx.namespace}/{ctx.name}: metrics not updated")
 
     def _keep(self, key: Key, obj: Obj, written: bool) -> None:
         with self._guard:
@@ -235,18 +263,38 @@ class Controller:
         if ctx.deleting:
             if not ctx.writer.has_finalizer():
                 return Result()
+            reason = (ctx.meta.get("annotations") or {}).get(RELEASE_ANNOTATION)
+            if reason is not None:
+                return self._release(ctx, str(reason))
             result = self.kind.finalize(ctx)
             if result is None:
+                self.guarding.release(ctx)
+                rerunning.remember(ctx)  # before the finalizer goes: no re-creation is first
                 ctx.writer.remove_finalizer()
                 return Result()
             return result
+        if rerunning.skip(ctx):
+            return Result()  # before the finalizer: a run that never starts has nothing to undo
         ctx.writer.ensure_finalizer()
         _record_requester(ctx)
+        self.guarding.before(ctx)
         try:
             result = self.kind.reconcile(ctx)
         except InvalidSpec as exc:
             result = self._invalid(ctx, str(exc))
+        self.guarding.after(ctx)
         return self.notifying.after(ctx, result)
+
+    @staticmethod
+    def _release(ctx: Pass, reason: str) -> Result:
+        """A person let the object go: no undo; the event says so, and what was left."""
+        ctx.recorder.warn(
+            "Released",
+            f"released by the annotation {RELEASE_ANNOTATION} ({reason or 'no reason given'}):"
+            " deleted without putting anything back (its status said what it had changed)",
+        )
+        ctx.writer.remove_finalizer()
+        return Result()
 
     def _invalid(self, ctx: Pass, message: str) -> Result:
         """Stalled with the field and the reason; one event; no retry until an edit."""

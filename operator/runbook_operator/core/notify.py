@@ -249,6 +249,8 @@ def moment_of(status: Obj, terminal: Iterable[str]) -> Seen | None:
     def true(type_: str) -> bool:
         return (conditions.get(type_) or {}).get("status") == "True"
 
+    if reason == "AlreadyRan":
+        return None  # a copy Git created again, not run: nothing happened to tell of
     if phase == "Blocked":
         stalled = conditions.get("Stalled") or {}
         if true("Stalled"):

@@ -51,6 +51,13 @@ class Resource:
     operation: bool = True
     """An operation: listed by `kubectl get runbook`, and it tells Notifiers of its
     moments (`spec.notify`, `status.notifications`). False for configuration (Notifier)."""
+    one_shot: bool = False
+    """Runs once and ends: a re-created copy (by Git) is not run again (core.reruns), and
+    the CRD has `spec.runId` to run it again on purpose."""
+    targets: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None
+    """(kind, name) of the objects in its namespace that an operation changes, from its
+    spec: each one that Argo CD or Flux also manages is named, and their sync is paused on
+    request (core.gitops)."""
     moment: Callable[[dict[str, Any]], Seen | None] | None = None
     """The notification moment of a status, when the common reading (core.notify.moment_of)
     does not fit the kind's phases."""

@@ -79,6 +79,9 @@ class FlushPhase(StrEnum):
     """Redis could not be reached or refused the command; the reason says which."""
     REFUSED = "Refused"
     """Nothing was flushed: `confirm` does not name this Redis database."""
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class Measure(ApiModel):
@@ -96,7 +99,7 @@ class Measure(ApiModel):
 
 class CacheFlushStatus(StatusBase):
     TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {FlushPhase.COMPLETED, FlushPhase.FAILED, FlushPhase.REFUSED}
+        {FlushPhase.COMPLETED, FlushPhase.FAILED, FlushPhase.REFUSED, FlushPhase.SKIPPED}
     )
 
     phase: FlushPhase | None = None
@@ -128,6 +131,7 @@ CACHE_FLUSH = Resource(
     short_names=("cflush",),
     spec=CacheFlushSpec,
     status=CacheFlushStatus,
+    one_shot=True,
     description=(
         "Flush a Redis database (or the keys matching a pattern) like `redis-cli flushdb`, "
         "once, only inside an Active MaintenanceWindow or with the address typed out, with "

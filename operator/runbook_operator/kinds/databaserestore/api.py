@@ -70,6 +70,9 @@ class RestorePhase(StrEnum):
     RUNNING = "Running"
     COMPLETED = "Completed"
     FAILED = "Failed"
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class RestoreStep(StrEnum):
@@ -91,7 +94,9 @@ class TableCheck(ApiModel):
 
 
 class DatabaseRestoreStatus(StatusBase):
-    TERMINAL: ClassVar[frozenset[str]] = frozenset({RestorePhase.COMPLETED, RestorePhase.FAILED})
+    TERMINAL: ClassVar[frozenset[str]] = frozenset(
+        {RestorePhase.COMPLETED, RestorePhase.FAILED, RestorePhase.SKIPPED}
+    )
 
     phase: RestorePhase | None = None
     """Pending, Blocked, Running, Completed or Failed."""
@@ -138,6 +143,7 @@ DATABASE_RESTORE = Resource(
     short_names=("dbrestore", "dbr"),
     spec=DatabaseRestoreSpec,
     status=DatabaseRestoreStatus,
+    one_shot=True,
     description=(
         "Restore a DatabaseBackup into its database or a new one, only inside an Active "
         "MaintenanceWindow or with a typed confirmation, after a safety backup, in one "

@@ -23,6 +23,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from ...core import gitops
 from ...core.conditions import StatusBase
 from ...core.fields import GoDuration, ObjectName, Workload, WorkloadKind
 from ...core.model import ApiModel, cel
@@ -134,6 +135,9 @@ class EmergencyScalePhase(StrEnum):
     """Ended; the originals are back (or kept the new size, with revert: false)."""
     FAILED = "Failed"
     """The trigger could not be evaluated and onNoData says Fail; anything changed was put back."""
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class EndReason(StrEnum):
@@ -160,7 +164,7 @@ class TargetOriginal(Workload):
 
 class EmergencyScaleStatus(StatusBase):
     TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {EmergencyScalePhase.COMPLETED, EmergencyScalePhase.FAILED}
+        {EmergencyScalePhase.COMPLETED, EmergencyScalePhase.FAILED, EmergencyScalePhase.SKIPPED}
     )
 
     phase: EmergencyScalePhase | None = None
@@ -190,6 +194,8 @@ EMERGENCY_SCALE = Resource(
     short_names=("escale", "es"),
     spec=EmergencyScaleSpec,
     status=EmergencyScaleStatus,
+    one_shot=True,
+    targets=gitops.listed,
     description=(
         "Scale Deployments for an incident, at once or when a Prometheus condition holds, "
         "through their HPA when one manages them, and put the originals back when it ends."

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -111,6 +111,9 @@ class ImagePhase(StrEnum):
     """The rollout or the health check failed (see rolledBack)."""
     REFUSED = "Refused"
     """Nothing was changed: the Deployment or a container is missing, or it is paused."""
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class PreviousImage(ApiModel):
@@ -126,7 +129,7 @@ class PreviousImage(ApiModel):
 
 class ImageUpdateStatus(StatusBase):
     TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {ImagePhase.COMPLETED, ImagePhase.FAILED, ImagePhase.REFUSED}
+        {ImagePhase.COMPLETED, ImagePhase.FAILED, ImagePhase.REFUSED, ImagePhase.SKIPPED}
     )
 
     phase: ImagePhase | None = None
@@ -159,12 +162,19 @@ class ImageUpdateStatus(StatusBase):
     """The change in one line, for `kubectl get`."""
 
 
+def _targets(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    name = spec.get("deployment")
+    return [("Deployment", name)] if isinstance(name, str) else []
+
+
 IMAGE_UPDATE = Resource(
     kind="ImageUpdate",
     plural="imageupdates",
     short_names=("imgup",),
     spec=ImageUpdateSpec,
     status=ImageUpdateStatus,
+    one_shot=True,
+    targets=_targets,
     description=(
         "Set container images of a Deployment exactly like `kubectl set image`, after "
         "recording the images and revision they replace; follow the rollout and the "

@@ -18,6 +18,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from ...core import gitops
 from ...core.conditions import StatusBase
 from ...core.fields import GoDuration, ObjectName, Workload, WorkloadKind
 from ...core.health import HealthCheck
@@ -105,6 +106,9 @@ class RestartPhase(StrEnum):
     """A rollout did not finish in time, or the health check did not pass."""
     REFUSED = "Refused"
     """Nothing was restarted: a workload is missing, paused, or cannot roll."""
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class TargetState(StrEnum):
@@ -145,7 +149,7 @@ class TargetStatus(Workload):
 
 class RestartStatus(StatusBase):
     TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {RestartPhase.COMPLETED, RestartPhase.FAILED, RestartPhase.REFUSED}
+        {RestartPhase.COMPLETED, RestartPhase.FAILED, RestartPhase.REFUSED, RestartPhase.SKIPPED}
     )
 
     phase: RestartPhase | None = None
@@ -173,6 +177,8 @@ RESTART = Resource(
     short_names=("rst",),
     spec=RestartSpec,
     status=RestartStatus,
+    one_shot=True,
+    targets=gitops.listed,
     description=(
         "Rolling-restart Deployments and StatefulSets exactly like `kubectl rollout restart`, "
         "in order or all at once, follow every rollout to its end, then check the service "

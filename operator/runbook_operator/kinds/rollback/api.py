@@ -17,6 +17,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from ...core import gitops
 from ...core.conditions import StatusBase
 from ...core.fields import GoDuration, ObjectName
 from ...core.model import ApiModel, cel
@@ -108,6 +109,9 @@ class RollbackPhase(StrEnum):
     """A target's rollout exceeded its progress deadline, or a target changed under us."""
     REFUSED = "Refused"
     """Nothing was changed: a target is missing, paused, or lacks the revision asked for."""
+    SKIPPED = "Skipped"
+    """Not run: the same run (spec.runId, or the spec of an object Git manages) ran
+    already under this name; created again, most likely by Git."""
 
 
 class TargetState(StrEnum):
@@ -176,7 +180,12 @@ class RollbackStatus(StatusBase):
     """Where the rollback stands. Each decision is recorded here before it is carried out."""
 
     TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {RollbackPhase.COMPLETED, RollbackPhase.FAILED, RollbackPhase.REFUSED}
+        {
+            RollbackPhase.COMPLETED,
+            RollbackPhase.FAILED,
+            RollbackPhase.REFUSED,
+            RollbackPhase.SKIPPED,
+        }
     )
 
     phase: RollbackPhase | None = None
@@ -199,6 +208,8 @@ ROLLBACK = Resource(
     short_names=("rb",),
     spec=RollbackSpec,
     status=RollbackStatus,
+    one_shot=True,
+    targets=gitops.listed,
     description=(
         "Roll Deployments back exactly like `kubectl rollout undo` (to the previous or a named "
         "revision), now or armed to fire when a Prometheus condition holds after a new rollout, "

@@ -11,6 +11,9 @@ on cancel, or when the object is deleted.
 
 from __future__ import annotations
 
+from typing import Any
+
+from ....core import gitops
 from ....core.resource import Column, Resource
 from .spec import (
     TRANSITION_RULES,
@@ -76,12 +79,24 @@ __all__ = [
     "WindowPhase",
 ]
 
+
+def _targets(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """The maintenance flag's ConfigMap, the Deployments that read it, those scaled down."""
+    mode = spec.get("maintenanceMode")
+    out: list[tuple[str, str]] = []
+    if isinstance(mode, dict):
+        out.append(("ConfigMap", str(mode.get("configMap") or "frontend-config")))
+        out += gitops.listed(mode, "restart")
+    return out + gitops.listed(spec, "scaleDown")
+
+
 MAINTENANCE_WINDOW = Resource(
     kind="MaintenanceWindow",
     plural="maintenancewindows",
     short_names=("mw", "mwin"),
     spec=MaintenanceWindowSpec,
     status=MaintenanceWindowStatus,
+    targets=_targets,
     description=(
         "A maintenance window of the runbook: its checklist (notice, fresh backup, approvals, "
         "rollback plan) enforced before the start; maintenance flag, restarts, scale-down and "

@@ -62,6 +62,7 @@ class MaintenanceWindowKind(Kind):
             http_status=self.http_status,
             prometheus=self.query,
             prometheus_url=ctx.settings.prometheus_url,
+            instance=ctx.instance,
         )
 
     @staticmethod

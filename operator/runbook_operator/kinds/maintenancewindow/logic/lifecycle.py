@@ -20,12 +20,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from ....core.conditions import (
+    DEGRADED,
     READY,
     find,
     progressing,
     ready,
     stalled,
     waiting,
+    with_degraded,
 )
 from ....core.events import NORMAL, WARNING, Event
 from ....core.fields import parse_duration, span
@@ -364,7 +366,15 @@ def _next_round(
         last_occurrence=record,
     )
     text = f"Next window: {when(w, occ.start)} to {when(w, occ.end)}."
-    set_ready(w, new, "waiting", "Scheduled", text, now)
+    set_ready(w, new, "ready", "Scheduled", text, now)
+    failed = phase in (WindowPhase.FAILED, WindowPhase.BLOCKED)
+    new.conditions = with_degraded(
+        [*new.conditions, *(c for c in s.conditions if c.type == DEGRADED)],
+        "LastOccurrenceFailed" if failed else None,
+        f"The occurrence of {when(w, record.start)} was {phase}: {message}",
+        generation=w.generation,
+        now=now,
+    )
     return Pass(new, events=(Event(NORMAL, "Rescheduled", text),))
 
 
