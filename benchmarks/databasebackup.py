@@ -180,6 +180,7 @@ def end_to_end(server: PostgresServer, rounds: int) -> tuple[list[float], list[f
         log_path=work / "operator.log",
         backup_root=work / "backups",
         prefix=namespace,
+        elected=False,  # one replica, as the reference run
     )
     operator.backup_root.mkdir()
     backups, restores = [], []

@@ -182,6 +182,7 @@ def operator(bench: Bench) -> Iterator[subprocess.Popen[bytes]]:
         "RUNBOOK_METRICS_PORT": "0",
         "RUNBOOK_LIVENESS_PORT": str(liveness),
         "RUNBOOK_METRICS_ADDRESS": "127.0.0.1",
+        "RUNBOOK_LEADER_ELECTION": "false",  # one replica, as the reference run
     }
     log = open(ROOT / ".testbed" / "logs" / f"operator-{bench.prefix}.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(

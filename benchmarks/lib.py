@@ -281,6 +281,7 @@ class Operator:
             "RUNBOOK_LIVENESS_PORT": str(self.liveness),
             "RUNBOOK_METRICS_ADDRESS": "127.0.0.1",
             "RUNBOOK_BACKUP_ROOT": str(ROOT / ".testbed" / "bench-backups"),
+            "RUNBOOK_LEADER_ELECTION": "false",  # one replica, as the reference run
             **self.env,
         }
         if self.source is not None:

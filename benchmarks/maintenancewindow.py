@@ -175,6 +175,7 @@ def run(bench: Bench, rounds: int) -> None:
         log_path=work / "operator.log",
         backup_root=work,
         prefix=prefix,
+        elected=False,  # one replica, as the reference run
     )
     operator.start()
     script, applied, first = [], [], []

@@ -119,6 +119,7 @@ def run(bench: Bench, rounds: int, replicas: int, tick: float) -> None:
         log_path=work / "operator.log",
         backup_root=work,
         prefix=prefix,
+        elected=False,  # one replica, as the reference run
     )
     operator.env = {"RUNBOOK_TICK_SECONDS": str(tick)}
     operator.start()

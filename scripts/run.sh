@@ -11,6 +11,7 @@ if [ -z "${KUBECONFIG:-}" ]; then
   kubectl=$bin/kubectl
   export RUNBOOK_METRICS_ADDRESS=${RUNBOOK_METRICS_ADDRESS:-127.0.0.1}
   export RUNBOOK_BACKUP_ROOT=${RUNBOOK_BACKUP_ROOT:-$PWD/.testbed/backups}
+  export RUNBOOK_LEASE_NAMESPACE=${RUNBOOK_LEASE_NAMESPACE:-default}  # the local bed has no runbook-system
   mkdir -p "$RUNBOOK_BACKUP_ROOT"
   echo "local test bed; in another shell:" >&2
   .venv/bin/python tests/testbed/testbed.py env | sed 's/^/  /' >&2

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .core.leader import Elector
+    from .settings import Settings
 
 __all__ = ["main"]
+
+LOG = logging.getLogger("runbook_operator")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,10 +39,81 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # every liveness probe
     settings = Settings(namespaces=tuple(args.namespace))
-    memo = kopf.Memo(settings=settings)
+    if settings.election.enabled:
+        return _run_elected(settings)
+    _serve(settings, kopf.Memo(settings=settings), stop_flag=None)
+    return 0
+
+
+def _run_elected(settings: Settings) -> int:
+    """Follow until the Lease is ours, serve while it stays ours, then exit.
+
+    Why the gate is here, around the whole of Kopf, and not inside it: Kopf's peering
+    only pauses operators of the same priority (all of them freeze when two have equal
+    ones) and is no leader election, and a paused Kopf still watches everything. So a
+    follower does not start Kopf at all (it watches nothing and costs the API server one
+    Lease read per retry period), and the leader runs `kopf.run` with the elector's
+    `stop_flag`, resolved when leadership is lost. Fencing does not wait for Kopf to
+    stop: every write is refused in adapters.kube from the moment the renew deadline
+    passes. A leader that lost the Lease exits (client-go's OnStoppedLeading), and its
+    replacement starts as a follower; SIGTERM makes it stop serving first and then hand
+    the Lease over at once, so a rolling update waits for no expiry.
+    """
+    import kopf
+
+    from .core.leader import Elector
+
+    elector = Elector(settings.election)
+    terminated = threading.Event()
+
+    def terminate(*_: object) -> None:
+        # Until Kopf puts its own handlers in place, and also while it starts: a stop
+        # asked for then must not kill the leader before it hands the Lease over.
+        terminated.set()
+        elector.stopping()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, terminate)
+    _probes(settings, elector)
+    elector.start()
+    while not (elector.leading.is_set() or terminated.is_set() or not elector.alive()):
+        elector.leading.wait(0.1)
+    if terminated.is_set() or not elector.leading.is_set():
+        elector.release()
+        return 0
+    memo = kopf.Memo(settings=settings, elector=elector)
+    LOG.info("serving as the leader", extra={"identity": elector.identity})
+    _serve(settings, memo, stop_flag=elector.stop_flag, probes=False)
+    if elector.lost.is_set():
+        LOG.error("exiting: the Lease is lost, a new process starts as a follower")
+        return 1
+    elector.release()
+    return 0
+
+
+def _probes(settings: Settings, elector: Elector) -> None:
+    from .adapters import metrics, probes
+
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_address, settings.metrics_port)
+        metrics.LEADER.set(0)
+    if settings.liveness_port:
+        probes.serve(
+            settings.metrics_address,
+            settings.liveness_port,
+            alive=elector.alive,
+            role=lambda: {"leader": elector.is_leader(), "identity": elector.identity},
+        )
+
+
+def _serve(
+    settings: Settings, memo: Any, *, stop_flag: Future[str] | None, probes: bool = True
+) -> None:
+    import kopf
+
     liveness = (
         f"http://{settings.metrics_address}:{settings.liveness_port}/healthz"
-        if settings.liveness_port
+        if settings.liveness_port and probes
         else None
     )
     # Kopf serves exact namespaces itself. With a glob it would watch the namespaces and
@@ -40,16 +121,16 @@ def _run(args: argparse.Namespace) -> int:
     # only in the list that begins its namespace watch, which Kopf ignores: such a namespace
     # stayed unserved until something changed it. So globs are matched here instead, on
     # cluster-wide watches (core.runtime ignores every object outside the patterns).
-    exact = [n for n in args.namespace if not any(c in n for c in "*?[")]
-    globbed = len(exact) != len(args.namespace)
+    exact = [n for n in settings.namespaces if not any(c in n for c in "*?[")]
+    globbed = len(exact) != len(settings.namespaces)
     kopf.run(
         standalone=True,
-        clusterwide=not args.namespace or globbed,
+        clusterwide=not settings.namespaces or globbed,
         namespaces=[] if globbed else exact,
         liveness_endpoint=liveness,
         memo=memo,
+        stop_flag=stop_flag,
     )
-    return 0
 
 
 def _crds(args: argparse.Namespace) -> int:

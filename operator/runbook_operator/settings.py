@@ -8,14 +8,58 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import socket
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["Election", "Settings"]
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"RUNBOOK_{name}", default)
+
+
+def _identity() -> str:
+    """client-go's default: the host (the pod's name in a pod) and a unique suffix, so a
+    restarted process never mistakes the Lease of its predecessor for its own."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class Election:
+    """Leader election on a coordination.k8s.io/v1 Lease, with client-go's semantics.
+
+    A follower takes over at most `lease_duration + retry_period` after the leader last
+    renewed (plus its own start-up); a leader that could not renew for `renew_deadline`
+    stops acting, which is before any follower may take over because
+    `renew_deadline < lease_duration`."""
+
+    enabled: bool = field(default_factory=lambda: _env("LEADER_ELECTION", "true") == "true")
+    """`false` runs one standalone operator that acts at once (no Lease)."""
+    lease_name: str = field(default_factory=lambda: _env("LEASE_NAME", "runbook-operator"))
+    """The Lease's name."""
+    lease_namespace: str = field(
+        default_factory=lambda: _env(
+            "LEASE_NAMESPACE", os.environ.get("POD_NAMESPACE", "runbook-system")
+        )
+    )
+    """The Lease's namespace: the operator's own (POD_NAMESPACE) by default."""
+    identity: str = field(default_factory=_identity)
+    """This process's holderIdentity in the Lease."""
+    lease_duration: float = field(default_factory=lambda: float(_env("LEASE_DURATION", "10")))
+    """Seconds a follower waits, after it last saw the Lease change, before taking it over."""
+    renew_deadline: float = field(default_factory=lambda: float(_env("RENEW_DEADLINE", "7")))
+    """Seconds after its last successful renewal at which a leader stops acting (fenced)."""
+    retry_period: float = field(default_factory=lambda: float(_env("RETRY_PERIOD", "2")))
+    """Seconds between two attempts to acquire or renew the Lease."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "leader election needs 0 < retry period < renew deadline < lease duration, "
+                f"got {self.retry_period}, {self.renew_deadline}, {self.lease_duration}"
+            )
 
 
 @dataclass(frozen=True)
@@ -58,3 +102,5 @@ class Settings:
     database_workers: int = field(default_factory=lambda: int(_env("DATABASE_WORKERS", "4")))
     """Threads for database work (pg_dump, pg_restore), apart from the passes': this many
     dumps or restores run at once, the rest wait, and no incident ever waits for them."""
+    election: Election = field(default_factory=Election)
+    """Leader election: only the leader of several replicas acts."""

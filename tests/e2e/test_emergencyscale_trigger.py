@@ -60,7 +60,7 @@ def test_scales_only_after_for_and_reverts_after_the_cooldown(
     create_cr(kube.api, namespace, KIND, "on-errors", spec)
 
     obj = wait_es(
-        kube, namespace, "on-errors", phase="Waiting", ready=("False", "WaitingForTrigger")
+        kube, namespace, "on-errors", phase="Waiting", ready=("True", "WaitingForTrigger")
     )
     gate = status(obj)["gate"]
     assert gate["value"] == 0.01 and gate["holds"] is False and gate["evaluatedAt"]
@@ -120,7 +120,7 @@ def test_prometheus_down_does_what_on_no_data_says(
         gated(prometheus, "fail-active", 3, onNoData="Fail", threshold=0.001),
     )
     for name in ("hold", "activate", "fail"):
-        wait_es(kube, namespace, name, phase="Waiting", ready=("False", "WaitingForTrigger"))
+        wait_es(kube, namespace, name, phase="Waiting", ready=("True", "WaitingForTrigger"))
     wait_es(kube, namespace, "fail-active", phase="Active")
     assert replicas(kube, namespace, "fail-active") == 3
 

@@ -117,8 +117,12 @@ def test_a_restart_made_by_hand_runs_each_time_it_is_created(
     assert second["status"]["restartStamp"] != first["status"]["restartStamp"]
 
 
+NEXT_WEEK = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def window_manifest(namespace: str, **spec: Any) -> Obj:
-    start = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The same manifest each time it is asked for, as Git holds it."""
+    start = NEXT_WEEK
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "MaintenanceWindow",

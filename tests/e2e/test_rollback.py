@@ -232,7 +232,7 @@ def test_gitops_managed_targets_roll_back_with_a_warning(
     done = wait_condition(kube.api, namespace, "Rollback", "undo", "Ready", timeout=60)
     gitops = cond(done, "GitOpsManaged")
     assert gitops["status"] == "True"
-    assert "Argo CD application mail-score" in gitops["message"]
+    assert "Argo CD Application argocd/mail-score" in gitops["message"]
     assert "next sync re-applies" in gitops["message"]
     assert wait_event(kube.api, namespace, "undo", "GitOpsManaged")["type"] == "Warning"
     assert current_image(kube, namespace, "web") == image("web-1")

@@ -9,13 +9,14 @@ behind an admin certificate.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +25,16 @@ from testbed import ledger
 from .servers import free_port
 from .wait import wait_for
 
-__all__ = ["OperatorProcess", "free_port"]
+REPO = Path(__file__).resolve().parents[2]
+__all__ = ["LEASE_NAMESPACE", "LEASE_TIMINGS", "OperatorProcess", "free_port", "running_operator"]
+
+LEASE_NAMESPACE = "runbook-system"
+"""Where deploy/ lets the operator keep its Lease (deploy/rbac/leader-election.yaml)."""
+LEASE_TIMINGS = {
+    "RUNBOOK_LEASE_DURATION": "3",
+    "RUNBOOK_RENEW_DEADLINE": "2",
+    "RUNBOOK_RETRY_PERIOD": "0.5",
+}
 
 
 class OperatorProcess:
@@ -38,6 +48,8 @@ class OperatorProcess:
         log_path: Path,
         backup_root: Path,
         prefix: str,
+        lease: str | None = None,
+        elected: bool = True,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
@@ -46,6 +58,11 @@ class OperatorProcess:
         self.prefix = prefix
         self.env: dict[str, str] = {}
         """Extra environment for the next start(), e.g. RUNBOOK_PROMETHEUS_URL."""
+        self.lease = lease or f"runbook-{prefix}"
+        """The Lease it elects its leader on: several processes given the same one are
+        replicas of one operator. Short timings, so a restart after a kill waits ~3 s."""
+        self.election = dict(LEASE_TIMINGS) if elected else {"RUNBOOK_LEADER_ELECTION": "false"}
+        self.elected = elected
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -59,9 +76,10 @@ class OperatorProcess:
         """How the last process ended (None while it runs or before it started)."""
         return None if self.process is None else self.process.poll()
 
-    def start(self, *, timeout: float = 30.0, wait: bool = True) -> None:
+    def start(self, *, timeout: float = 30.0, wait: bool = True, lead: bool = True) -> None:
         """Start it and (unless wait=False: it may die on a failpoint first) wait until
-        its liveness endpoint answers."""
+        its liveness endpoint answers and (unless lead=False: a second replica follows)
+        until it leads."""
         if self.running:
             return
         if self.process is not None:
@@ -74,6 +92,9 @@ class OperatorProcess:
             "RUNBOOK_LIVENESS_PORT": str(self.liveness_port),
             "RUNBOOK_BACKUP_ROOT": str(self.backup_root),
             "RUNBOOK_TICK_SECONDS": "1",
+            "RUNBOOK_LEASE_NAMESPACE": LEASE_NAMESPACE,
+            "RUNBOOK_LEASE_NAME": self.lease,
+            **self.election,
             **self.env,
         }
         args = [sys.executable, "-m", "runbook_operator.cli", "run"]
@@ -98,6 +119,34 @@ class OperatorProcess:
             interval=0.1,
             what=f"operator liveness on :{self.liveness_port} (log: {self.log_path})",
         )
+        if lead and self.elected:
+            wait_for(
+                self.leads,
+                timeout=timeout,
+                interval=0.1,
+                what=f"operator to take the Lease {self.lease} (log: {self.log_path})",
+            )
+
+    def role(self) -> dict[str, Any]:
+        """Its /readyz answer: {"leader": bool, "identity": str}."""
+        url = f"http://127.0.0.1:{self.liveness_port}/readyz"
+        with urllib.request.urlopen(url, timeout=1) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+
+    def leads(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"operator exited with {self.process.returncode}:\n{self.tail()}")
+        return bool(self.role().get("leader"))
+
+    def pause(self) -> None:
+        """SIGSTOP: frozen, as behind a network partition or on a stalled node."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def _healthy(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -148,6 +197,7 @@ class OperatorProcess:
         code: int | None = self.process.poll()
         if code is None:
             self.process.send_signal(sig)
+            self.process.send_signal(signal.SIGCONT)  # a paused one acts on it only then
             try:
                 code = self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -184,3 +234,21 @@ class OperatorProcess:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             return str(response.read().decode())
+
+
+@contextlib.contextmanager
+def running_operator(credentials: Path, workdir: Path, prefix: str) -> Iterator[OperatorProcess]:
+    """An operator process with the deploy/ RBAC serving the namespaces `<prefix>-*`."""
+    process = OperatorProcess(
+        kubeconfig=credentials,
+        namespaces=[f"{prefix}-*"],
+        log_path=REPO / ".testbed" / "logs" / f"operator-{prefix}.log",
+        backup_root=workdir / "backups",
+        prefix=prefix,
+    )
+    process.backup_root.mkdir()
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -45,6 +45,8 @@ class Harness:
         self.settings = settings or Settings()
         self.events: list[Event] = []
         self.stopped = threading.Event()
+        self.fenced = threading.Event()
+        """Set: this process is no longer the leader (core.leader's fence)."""
         self.controller = Controller(
             kind, kube, ThreadPoolExecutor(1), self._new_pass, lambda *_: None
         )
@@ -61,6 +63,7 @@ class Harness:
             recorder=recorder,
             instance="test-instance",
             stopped=self.stopped,
+            fenced=self.fenced.is_set,
             clock=self.clock or now_utc,
         )
 

@@ -13,7 +13,8 @@ exporter, Prometheus scrapes it every second, and the operator's query sees it.
         prometheus.stop()     # "Prometheus is down"
         prometheus.start()    # back, same port, same data
 
-Without the fixture: `with running_prometheus(tmp_dir) as prom: ...`.
+Without the fixture: `with running_prometheus(tmp_dir) as prom: ...`; it also takes
+more scrape jobs (e.g. the operator's /metrics) and rule files to evaluate.
 
 Everything listens on 127.0.0.1 on free ports; the TSDB lives in a temp dir;
 both servers are stopped when the fixture ends. The scrape interval is 1 s and
@@ -33,7 +34,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,13 @@ class Prometheus(ServerProcess):
 
     name = "Prometheus"
 
-    def __init__(self, workdir: Path, exporter: Exporter) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        exporter: Exporter,
+        scrape: Sequence[dict[str, Any]] = (),
+        rule_files: Sequence[Path] = (),
+    ) -> None:
         super().__init__(workdir)
         self.exporter = exporter
         self.config = workdir / "prometheus.yml"
@@ -121,8 +128,10 @@ class Prometheus(ServerProcess):
                         "evaluation_interval": SCRAPE_INTERVAL,
                     },
                     "scrape_configs": [
-                        {"job_name": JOB, "static_configs": [{"targets": [exporter.target]}]}
+                        {"job_name": JOB, "static_configs": [{"targets": [exporter.target]}]},
+                        *scrape,
                     ],
+                    "rule_files": [str(path) for path in rule_files],
                 }
             )
         )
@@ -155,6 +164,21 @@ class Prometheus(ServerProcess):
             return [float(result[1])]
         return [float(series["value"][1]) for series in result]
 
+    def series(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's series, each with its labels (`metric`) and `value`."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: dict[str, Any] = json.load(response)
+        if body["status"] != "success":
+            raise AssertionError(f"{promql}: {body}")
+        return list(body["data"]["result"])
+
+    def api(self, path: str, **params: str) -> Any:
+        """The `data` of one GET of the HTTP API, e.g. api("alerts")."""
+        url = f"{self.url}/api/v1/{path}?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)["data"]
+
     def wait_for(
         self,
         promql: str,
@@ -186,14 +210,20 @@ class Prometheus(ServerProcess):
 
 
 @contextlib.contextmanager
-def running_prometheus(workdir: Path | None = None) -> Iterator[Prometheus]:
-    """An exporter and a Prometheus scraping it, both stopped afterwards."""
+def running_prometheus(
+    workdir: Path | None = None,
+    *,
+    scrape: Sequence[dict[str, Any]] = (),
+    rule_files: Sequence[Path] = (),
+) -> Iterator[Prometheus]:
+    """An exporter and a Prometheus scraping it (and `scrape`'s jobs, evaluating
+    `rule_files` every second), both stopped afterwards."""
     require(PROMETHEUS_BINARY, "prometheus")
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="runbook-prometheus-")) if workdir is None else workdir
     root.mkdir(parents=True, exist_ok=True)
     exporter = Exporter()
-    server = Prometheus(root, exporter)
+    server = Prometheus(root, exporter, scrape, rule_files)
     try:
         server.start()
         yield server

@@ -5,6 +5,9 @@
 # by the component's version and a hash of the wrapper's files, so a second
 # run (or a CI run on the same machine) does nothing, and a change of release
 # or wrapper builds anew. Prints the bin directory on the last line.
+#
+# `build.sh gitopshealth` builds only the GitOps health checker (Argo CD's Lua
+# engine, Flux's CEL and kstatus; no control plane) and prints its path.
 set -euo pipefail
 shopt -s inherit_errexit  # a failed build inside $(...) must stop the script
 
@@ -18,6 +21,7 @@ KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 VERSITYGW_VERSION=v1.8.0  # S3-compatible server for the object-storage backup tests
+GITOPSHEALTH_VERSION=v0.37.2  # sigs.k8s.io/cli-utils (kstatus), the release Flux uses
 
 if ! command -v go >/dev/null 2>&1; then
   echo "build.sh: Go is not installed; the test bed is built from the Go module proxy" \
@@ -71,6 +75,12 @@ build() {  # build NAME VERSION -- go build arguments...  (sets $built; no subsh
   echo "$name $version: built in $((SECONDS - start)) s" >&2
 }
 
+if [ "${1:-}" = gitopshealth ]; then
+  build gitopshealth "$GITOPSHEALTH_VERSION" -- -ldflags "-s -w" .
+  echo "$built/gitopshealth"
+  exit 0
+fi
+
 if ! [ -f "$(dir_of etcd "$ETCD_VERSION")/.complete" ] \
   || ! [ -f "$(dir_of kwok "$KWOK_VERSION")/.complete" ] \
   || ! [ -f "$(dir_of kube "$KUBE_VERSION")/.complete" ]; then
@@ -94,6 +104,8 @@ build kube "$KUBE_VERSION" -- -ldflags "-s -w$stamp" .
 kube_dir=$built
 build versitygw "$VERSITYGW_VERSION" -- -ldflags "-s -w -X main.Version=$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
 versitygw_dir=$built
+build gitopshealth "$GITOPSHEALTH_VERSION" -- -ldflags "-s -w" .
+gitopshealth_dir=$built
 
 # kwok's stage definitions (node heartbeat, pod ready, ...) ship in its module.
 stages="$kwok_dir/stages"
@@ -109,6 +121,7 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -s
 ln -sfn "$etcd_dir/etcd" "$bin/etcd"
 ln -sfn "$kwok_dir/kwok" "$bin/kwok"
 ln -sfn "$versitygw_dir/versitygw" "$bin/versitygw"
+ln -sfn "$gitopshealth_dir/gitopshealth" "$bin/gitopshealth"
 ln -sfn "$stages" "$bin/kwok-stages"
 # kubectl alone, for users' PATH (the bin dir also holds the control plane's binaries).
 mkdir -p "$cache/kubectl-$KUBE_VERSION"

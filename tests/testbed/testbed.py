@@ -90,6 +90,18 @@ BINARIES = (
 NODE_RESOURCES = {"cpu": "64", "memory": "256Gi", "pods": "500", "ephemeral-storage": "1Ti"}
 LOG_TAIL_LINES = 40
 NODE_LEASE_SECONDS = 40
+AUDITED_USER = "system:serviceaccount:runbook-system:runbook-operator"
+"""Whose writes the API server's audit log records (logs/audit.log): the operator's, so
+a test can prove which replica wrote what (each names itself in its User-Agent)."""
+AUDIT_POLICY = f"""apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: ["{AUDITED_USER}"]
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
 
 Log = Callable[[str], None]
 
@@ -572,6 +584,7 @@ class LocalTestBed:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.data_dir.mkdir(parents=True)
         pki.generate(self.pki.dir, SERVICE_IPS)
+        (self.state_dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self._write_kubeconfig()
         self._save_state()
 
@@ -767,6 +780,10 @@ class LocalTestBed:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            f"--audit-policy-file={self.state_dir / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.logs_dir / 'audit.log'}",
+            "--audit-log-maxsize=100",
+            "--audit-log-maxbackup=1",
         ]
 
     def _component_args(self, name: str) -> list[str]:

@@ -11,11 +11,13 @@ Exceptions:
      +-- NotFound
      +-- Conflict      (optimistic-concurrency failure: re-read and retry)
      +-- Forbidden     (RBAC: the message names the verb and resource)
+     +-- Fenced        (a write refused here: this process is not the leader)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +29,7 @@ from . import metrics
 
 __all__ = [
     "Conflict",
+    "Fenced",
     "Forbidden",
     "Kube",
     "KubeError",
@@ -56,13 +59,32 @@ class Forbidden(KubeError):
     pass
 
 
+LOG = logging.getLogger("runbook_operator.kube")
 POOL_SIZE = 32
 """HTTP connections kept to the API server: more than Kopf's handler threads (16),
 so a burst of handlers never waits for, or throws away, a connection."""
 
 
-def api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """A client from KUBECONFIG / the given file, or the in-cluster service account."""
+class Fenced(KubeError):
+    """A write refused before it was sent: this process is not (or no longer) the leader."""
+
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def api_client(
+    kubeconfig: str | None = None,
+    *,
+    fence: Callable[[], bool] | None = None,
+    counted: bool = True,
+    user_agent: str | None = None,
+) -> client.ApiClient:
+    """A client from KUBECONFIG / the given file, or the in-cluster service account.
+
+    `fence()` is asked before every write: while it returns True the write is refused
+    (`Fenced`) and never reaches the API server. `counted` adds its requests to
+    `runbook_api_requests_total`; `user_agent` names this process in the API server's
+    audit log."""
     configuration = client.Configuration()
     try:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
@@ -70,13 +92,21 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = POOL_SIZE
     api = client.ApiClient(configuration)
+    if user_agent:
+        api.user_agent = user_agent
     send = api.rest_client.request
 
-    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        metrics.API_REQUESTS.labels(verb=method).inc()
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if fence is not None and method in WRITES and fence():
+            metrics.FENCED_WRITES.inc()
+            path = url.split("?", maxsplit=1)[0]
+            LOG.warning("write refused: not the leader", extra={"verb": method, "path": path})
+            raise Fenced(f"{method} {path} refused: this operator is not the leader")
+        if counted:
+            metrics.API_REQUESTS.labels(verb=method).inc()
         return send(method, url, *args, **kwargs)
 
-    api.rest_client.request = counted  # type: ignore[method-assign]  # count every request
+    api.rest_client.request = request  # type: ignore[method-assign]  # count, fence
     return api
 
 
@@ -112,6 +142,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.autoscaling = client.AutoscalingV2Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.authorization = client.AuthorizationV1Api(api)
 
     # --- workloads -------------------------------------------------------
 
@@ -216,6 +247,37 @@ class Kube:
     def create_event(self, namespace: str, body: Obj) -> Obj:
         """A core/v1 Event (core.recorder builds it)."""
         return _call(self.core.create_namespaced_event, namespace, body)  # type: ignore[no-any-return]
+
+    # --- authorization -------------------------------------------------------
+
+    def allowed(
+        self,
+        user: str,
+        groups: list[str],
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str,
+        name: str,
+    ) -> bool:
+        """A SubjectAccessReview: whether `user` (in `groups`) may `verb` the object now."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {
+                    "verb": verb,
+                    "group": group,
+                    "resource": resource,
+                    "namespace": namespace,
+                    "name": name,
+                },
+            },
+        }
+        answer = _call(self.authorization.create_subject_access_review, review)
+        return bool((answer.get("status") or {}).get("allowed"))
 
     # --- our own objects ---------------------------------------------------
 

@@ -262,7 +262,9 @@ class S3Store:
 
     # --- BackupStore ---------------------------------------------------------------
 
-    def begin(self, namespace: str, backup: str, stamp: str) -> _MultipartUpload:
+    def begin(self, namespace: str, backup: str, stamp: str, owner: str = "") -> _MultipartUpload:
+        """Each multipart upload has its own id, so two replicas' uploads never mix: one
+        commits only its own parts. `owner` is not needed to tell them apart."""
         sealer = sealing.Sealer(self.seal_with[1], self.seal_with[0]) if self.seal_with else None
         return _MultipartUpload(self, sealer)
 
@@ -319,10 +321,15 @@ class S3Store:
         self._call(f"deleting {key}", lambda c: c.delete_object(Bucket=bucket, Key=key))
         return True
 
-    def discard_partials(self, namespace: str, backup: str) -> int:
+    def discard_partials(
+        self, namespace: str, backup: str, keep: frozenset[str] = frozenset()
+    ) -> int:
         """Abort the unfinished multipart uploads of this key, or (sweep) of this backup's
         family: one run of a schedule at a time, so any found belongs to an interrupted
-        earlier run."""
+        earlier run. S3 does not say which replica started an upload, so when owners are
+        to be kept nothing is aborted (the next claim of the attempt, keeping none, does)."""
+        if keep:
+            return 0
         bucket, found = self.config.bucket, 0
         prefix = self.family if self.sweep else self.key
         answer = self._call(

@@ -4,9 +4,14 @@ Artifacts are laid out `<root>/<namespace>/<backup>/<timestamp>.dump` and
 addressed by a location URL (`file:///…`), so a second store (`s3://bucket/…`)
 only needs another class with the same methods (`BackupStore`).
 
-An artifact appears whole or not at all: bytes go to `<name>.partial`, are
-fsync'ed, then renamed over the final name. A crash leaves only a `.partial`,
-which `discard_partials()` removes before the next attempt.
+An artifact appears whole or not at all: bytes go to `<name>.<owner>.partial`, are
+fsync'ed, then renamed over the final name. The owner is the operator replica that
+writes it, so two replicas that both believe they run an attempt (one deposed, not yet
+aware of it) never write into, nor commit, each other's half-written file. A crash
+leaves only a `.partial`, which `discard_partials()` removes before the next attempt:
+the caller has just won the attempt's claim (status.attemptBy, written with the
+resourceVersion it read), so every other writer's attempt is over (provably dead); an
+owner still entitled to write is named in `keep`.
 
 Exceptions (each has a `reason` for conditions and events):
     StorageError
@@ -87,8 +92,8 @@ class Upload(Protocol):
 
 
 class BackupStore(Protocol):
-    def begin(self, namespace: str, backup: str, stamp: str) -> Upload:
-        """Start writing `<namespace>/<backup>/<stamp>.dump`."""
+    def begin(self, namespace: str, backup: str, stamp: str, owner: str = "") -> Upload:
+        """Start writing `<namespace>/<backup>/<stamp>.dump` (as the replica `owner`)."""
         ...
 
     def location(self, namespace: str, backup: str, stamp: str) -> str:
@@ -107,8 +112,11 @@ class BackupStore(Protocol):
         """Remove the artifact; False when it was already gone."""
         ...
 
-    def discard_partials(self, namespace: str, backup: str) -> int:
-        """Remove what interrupted writes left behind; returns how many."""
+    def discard_partials(
+        self, namespace: str, backup: str, keep: frozenset[str] = frozenset()
+    ) -> int:
+        """Remove what interrupted writes left behind, but the partials of the owners in
+        `keep`; returns how many."""
         ...
 
 
@@ -121,9 +129,10 @@ def _translate(exc: OSError, what: str) -> StorageError:
 
 
 class _FileUpload:
-    def __init__(self, final: Path) -> None:
+    def __init__(self, final: Path, owner: str) -> None:
         self.final = final
-        self.partial = final.with_name(final.name + PARTIAL)
+        tag = f".{_safe(owner)}" if owner else ""
+        self.partial = final.with_name(final.name + tag + PARTIAL)
         self.hash = hashlib.sha256()
         self.size = 0
         try:
@@ -158,6 +167,11 @@ class _FileUpload:
         self.partial.unlink(missing_ok=True)
 
 
+def _safe(owner: str) -> str:
+    """An owner (a Lease identity: pod name and suffix) as part of a file name."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in owner)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -186,8 +200,8 @@ class FileStore:
             raise ArtifactMissing(f"{location} is not an artifact of this store ({self.root})")
         return path
 
-    def begin(self, namespace: str, backup: str, stamp: str) -> Upload:
-        return _FileUpload(self._dir(namespace, backup) / f"{stamp}{SUFFIX}")
+    def begin(self, namespace: str, backup: str, stamp: str, owner: str = "") -> Upload:
+        return _FileUpload(self._dir(namespace, backup) / f"{stamp}{SUFFIX}", owner)
 
     def location(self, namespace: str, backup: str, stamp: str) -> str:
         return (self._dir(namespace, backup) / f"{stamp}{SUFFIX}").as_uri()
@@ -216,11 +230,18 @@ class FileStore:
         self._prune(path.parent)
         return existed
 
-    def discard_partials(self, namespace: str, backup: str) -> int:
+    def discard_partials(
+        self, namespace: str, backup: str, keep: frozenset[str] = frozenset()
+    ) -> int:
         folder = self._dir(namespace, backup)
         if not folder.is_dir():
             return 0
-        found = list(folder.glob(f"*{SUFFIX}{PARTIAL}"))
+        kept = {f"{SUFFIX}.{_safe(owner)}{PARTIAL}" for owner in keep}
+        found = [
+            p
+            for p in folder.glob(f"*{SUFFIX}*{PARTIAL}")
+            if not any(p.name.endswith(k) for k in kept)
+        ]
         for partial in found:
             partial.unlink(missing_ok=True)
         return len(found)

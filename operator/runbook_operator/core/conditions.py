@@ -4,6 +4,8 @@ The rules (https://github.com/kubernetes-sigs/cli-utils, kstatus):
 - `Ready` is True only when the object reached its goal.
 - `Reconciling` is True while work is in flight, and absent (or False) otherwise.
 - `Stalled` is True when it cannot progress without a human; then Ready is False.
+- `Degraded` is True when a recurring operation goes on but its last run failed; Argo
+  CD's health checks read it, kstatus and Flux do not (Ready and Stalled decide those).
 - Every condition carries the generation it was computed from, and
   `lastTransitionTime` changes only when `status` changes.
 
@@ -24,6 +26,7 @@ from pydantic import Field
 from .model import ApiModel
 
 __all__ = [
+    "DEGRADED",
     "READY",
     "RECONCILING",
     "STALLED",
@@ -37,12 +40,14 @@ __all__ = [
     "set_condition",
     "stalled",
     "waiting",
+    "with_degraded",
     "with_state",
 ]
 
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+DEGRADED = "Degraded"
 
 
 class ConditionStatus(StrEnum):
@@ -198,6 +203,22 @@ def with_state(
 ) -> Conditions:
     """One of the four kstatus states by name: progressing, waiting, ready or stalled."""
     return _STATES[state](conditions, reason, message, generation=generation, now=now)
+
+
+def with_degraded(
+    conditions: Iterable[Condition],
+    reason: str | None,
+    message: str,
+    *,
+    generation: int | None,
+    now: datetime,
+) -> Conditions:
+    """Degraded=True with `reason`, or no Degraded condition at all when `reason` is None."""
+    if reason is None:
+        return _remove(conditions, DEGRADED)
+    return set_condition(
+        conditions, DEGRADED, True, reason, message, generation=generation, now=now
+    )
 
 
 def to_wire(conditions: Iterable[Condition]) -> list[dict[str, Any]]:

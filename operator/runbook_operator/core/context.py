@@ -44,6 +44,9 @@ class Pass:
     """This operator process's id (status.attemptBy of long work, holds in HA)."""
     stopped: threading.Event = field(default_factory=threading.Event)
     """Set when the object is being deleted or the operator is stopping: long work stops."""
+    fenced: Callable[[], bool] = lambda: False
+    """True when this process is not (or no longer) the leader: work that writes no API
+    object (committing an artifact) asks before it lands; API writes are refused anyway."""
     clock: Callable[[], datetime] = now_utc
     """Where `now` comes from (a test's own clock in unit tests)."""
     now: datetime = field(default_factory=now_utc)

@@ -31,10 +31,12 @@ from concurrent.futures import Executor
 
 from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
-from . import rerunning
+from . import measures, rerunning
 from .context import Pass
 from .guarding import Guarding
+from .identity import requested_by
 from .kind import Kind, Result
+from .names import RELEASE_ANNOTATION
 from .notifying import Notifying
 from .ports import KubePort, Obj
 from .spec import InvalidSpec
@@ -52,15 +54,13 @@ LOG = logging.getLogger("runbook_operator.controller")
 
 
 def lean(body: Obj) -> Obj:
-    """The body as the queue keeps it: managedFields cut to the name of the first manager
-    (who created it, for notifications), since thousands of idle objects each carried
-    every field manager's field set for nothing."""
+    """The body as the queue keeps it: without managedFields, since thousands of idle
+    objects each carried every field manager's field set for nothing (who asked is
+    admission's stamp, core.identity, not a field manager)."""
     meta = body.get("metadata") or {}
-    managed = meta.get("managedFields")
-    if not managed:
+    if "managedFields" not in meta:
         return body
-    first = [{"manager": managed[0].get("manager")}] if managed[0].get("manager") else []
-    return {**body, "metadata": {**meta, "managedFields": first}}
+    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 def _version(obj: Obj | None) -> int:
@@ -149,6 +149,7 @@ class Controller:
         self._failures.pop(key, None)
         self.notifying.forget(key)
         self.guarding.forget(key)
+        metrics.DOMAIN.forget((self.kind.resource.kind, *key))
         cancel = self._cancels.pop(key, None)
         if cancel is not None:
             cancel.set()
@@ -220,6 +221,7 @@ class Controller:
                         body = self.kube.get_custom(kind.plural, key[0], key[1])
                     except NotFound:
                         return None
+                start = body.get("status")
                 ctx = self.new_pass(self.kind, body, self._cancel(key))
                 ctx.writer.on_write = functools.partial(self._answered, key, ctx)
                 try:
@@ -228,11 +230,27 @@ class Controller:
                     body = None  # decide again on what the API server has now
                 finally:
                     self._keep(key, ctx.obj, written=False)  # writes were kept as answered
+                    self._measure(start, ctx)
         raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")
 
     def _answered(self, key: Key, ctx: Pass, obj: Obj) -> None:
         self._keep(key, obj, written=True)
         self.guarding.written(ctx, obj)  # a pause before the change this write records
+
+    def _measure(self, start: Obj | None, ctx: Pass) -> None:
+        """The domain metrics of what this pass wrote and of where the object now stands
+        (core.measures decides): events on the transitions the writer recorded, each
+        once, even when the pass then failed or must be decided again."""
+        kind = self.kind.resource
+        if not kind.operation:
+            return
+        try:
+            metrics.DOMAIN.count(measures.counts(kind.kind, ctx.obj, [start, *ctx.writer.written]))
+            metrics.DOMAIN.show(
+                (kind.kind, ctx.namespace, ctx.name), measures.gauges(kind.kind, ctx.obj)
+            )
+        except Exception:  # a metric never fails an operation
+            LOG.exception(f"{kind.kind} {ctx.namespace}/{ctx.name}: metrics not updated")
 
     def _keep(self, key: Key, obj: Obj, written: bool) -> None:
         with self._guard:
@@ -245,6 +263,9 @@ class Controller:
         if ctx.deleting:
             if not ctx.writer.has_finalizer():
                 return Result()
+            reason = (ctx.meta.get("annotations") or {}).get(RELEASE_ANNOTATION)
+            if reason is not None:
+                return self._release(ctx, str(reason))
             result = self.kind.finalize(ctx)
             if result is None:
                 self.guarding.release(ctx)
@@ -255,6 +276,7 @@ class Controller:
         if rerunning.skip(ctx):
             return Result()  # before the finalizer: a run that never starts has nothing to undo
         ctx.writer.ensure_finalizer()
+        _record_requester(ctx)
         self.guarding.before(ctx)
         try:
             result = self.kind.reconcile(ctx)
@@ -263,6 +285,17 @@ class Controller:
         self.guarding.after(ctx)
         return self.notifying.after(ctx, result)
 
+    @staticmethod
+    def _release(ctx: Pass, reason: str) -> Result:
+        """A person let the object go: no undo; the event says so, and what was left."""
+        ctx.recorder.warn(
+            "Released",
+            f"released by the annotation {RELEASE_ANNOTATION} ({reason or 'no reason given'}):"
+            " deleted without putting anything back (its status said what it had changed)",
+        )
+        ctx.writer.remove_finalizer()
+        return Result()
+
     def _invalid(self, ctx: Pass, message: str) -> Result:
         """Stalled with the field and the reason; one event; no retry until an edit."""
         before = ctx.status()
@@ -270,3 +303,15 @@ class Controller:
         if ctx.write(after) and before.message() != after.message():
             ctx.recorder.warn("InvalidSpec", after.message())
         return Result()
+
+
+def _record_requester(ctx: Pass) -> None:
+    """status.requestedBy, once, before the kind changes anything: who asked, as admission
+    stamped it (core.identity). Nothing is written when nothing was stamped."""
+    if not ctx.resource.operation or (ctx.obj.get("status") or {}).get("requestedBy"):
+        return
+    who = requested_by(ctx.obj)
+    if who is not None:
+        ctx.writer.write_fields({"requestedBy": who.wire()})
+        groups = f" (groups {', '.join(who.groups)})" if who.groups else ""
+        ctx.recorder.info("Requested", f"Requested by {who.user}{groups}.")

@@ -42,12 +42,15 @@ __all__ = [
 ]
 
 GITOPS_MANAGED = "GitOpsManaged"
+DEFAULT_ARGOCD_NAMESPACE = "argocd"
 ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
 FLUX = {
     "kustomize.toolkit.fluxcd.io": ("Kustomization", "kustomizations", "v1"),
     "helm.toolkit.fluxcd.io": ("HelmRelease", "helmreleases", "v2"),
 }
-NOT_ACTING = frozenset({"Pending", "Waiting", "Blocked", "Refused", "Armed", "Skipped"})
+SKIPPED = "Skipped"
+"""The phase of a one-shot operation not run because it ran already (core.reruns)."""
+NOT_ACTING = frozenset({"Pending", "Waiting", "Blocked", "Refused", "Armed", SKIPPED})
 """Phases in which an operation holds no change (a recurring window between occurrences)."""
 
 
@@ -103,7 +106,8 @@ class Owner:
 
     def words(self) -> str:
         tool = "Argo CD" if self.kind == "Application" else "Flux"
-        return f"{tool} {self.kind} {self.namespace}/{self.name}"
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{tool} {self.kind} {where}{self.name}"
 
     def same(self, paused: Paused) -> bool:
         return (self.kind, self.namespace, self.name) == (
@@ -117,9 +121,16 @@ def owner_of(meta: Mapping[str, Any], argocd_namespace: str) -> Owner | None:
     """Who manages an object, by Argo CD's tracking annotation (`app:group/kind:ns/name`,
     the app written `namespace_app` when it lives outside Argo CD's namespace) or Flux's
     labels; None when neither is there."""
-    tracking = (meta.get("annotations") or {}).get(ARGOCD_TRACKING)
-    if isinstance(tracking, str) and ":" in tracking:
-        app = tracking.split(":", 1)[0]
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    tracking = annotations.get(ARGOCD_TRACKING)
+    app = tracking.split(":", 1)[0] if isinstance(tracking, str) and ":" in tracking else None
+    if app is None:  # label tracking: Argo CD's own label, or the common one beside an
+        # Argo CD annotation (Helm sets app.kubernetes.io/instance too)
+        app = labels.get("argocd.argoproj.io/instance")
+        if not app and any(str(k).startswith("argocd.argoproj.io/") for k in annotations):
+            app = labels.get("app.kubernetes.io/instance")
+    if isinstance(app, str) and app:
         namespace, _, name = app.rpartition("_")
         return Owner(
             "argoproj.io/v1alpha1",
@@ -128,12 +139,11 @@ def owner_of(meta: Mapping[str, Any], argocd_namespace: str) -> Owner | None:
             namespace or argocd_namespace,
             name,
         )
-    labels = meta.get("labels") or {}
     for group, (kind, plural, version) in FLUX.items():
         flux_name = labels.get(f"{group}/name")
-        flux_namespace = labels.get(f"{group}/namespace") or meta.get("namespace")
-        if isinstance(flux_name, str) and flux_name and isinstance(flux_namespace, str):
-            return Owner(f"{group}/{version}", kind, plural, flux_namespace, flux_name)
+        flux_namespace = labels.get(f"{group}/namespace") or meta.get("namespace") or ""
+        if isinstance(flux_name, str) and flux_name:
+            return Owner(f"{group}/{version}", kind, plural, str(flux_namespace), flux_name)
     return None
 
 

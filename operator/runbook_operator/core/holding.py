@@ -1,6 +1,7 @@
 """Holds: one operation at a time per workload, taken and released with bounded retries.
 
-A workload being changed carries `ops.mailscore.com/held-by: <Kind>/<name>`. Taking
+A workload being changed carries `ops.mailscore.com/held-by: <Kind>/<name>/<uid>`, and
+beside it the replica that took it (`held-by-instance`). Taking
 the hold writes it with the resourceVersion read, so two operations racing for one
 workload cannot both win; a hold whose operation is gone or finished is taken over
 (core.holds). Releasing removes only our own. Both retry a Conflict a few times,
@@ -14,8 +15,8 @@ ReplicaSets the Deployment owns (selected by its whole selector, matchExpression
 from __future__ import annotations
 
 from ..adapters.kube import Conflict, NotFound
-from .holds import hold_is_stale, parse_holder
-from .names import HOLD_ANNOTATION
+from .holds import hold_is_stale, parse_holder, same_holder
+from .names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
 from .ports import KubePort, Obj
 from .rollout import label_selector
 
@@ -34,36 +35,47 @@ def _stale(kube: KubePort, namespace: str, holder: str) -> bool:
     parsed = parse_holder(holder)
     if parsed is None:
         return False  # not ours to judge: someone else's convention
-    resource, name = parsed
+    resource, name, uid = parsed
     try:
-        return hold_is_stale(resource, kube.get_custom(resource.plural, namespace, name))
+        return hold_is_stale(resource, kube.get_custom(resource.plural, namespace, name), uid)
     except NotFound:
         return hold_is_stale(resource, None)
 
 
-def _annotate(kube: KubePort, kind: str, workload: Obj, value: str | None) -> None:
+def _annotate(
+    kube: KubePort, kind: str, workload: Obj, value: str | None, instance: str | None = None
+) -> None:
     meta = workload["metadata"]
     patch = {
         "metadata": {
             "resourceVersion": meta["resourceVersion"],
-            "annotations": {HOLD_ANNOTATION: value},
+            "annotations": {HOLD_ANNOTATION: value, HOLD_INSTANCE_ANNOTATION: instance},
         }
     }
     kube.patch_workload(kind, meta["namespace"], meta["name"], patch)
 
 
-def acquire_hold(kube: KubePort, kind: str, namespace: str, name: str, holder: str) -> str | None:
-    """Mark the workload as held by `holder`: None when the hold is ours (newly or
-    already), else the operation that holds it. NotFound when the workload is gone."""
+def acquire_hold(
+    kube: KubePort, kind: str, namespace: str, name: str, holder: str, instance: str = ""
+) -> str | None:
+    """Mark the workload as held by `holder` (taken by the replica `instance`): None when
+    the hold is ours (newly or already), else the operation that holds it. NotFound when
+    the workload is gone."""
     for _ in range(ATTEMPTS):
         workload = kube.get_workload(kind, namespace, name)
         current = holder_of(workload)
         if current == holder:
             return None
+        if same_holder(current, holder):  # ours, from before holds carried the uid
+            try:
+                _annotate(kube, kind, workload, holder, instance or None)
+            except Conflict:
+                continue
+            return None
         if current and not _stale(kube, namespace, current):
             return current
         try:
-            _annotate(kube, kind, workload, holder)
+            _annotate(kube, kind, workload, holder, instance or None)
             return None
         except Conflict:
             continue
@@ -77,7 +89,7 @@ def release_hold(kube: KubePort, kind: str, namespace: str, name: str, holder: s
             workload = kube.get_workload(kind, namespace, name)
         except NotFound:
             return
-        if holder_of(workload) != holder:
+        if not same_holder(holder_of(workload), holder):
             return
         try:
             _annotate(kube, kind, workload, None)
@@ -100,9 +112,11 @@ def clean_replicaset_holds(kube: KubePort, namespace: str, name: str, holder: st
     cleaned = []
     for rs in kube.list_replicasets(namespace, selector):
         owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
-        if uid not in owners or holder_of(rs) != holder:
+        if uid not in owners or not same_holder(holder_of(rs), holder):
             continue
-        patch = {"metadata": {"annotations": {HOLD_ANNOTATION: None}}}
+        patch = {
+            "metadata": {"annotations": {HOLD_ANNOTATION: None, HOLD_INSTANCE_ANNOTATION: None}}
+        }
         try:
             kube.patch_replicaset(namespace, rs["metadata"]["name"], patch)
         except NotFound:

@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
+from .gitops import DEFAULT_ARGOCD_NAMESPACE, NOT_ACTING, SKIPPED, owner_of
 from .model import ApiModel
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "Entry",
     "acted",
     "entry_key",
-    "gitops_owner",
     "guarded",
     "previous_run",
     "record",
@@ -46,10 +46,8 @@ __all__ = [
 
 LEDGER = "runbook-runs"
 """The ConfigMap, in each namespace, that remembers the runs of deleted operations."""
-SKIPPED = "Skipped"
-"""The phase of an operation that was not run because it ran already."""
 ALREADY_RAN = "AlreadyRan"
-NOT_ACTED = frozenset({"Pending", "Waiting", "Blocked", "Refused", "Armed", SKIPPED})
+NOT_ACTED = NOT_ACTING
 """Phases in which an operation has changed nothing yet: deleting it there forgets it, so
 the same object created again is a new attempt (an armed Rollback arms again)."""
 KEEP = timedelta(days=30)
@@ -57,9 +55,6 @@ KEEP = timedelta(days=30)
 RUN_ID = "runId"
 CONTROL_FIELDS = frozenset({"notify", RUN_ID})
 """Spec fields that do not change what the operation does, left out of the hash."""
-
-ARGOCD_TRACKING = "argocd.argoproj.io/tracking-id"
-FLUX_LABELS = ("kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name")
 
 
 class Entry(ApiModel):
@@ -87,26 +82,10 @@ def run_key(spec: Mapping[str, Any] | None) -> str:
     return "spec:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def gitops_owner(meta: Mapping[str, Any]) -> str | None:
-    """ "Argo CD Application X" or "Flux Kustomization ns/X" when a GitOps tool manages the
-    object (by its tracking annotation or labels), else None."""
-    annotations = meta.get("annotations") or {}
-    labels = meta.get("labels") or {}
-    tracking = annotations.get(ARGOCD_TRACKING)
-    if isinstance(tracking, str) and tracking:
-        return f"Argo CD Application {tracking.split(':', 1)[0]}"
-    for label in FLUX_LABELS:
-        name = labels.get(label)
-        if isinstance(name, str) and name:
-            kind = "Kustomization" if label.startswith("kustomize") else "HelmRelease"
-            namespace = labels.get(label.replace("/name", "/namespace"))
-            return f"Flux {kind} {namespace + '/' if namespace else ''}{name}"
-    return None
-
-
 def guarded(meta: Mapping[str, Any], spec: Mapping[str, Any] | None) -> bool:
     """Whether a re-created object must not run again: it has a runId, or Git manages it."""
-    return bool((spec or {}).get(RUN_ID)) or gitops_owner(meta) is not None
+    managed = owner_of(meta, DEFAULT_ARGOCD_NAMESPACE) is not None
+    return bool((spec or {}).get(RUN_ID)) or managed
 
 
 def entry_key(kind: str, name: str) -> str:

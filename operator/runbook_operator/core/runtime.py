@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +25,12 @@ from ..adapters import metrics
 from ..adapters.kube import Kube, api_client
 from ..apigroup import GROUP, VERSION
 from ..settings import Settings
+from . import measures
 from .context import Pass
 from .controller import Controller, Key
 from .interest import Interest
 from .kind import DATABASE, PASSES, Kind, Result
+from .leader import Elector, agent
 from .names import ANNOTATION_PREFIX, KOPF_FINALIZER
 from .ports import KubePort, Obj
 from .recorder import Recorder
@@ -55,6 +57,8 @@ class Runtime:
     kinds: Sequence[Kind]
     instance: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     post_events: bool = True
+    fenced: Callable[[], bool] = lambda: False
+    """The leader elector's fence (core.leader); never fenced when running standalone."""
     controllers: dict[str, Controller] = field(default_factory=dict)
     interest: Interest = field(default_factory=Interest)
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
@@ -79,6 +83,7 @@ class Runtime:
             ),
             instance=self.instance,
             stopped=stopped,
+            fenced=self.fenced,
         )
 
     def _after(self, kind: Kind, key: Key, result: Result | None) -> None:
@@ -163,19 +168,31 @@ def register(kinds: Sequence[Kind]) -> None:
     async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         _configure(settings)
         ours: Settings = memo["settings"]
-        kube = Kube(api_client())
-        memo["runtime"] = Runtime(ours, kube, kinds)
+        elector: Elector | None = memo.get("elector")
+        if elector is None:
+            runtime = Runtime(ours, Kube(api_client()), kinds)
+        else:
+            # Every write this process sends is refused unless it leads (core.leader).
+            client = api_client(fence=elector.is_fenced, user_agent=agent(elector.identity))
+            runtime = Runtime(
+                ours, Kube(client), kinds, instance=elector.identity, fenced=elector.is_fenced
+            )
+        memo["runtime"] = runtime
         # Every handler is async and only queues (passes run in the runtime's own pools:
         # PASSES for API work, DATABASE for dumps), so Kopf's sync executor stays small.
         settings.execution.max_workers = 2
         settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
-        if ours.metrics_port:
+        metrics.DOMAIN.declare(measures.METRICS)
+        if ours.metrics_port and elector is None:  # else served since the start (cli)
             metrics.serve(ours.metrics_address, ours.metrics_port)
         LOG.info("runbook-operator started", extra={"namespaces": list(ours.namespaces) or "all"})
 
     @kopf.on.cleanup(id="runbook-cleanup")
     async def cleanup(memo: Any, **_: Any) -> None:
         await runtime_of(memo).stop()
+        elector: Elector | None = memo.get("elector")
+        if elector is not None:
+            elector.stopping()
 
     for kind in kinds:
         _register_kind(kind.resource.kind, kind.resource.plural)

@@ -99,7 +99,7 @@ class SteppingKind(Kind, Generic[SpecT, StatusT, PlanT]):
 
     def holder(self, ctx: Pass) -> str:
         """The value of the hold this operation puts on the workloads it changes."""
-        return holder_id(self.resource.kind, ctx.name)
+        return holder_id(self.resource.kind, ctx.name, ctx.uid)
 
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(self.spec_model)

@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from .conditions import Condition, Conditions, set_condition
-from .names import HOLD_ANNOTATION, REVISION_ANNOTATION
+from .gitops import DEFAULT_ARGOCD_NAMESPACE, owner_of
+from .names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION, REVISION_ANNOTATION
 
 __all__ = [
     "GITOPS_MANAGED",
@@ -223,8 +224,11 @@ def rollback_annotations(
     out = {k: v for k, v in current.items() if k in KEPT_ANNOTATIONS}
     out.update({k: v for k, v in annotations_of(replica_set).items() if k not in KEPT_ANNOTATIONS})
     out.pop(HOLD_ANNOTATION, None)  # a stale hold copied with an old template never comes back
+    out.pop(HOLD_INSTANCE_ANNOTATION, None)
     if holder is not None:
         out[HOLD_ANNOTATION] = holder
+        if HOLD_INSTANCE_ANNOTATION in current:  # who took the hold stays beside it
+            out[HOLD_INSTANCE_ANNOTATION] = current[HOLD_INSTANCE_ANNOTATION]
     return out
 
 
@@ -260,23 +264,8 @@ def images(template: Obj) -> list[str]:
 
 def gitops_manager(deployment: Obj) -> str | None:
     """Which GitOps tool tracks this Deployment (so its next sync re-applies Git's revision)."""
-    labels = meta(deployment).get("labels") or {}
-    annotations = annotations_of(deployment)
-    tracking = annotations.get("argocd.argoproj.io/tracking-id")
-    if tracking:
-        return f"Argo CD application {tracking.split(':', 1)[0]}"
-    if "argocd.argoproj.io/instance" in labels:
-        return f"Argo CD application {labels['argocd.argoproj.io/instance']}"
-    if "app.kubernetes.io/instance" in labels and any(
-        k.startswith("argocd.argoproj.io/") for k in annotations
-    ):
-        return f"Argo CD application {labels['app.kubernetes.io/instance']}"
-    for tool, kind in (("kustomize", "Kustomization"), ("helm", "HelmRelease")):
-        name = labels.get(f"{tool}.toolkit.fluxcd.io/name")
-        if name:
-            namespace = labels.get(f"{tool}.toolkit.fluxcd.io/namespace")
-            return f"Flux {kind} {namespace + '/' if namespace else ''}{name}"
-    return None
+    owner = owner_of(meta(deployment), DEFAULT_ARGOCD_NAMESPACE)
+    return owner.words() if owner is not None else None
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,24 @@ def test_errors_have_reasons() -> None:
     assert DestinationFull.reason == "DestinationFull"
     assert DestinationUnwritable.reason == "DestinationUnwritable"
     assert issubclass(ArtifactMissing, StorageError)
+
+
+def test_each_replica_writes_its_own_partial_and_commits_only_its_own(tmp_path: Path) -> None:
+    """A deposed leader still writing and the new leader never share a half-written file."""
+    store = FileStore(tmp_path)
+    old = store.begin("ns", "b", "t", owner="pod-a_1")
+    old.write(b"half of the old one")
+    new = store.begin("ns", "b", "t", owner="pod-b_2")
+    new.write(b"the whole new one")
+    folder = tmp_path / "ns" / "b"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "t.dump.pod-a_1.partial",
+        "t.dump.pod-b_2.partial",
+    ]
+    stored = new.commit()
+    assert (folder / "t.dump").read_bytes() == b"the whole new one"
+    assert stored.size == len(b"the whole new one")
+    # Clean-up keeps the partial of an owner still entitled to write, removes the rest.
+    assert store.discard_partials("ns", "b", keep=frozenset({"pod-a_1"})) == 0
+    assert store.discard_partials("ns", "b") == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["t.dump"]

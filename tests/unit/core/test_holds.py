@@ -12,8 +12,8 @@ from runbook_operator.core.holding import (
     clean_replicaset_holds,
     release_hold,
 )
-from runbook_operator.core.holds import hold_is_stale, parse_holder
-from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.holds import hold_is_stale, parse_holder, same_holder
+from runbook_operator.core.names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION, holder_id
 from runbook_operator.core.resource import by_kind
 from support.fake_kube import NS, FakeKube
 
@@ -85,6 +85,41 @@ def test_acquire_reports_a_live_holder() -> None:
     kube.obj("Deployment", "web")["metadata"]["annotations"][HOLD_ANNOTATION] = "Rollback/now"
     kube.add_custom("rollbacks", {"metadata": {"name": "now"}, "status": {"phase": "RollingBack"}})
     assert acquire_hold(kube, "Deployment", NS, "web", ME) == "Rollback/now"
+
+
+def test_a_hold_of_an_operation_created_again_under_its_name_is_stale() -> None:
+    """The hold names the operation's uid: the new object of the same name neither
+    inherits it (it is taken over) nor is blocked by it."""
+    kube = FakeKube()
+    kube.add_deployment("web", 2)
+    held = "Rollback/undo/uid-of-the-deleted-one"
+    kube.obj("Deployment", "web")["metadata"]["annotations"][HOLD_ANNOTATION] = held
+    kube.add_custom("rollbacks", {"metadata": {"name": "undo"}, "status": {"phase": "Pending"}})
+    uid = kube.obj("rollbacks", "undo")["metadata"]["uid"]
+    mine = holder_id("Rollback", "undo", uid)
+    assert mine == f"Rollback/undo/{uid}"
+    assert acquire_hold(kube, "Deployment", NS, "web", mine, "replica-b") is None
+    annotations = kube.annotations("Deployment", "web")
+    assert annotations[HOLD_ANNOTATION] == mine
+    assert annotations[HOLD_INSTANCE_ANNOTATION] == "replica-b"
+    release_hold(kube, "Deployment", NS, "web", mine)
+    assert HOLD_ANNOTATION not in kube.annotations("Deployment", "web")
+    assert HOLD_INSTANCE_ANNOTATION not in kube.annotations("Deployment", "web")
+
+
+def test_a_hold_from_before_uids_is_still_its_operations() -> None:
+    """Upgraded with an operation in flight: its `Kind/name` hold is its own, rewritten."""
+    assert same_holder("Rollback/undo", "Rollback/undo/u1")
+    assert same_holder("Rollback/undo/u1", "Rollback/undo/u1")
+    assert not same_holder("Rollback/undo/u0", "Rollback/undo/u1")
+    assert not same_holder("Rollback/other", "Rollback/undo/u1")
+    assert not same_holder(None, "Rollback/undo/u1")
+    kube = FakeKube()
+    kube.add_deployment("web", 2)
+    kube.obj("Deployment", "web")["metadata"]["annotations"][HOLD_ANNOTATION] = "Rollback/undo"
+    kube.add_custom("rollbacks", {"metadata": {"name": "undo"}, "status": {"phase": "Pending"}})
+    assert acquire_hold(kube, "Deployment", NS, "web", "Rollback/undo/u1") is None
+    assert kube.annotations("Deployment", "web")[HOLD_ANNOTATION] == "Rollback/undo/u1"
 
 
 def _always_conflicting(kube: FakeKube) -> None:

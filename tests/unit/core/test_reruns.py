@@ -16,7 +16,7 @@ from support.fake_kube import NS, FakeKube
 from support.passes import Harness
 
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-ARGO = {"annotations": {reruns.ARGOCD_TRACKING: "mail-score:apps/Deployment:mail/web"}}
+ARGO = {"annotations": {"argocd.argoproj.io/tracking-id": "mail-score:apps/Deployment:mail/web"}}
 
 # --- the pure rules ---------------------------------------------------------------
 
@@ -32,21 +32,6 @@ def test_run_key_hashes_what_the_spec_does_not_how_it_is_told() -> None:
     assert reruns.run_key({"replicas": 3, "target": "web", "notify": {"disabled": True}}) == base
     assert reruns.run_key({"replicas": 4, "target": "web"}) != base
     assert reruns.run_key(None) == reruns.run_key({})
-
-
-def test_gitops_owner_reads_argo_cd_and_flux_tracking() -> None:
-    assert reruns.gitops_owner(ARGO) == "Argo CD Application mail-score"
-    flux = {
-        "labels": {
-            "kustomize.toolkit.fluxcd.io/name": "apps",
-            "kustomize.toolkit.fluxcd.io/namespace": "flux-system",
-        }
-    }
-    assert reruns.gitops_owner(flux) == "Flux Kustomization flux-system/apps"
-    helm = {"labels": {"helm.toolkit.fluxcd.io/name": "ops"}}
-    assert reruns.gitops_owner(helm) == "Flux HelmRelease ops"
-    assert reruns.gitops_owner({"labels": {"app.kubernetes.io/instance": "x"}}) is None
-    assert reruns.gitops_owner({}) is None
 
 
 def test_guarded_by_run_id_or_by_git() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
 from runbook_operator.core.rollout import label_selector, rollout_status
 from runbook_operator.core.undo import (
     HASH_LABEL,
@@ -155,6 +155,7 @@ def test_annotations_kept_copied_and_dropped_like_kubectl() -> None:
             "deployment.kubernetes.io/desired-replicas": "3",
             "deployment.kubernetes.io/max-replicas": "4",
             HOLD_ANNOTATION: "EmergencyScale/stale",
+            HOLD_INSTANCE_ANNOTATION: "replica-gone",  # copied with the stale hold
         },
     )
     out = rollback_annotations(dep, rs)
@@ -165,6 +166,9 @@ def test_annotations_kept_copied_and_dropped_like_kubectl() -> None:
         "kubernetes.io/change-cause": "deploy b",
     }
     assert rollback_annotations(dep, rs, "Rollback/x")[HOLD_ANNOTATION] == "Rollback/x"
+    dep["metadata"]["annotations"][HOLD_INSTANCE_ANNOTATION] = "replica-a"
+    held = rollback_annotations(dep, rs, "Rollback/x")
+    assert held[HOLD_INSTANCE_ANNOTATION] == "replica-a"  # who took the hold stays beside it
 
 
 def test_patch_replaces_template_without_hash_guarded_by_resource_version() -> None:
@@ -264,13 +268,13 @@ def test_a_deadline_without_a_known_start_counts_like_kubectl() -> None:
         (
             {},
             {"argocd.argoproj.io/tracking-id": "mail:apps/Deployment:ns/web"},
-            "Argo CD application mail",
+            "Argo CD Application argocd/mail",
         ),
-        ({"argocd.argoproj.io/instance": "mail"}, {}, "Argo CD application mail"),
+        ({"argocd.argoproj.io/instance": "mail"}, {}, "Argo CD Application argocd/mail"),
         (
             {"app.kubernetes.io/instance": "mail"},
             {"argocd.argoproj.io/sync-options": "Prune=false"},
-            "Argo CD application mail",
+            "Argo CD Application argocd/mail",
         ),
         ({"app.kubernetes.io/instance": "mail"}, {}, None),  # Helm sets it too
         (
@@ -281,7 +285,7 @@ def test_a_deadline_without_a_known_start_counts_like_kubectl() -> None:
             {},
             "Flux Kustomization flux-system/apps",
         ),
-        ({"helm.toolkit.fluxcd.io/name": "mail"}, {}, "Flux HelmRelease mail"),
+        ({"helm.toolkit.fluxcd.io/name": "mail"}, {}, "Flux HelmRelease ns/mail"),
         ({}, {}, None),
     ],
 )

@@ -237,6 +237,19 @@ def test_a_stopped_dump_writes_nothing(h: Harness, kube: FakeKube, db: FakePostg
     assert h.reasons() == ["Started"]
 
 
+def test_a_leader_deposed_while_dumping_commits_nothing(
+    h: Harness, kube: FakeKube, db: FakePostgres, tmp_path: Path
+) -> None:
+    """Its Lease expired during pg_dump: the new leader's attempt is the one that counts,
+    so the finished dump is thrown away, never renamed over the artifact's name."""
+    db.during["dump"] = h.fenced.set
+    create(kube)
+    h.run(NAME)
+    status = status_of(h)
+    assert (status.phase, status.step, status.attempt) == ("Running", "Dumping", 1)
+    assert list(tmp_path.rglob("*.dump*")) == []
+
+
 # --- deletion ---------------------------------------------------------------------
 
 

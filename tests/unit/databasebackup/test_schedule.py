@@ -276,3 +276,61 @@ class TestStatus:
         assert (
             status.phase == BackupPhase.SUSPENDED and status.message() == "suspended: no new runs"
         )
+
+
+class TestFailures:
+    """Runs that failed in a row: Degraded (still Ready) below failureThreshold, Stalled at it."""
+
+    def status(self, children: list[Child], **extra: Any) -> DatabaseBackupStatus:
+        s = spec(**extra)
+        d = sched.decide(s, at(2, day=4), children, created=CREATED, now=at(3, day=4))
+        return sched.scheduled(s, DatabaseBackupStatus(), d, None, generation=1, now=at(3, day=4))
+
+    def conds(self, status: DatabaseBackupStatus) -> dict[str, tuple[str, str]]:
+        return {c.type: (c.status, c.reason) for c in status.conditions}
+
+    def test_all_runs_completed_is_ready_and_not_degraded(self) -> None:
+        status = self.status([child("n-1", "Completed", at(2, 1)), child("n-2", "Failed", at(1))])
+        assert self.conds(status) == {"Ready": ("True", "Scheduled")}
+        assert status.consecutive_failures == 0 and status.last_failed_backup is None
+
+    def test_a_failed_last_run_after_successes_is_degraded_but_ready(self) -> None:
+        runs = [child("n-1", "Completed", at(2, day=2)), child("n-2", "Failed", at(2, day=3))]
+        status = self.status(runs)
+        assert self.conds(status) == {
+            "Ready": ("True", "LastRunFailed"),
+            "Degraded": ("True", "LastRunFailed"),
+        }
+        assert status.consecutive_failures == 1 and status.last_failed_backup == "n-2"
+        assert "the last run failed (newest: n-2; Stalled at 3 in a row)" in status.message()
+
+    def test_failure_threshold_runs_in_a_row_stall_it(self) -> None:
+        runs = [
+            child("n-1", "Completed", at(2, day=1)),
+            child("n-2", "Failed", at(2, day=2)),
+            child("n-3", "Failed", at(2, day=3)),
+        ]
+        status = self.status(runs, failureThreshold=2)
+        assert self.conds(status) == {
+            "Ready": ("False", "RunsFailing"),
+            "Stalled": ("True", "RunsFailing"),
+            "Degraded": ("True", "RunsFailing"),
+        }
+        assert status.consecutive_failures == 2 and status.last_failed_backup == "n-3"
+
+    def test_a_run_that_completes_clears_it(self) -> None:
+        runs = [
+            child("n-2", "Failed", at(2, day=2)),
+            child("n-3", "Failed", at(2, day=3)),
+            child("n-4", "Completed", at(3, day=3)),
+        ]
+        assert self.conds(self.status(runs, failureThreshold=2)) == {"Ready": ("True", "Scheduled")}
+
+    def test_running_children_do_not_count(self) -> None:
+        runs = [child("n-2", "Failed", at(2, day=2)), child("n-3", "Running", at(2, day=3))]
+        assert sched.failed_in_a_row(runs) == [runs[0]]
+
+    def test_threshold_only_for_schedules_and_within_retention(self) -> None:
+        with pytest.raises(ValidationError):
+            spec(failureThreshold=0)
+        assert spec(failureThreshold=5, keep={"failed": 5}).failure_threshold == 5

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from runbook_operator.core.gate import Problem, Sample
-from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION
+from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION, RELEASE_ANNOTATION
 from runbook_operator.kinds.emergencyscale.api import EmergencyScaleSpec, EmergencyScaleStatus
 from runbook_operator.kinds.emergencyscale.handlers import EmergencyScaleKind
 from runbook_operator.settings import Settings
@@ -97,7 +97,8 @@ def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
     assert [o.name for o in status.originals] == ["mail-score-backend", "mail-score-frontend"]
     assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 10
     assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
-    assert held_by(kube, "mail-score-frontend") == ME
+    # The hold names the operation with its uid: one re-created under the name is another.
+    assert held_by(kube, "mail-score-frontend") == f"{ME}/{h.obj(NAME)['metadata']['uid']}"
     assert FINALIZER in h.obj(NAME)["metadata"]["finalizers"]
     assert h.reasons()[:3] == ["RecordedOriginals", "Applied", "Applied"]
 
@@ -186,6 +187,23 @@ def test_finalizer_restores_and_releases(kube: FakeKube) -> None:
     assert held_by(kube, "mail-score-backend") is None
     assert held_by(kube, "mail-score-frontend") is None
     assert (PLURAL, NS, NAME) not in kube.store  # the finalizer went, and so did the object
+
+
+def test_the_release_annotation_lets_a_stuck_object_go_with_an_event(kube: FakeKube) -> None:
+    """An SRE gives up on the undo: the object goes, nothing is put back, and the Warning
+    event says so with the reason given."""
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    h.run(NAME)
+    annotations = h.obj(NAME)["metadata"].setdefault("annotations", {})
+    annotations[RELEASE_ANNOTATION] = "the backend was replaced by hand (INC-42)"
+    h.delete(NAME)
+    h.run(NAME)
+    assert (PLURAL, NS, NAME) not in kube.store
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    released = [e for e in h.events if e.reason == "Released"]
+    assert len(released) == 1 and "INC-42" in released[0].message
+    assert "without putting anything back" in released[0].message
 
 
 def test_finalizer_works_from_status_when_the_spec_cannot_be_read(kube: FakeKube) -> None:

@@ -545,7 +545,7 @@ def test_trigger_waits_while_clear() -> None:
     out = sim.step(0, Sample.of(0.01))
     assert out.acquire == () and out.changes == ()
     assert sim.status.phase == Phase.WAITING
-    assert sim.ready() == ("False", "WaitingForTrigger")
+    assert sim.ready() == ("True", "WaitingForTrigger")
     assert sim.status.gate == GateStatus(value=0.01, holds=False, since=at(0), evaluated_at=at(0))
 
 

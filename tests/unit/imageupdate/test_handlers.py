@@ -124,5 +124,5 @@ def test_the_hold_is_gone_when_the_status_says_completed(kube: FakeKube) -> None
 
     kube.before_status = record
     h.run(NAME)
-    assert seen[0] == ("Updating", ME)
+    assert seen[0] == ("Updating", f"{ME}/{h.obj(NAME)['metadata']['uid']}")
     assert seen[-1] == ("Completed", None)

@@ -166,7 +166,7 @@ def test_a_gitops_managed_deployment_is_warned_about() -> None:
     dep = deployment("app:1", labels={"argocd.argoproj.io/instance": "mail-score"})
     plan = run(spec(), ImageUpdateStatus(), logic.Observed(dep))
     gitops = plan.status.condition(logic.GITOPS_MANAGED)
-    assert gitops is not None and "Argo CD application mail-score" in gitops.message
+    assert gitops is not None and "Argo CD Application argocd/mail-score" in gitops.message
     assert logic.GITOPS_MANAGED in [e.reason for e in plan.events]
 
 

@@ -29,7 +29,7 @@ RUNBOOK_WINDOW: dict[str, Any] = {
         "approvals": {"required": 2, "approvers": ["alice", "bob", "carol"]},
         "rollbackPlan": {"deployments": [{"name": "mail-score-backend"}]},
     },
-    "approvals": [{"approver": "alice"}, {"approver": "bob"}],
+    "approvals": [{"approver": "alice", "planRevision": 1}, {"approver": "bob", "planRevision": 1}],
     "maintenanceMode": {"restart": [{"name": "mail-score-frontend"}]},
     "scaleDown": [{"name": "mail-score-backend", "replicas": 1}],
     "silence": {"url": "http://am:9093", "matchers": [{"name": "namespace", "value": NS}]},
@@ -115,7 +115,7 @@ def test_the_runbook_window_end_to_end() -> None:
     assert s.status["nextStart"] == "2025-03-02T02:00:00Z"
     assert s.status["nextEnd"] == "2025-03-02T03:00:00Z"
     ready = next(c for c in s.status["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "Scheduled" and ready["status"] == "False"
+    assert ready["reason"] == "Scheduled" and ready["status"] == "True"
 
     s.run_until(lambda s: s.phase == "Active")
     assert s.step_names() == START_STEPS
@@ -130,7 +130,8 @@ def test_the_runbook_window_end_to_end() -> None:
     )
     assert backend["spec"]["replicas"] == 1
     assert (hpa(kube)["spec"]["minReplicas"], hpa(kube)["spec"]["maxReplicas"]) == (1, 1)
-    assert frontend["metadata"]["annotations"][HOLD_ANNOTATION] == "MaintenanceWindow/weekly"
+    held = frontend["metadata"]["annotations"][HOLD_ANNOTATION]
+    assert held == f"MaintenanceWindow/weekly/{s.obj['metadata']['uid']}"
     assert len(s.alertmanager.active()) == 1
     assert s.status["rollbackPlan"] == [
         {
@@ -252,7 +253,7 @@ def test_cancel_before_start() -> None:
     ("change", "reason"),
     [
         ({"created": START - timedelta(hours=1)}, "NoticeTooShort"),
-        ({"approvals": [{"approver": "alice"}]}, "NotApproved"),
+        ({"approvals": [{"approver": "alice", "planRevision": 1}]}, "NotApproved"),
         ({"backups": []}, "BackupMissing"),
     ],
 )
@@ -491,9 +492,10 @@ def test_release_removes_copies_of_our_hold_from_replicasets() -> None:
             },
         )
 
-    rs("frontend-1", owner, "MaintenanceWindow/weekly")
+    ours = f"MaintenanceWindow/weekly/{s.obj['metadata']['uid']}"
+    rs("frontend-1", owner, ours)
     rs("frontend-2", owner, "Rollback/other")
-    rs("stranger", "uid-someone-else", "MaintenanceWindow/weekly")
+    rs("stranger", "uid-someone-else", ours)
     s.now = START + timedelta(hours=1)
     s.run_until(lambda s: s.phase == "Completed")
     holds = {
@@ -503,7 +505,7 @@ def test_release_removes_copies_of_our_hold_from_replicasets() -> None:
     assert holds == {
         "frontend-1": None,
         "frontend-2": {HOLD_ANNOTATION: "Rollback/other"},
-        "stranger": {HOLD_ANNOTATION: "MaintenanceWindow/weekly"},
+        "stranger": {HOLD_ANNOTATION: ours},
     }
     release = next(x for x in s.status["steps"] if x["name"] == "ReleaseHolds")
     assert "hold copies removed from ReplicaSet frontend-1" in release["message"]

@@ -282,7 +282,7 @@ def test_after_policy_before_start_waits_with_a_summary() -> None:
     p = logic.advance(w, START - timedelta(hours=1))
     results = [ok("NoticeGiven"), RuleResult("Approved", False, "NotApproved", "0 of 1.")]
     p = logic.after_policy(w, p, results, START - timedelta(hours=1), at_start=False)
-    assert ready(p) == ("False", "PolicyNotMet", "Starts at 2025-03-02T02:00:00Z only if: 0 of 1.")
+    assert ready(p) == ("True", "PolicyNotMet", "Starts at 2025-03-02T02:00:00Z only if: 0 of 1.")
     assert [e.reason for e in p.events] == ["NoticeGiven", "NotApproved"]
     assert [e.type for e in p.events] == ["Normal", "Warning"]
     assert p.work is None and p.status.policy_checked_at is not None
@@ -442,3 +442,57 @@ def test_blocked_message_says_what_happens_next() -> None:
     recurring = window(spec(start=None, schedule="0 2 * * *"), phase="Pending", nextStart=START)
     p = logic.advance(recurring, START + timedelta(minutes=10))
     assert ready(p)[2].endswith("once this one's time is over.")
+
+
+# --- the GitOps contract: a scheduled window is Current, a failed occurrence Degraded --------
+
+
+def degraded(p: logic.Pass) -> tuple[str, str] | None:
+    c = next((c for c in p.status.conditions if c.type == "Degraded"), None)
+    return None if c is None else (c.status, c.reason)
+
+
+def test_a_future_window_is_ready_so_a_gitops_wait_is_not_held() -> None:
+    w = window(phase="Pending", nextStart=START, observedGeneration=1)
+    now = START - timedelta(days=7)
+    p = logic.advance(w, now)
+    p = logic.after_policy(w, p, [ok("NoticeGiven")], now, at_start=False)
+    assert ready(p)[:2] == ("True", "Scheduled")
+    assert not any(c.type in ("Reconciling", "Stalled") for c in p.status.conditions)
+
+
+def ended_occurrence(ending_reason: str, **status: Any) -> logic.Pass:
+    s = spec(start=None, schedule="0 2 * * *")
+    w = window(
+        s,
+        phase="Ending",
+        nextStart=START,
+        nextEnd=START + timedelta(hours=1),
+        endingReason=ending_reason,
+        endingAt=START + timedelta(hours=1),
+        **status,
+    )
+    return logic.advance(w, START + timedelta(hours=1, minutes=1))
+
+
+def test_a_recurring_window_whose_occurrence_failed_is_degraded_until_one_succeeds() -> None:
+    failed = ended_occurrence("Failed", failure="the frontend did not roll out.")
+    assert failed.status.phase == WindowPhase.PENDING
+    assert failed.status.last_occurrence is not None
+    assert failed.status.last_occurrence.phase == "Failed"
+    assert degraded(failed) == ("True", "LastOccurrenceFailed")
+    assert ready(failed)[:2] == ("True", "Scheduled")
+    conditions = [c.wire() for c in failed.status.conditions]
+    # the next occurrence succeeds: Degraded goes
+    good = ended_occurrence("Ended", conditions=conditions)
+    assert good.status.last_occurrence is not None
+    assert good.status.last_occurrence.phase == "Completed"
+    assert degraded(good) is None
+
+
+def test_a_blocked_occurrence_leaves_a_recurring_window_degraded() -> None:
+    s = spec(start=None, schedule="0 2 * * *")
+    w = window(s, phase="Blocked", nextStart=START, nextEnd=START + timedelta(hours=1))
+    p = logic.advance(w, START + timedelta(hours=1))
+    assert p.status.phase == WindowPhase.PENDING
+    assert degraded(p) == ("True", "LastOccurrenceFailed")

@@ -133,8 +133,9 @@ def test_finalizer_releases_from_status_when_the_spec_cannot_be_read() -> None:
     h = create(kube, "web")
     h.run("undo", NS)
     rs = next(o for (k, _, _), o in kube.store.items() if k == "ReplicaSet")
-    rs["metadata"]["annotations"][HOLD_ANNOTATION] = ME  # the controller copied the hold
-    assert kube.annotations("Deployment", "web", NS)[HOLD_ANNOTATION] == ME
+    mine = f"{ME}/{h.obj('undo', NS)['metadata']['uid']}"
+    rs["metadata"]["annotations"][HOLD_ANNOTATION] = mine  # the controller copied the hold
+    assert kube.annotations("Deployment", "web", NS)[HOLD_ANNOTATION] == mine
     h.obj("undo", NS)["spec"] = {"targets": "garbage"}
     h.delete("undo", NS)
     h.run("undo", NS)

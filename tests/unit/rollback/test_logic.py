@@ -354,10 +354,10 @@ def test_gitops_managed_targets_are_rolled_back_with_a_warning() -> None:
     assert plan.status is not None
     gitops = condition(plan.status, "GitOpsManaged")
     assert gitops.status == "True"
-    assert "Argo CD application mail" in gitops.message
+    assert "Argo CD Application argocd/mail" in gitops.message
     assert "next sync re-applies" in gitops.message
     assert "GitOpsManaged" in [e.reason for e in plan.events]
-    assert plan.status.targets[0].gitops == "Argo CD application mail"
+    assert plan.status.targets[0].gitops == "Argo CD Application argocd/mail"
 
 
 def test_a_finished_rollback_only_records_a_new_generation() -> None:

@@ -95,6 +95,16 @@ class DatabaseBackupSpec(ApiModel):
                     "suspend applies only to a scheduled backup",
                 ),
                 cel(
+                    "has(self.schedule) || !has(self.failureThreshold)",
+                    "failureThreshold applies only to a scheduled backup",
+                ),
+                cel(
+                    "!has(self.failureThreshold) || "
+                    "self.failureThreshold <= (has(self.keep) ? self.keep.failed : 3)",
+                    "failureThreshold counts the Failed runs retention keeps: raise keep.failed "
+                    "to at least failureThreshold",
+                ),
+                cel(
                     "has(self.schedule) == has(oldSelf.schedule)",
                     "a backup cannot switch between one-shot and scheduled; create a new one",
                 ),
@@ -122,6 +132,10 @@ class DatabaseBackupSpec(ApiModel):
     e.g. 30m. Default 1h."""
     keep: Retention | None = None
     """Retention of the children. Default: the last 7 Completed and 3 Failed."""
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Schedule: this many runs failed in a row make it Stalled (kstatus Failed, Argo CD
+    Degraded) until a run completes; fewer make it Degraded (reason LastRunFailed) but Ready.
+    Default 3, and at most keep.failed (the Failed runs it can count)."""
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     """Delete (default) removes the artifact with the object; Retain leaves it on the volume."""
     destination: Destination | None = None
@@ -208,6 +222,10 @@ class DatabaseBackupStatus(StatusBase):
     """Schedule: the newest Completed child."""
     active: str | None = None
     """Schedule: the child running now."""
+    consecutive_failures: int | None = None
+    """Schedule: the newest runs that failed in a row (0 once one completes)."""
+    last_failed_backup: str | None = None
+    """Schedule: the newest Failed child while consecutiveFailures > 0."""
     scheduled: bool | None = None
     """Whether this is a schedule (spec.schedule set), as recorded by the operator: deleting
     a schedule leaves its children to Kubernetes' garbage collector."""

@@ -42,7 +42,7 @@ Sampler = Callable[[str, str], Sample]
 
 def _context(ctx: Pass) -> logic.Context:
     return logic.Context(
-        holder=holder_id(KIND, ctx.name),
+        holder=holder_id(KIND, ctx.name, ctx.uid),
         cap=ctx.settings.max_replicas,
         generation=ctx.generation,
         now=ctx.tick(),
@@ -144,7 +144,7 @@ class EmergencyScaleKind(Kind):
         taken: list[logic.Key] = []
         recorded = {logic.key_of(o) for o in status.originals}
         for kind, name in outcome.acquire:
-            holder = acquire_hold(ctx.kube, kind, ctx.namespace, name, lctx.holder)
+            holder = acquire_hold(ctx.kube, kind, ctx.namespace, name, lctx.holder, ctx.instance)
             if holder is not None:
                 for key in taken:
                     if key not in recorded:

@@ -64,7 +64,7 @@ class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Pla
         holder = self.holder(ctx)
         name = spec.deployment
         if plan.acquire:
-            other = acquire_hold(ctx.kube, DEPLOYMENT, ctx.namespace, name, holder)
+            other = acquire_hold(ctx.kube, DEPLOYMENT, ctx.namespace, name, holder, ctx.instance)
             if other is not None:
                 before: ImageUpdateStatus = ctx.status()
                 plan = logic.held_plan(

@@ -20,6 +20,7 @@ from ...core.conditions import Condition
 from ...core.draft import Draft, held
 from ...core.events import NORMAL, WARNING, Event
 from ...core.fields import parse_duration, span
+from ...core.holds import same_holder
 from ...core.names import HOLD_ANNOTATION
 from ...core.rollout import rollout_status
 from ...core.undo import GITOPS_MANAGED, Observed
@@ -177,7 +178,7 @@ def _start(p: _Pass) -> Plan:
     deployment = p.seen.deployment
     assert deployment is not None
     other = _holder(deployment)
-    if other not in (None, p.holder):
+    if other is not None and not same_holder(other, p.holder):
         return held_elsewhere(p, f"{p.spec.deployment} is held by {other}")
     current = container_images(deployment)
     previous = [

@@ -91,7 +91,7 @@ class RestartKind(SteppingKind[RestartSpec, RestartStatus, logic.Plan]):
         holder = self.holder(ctx)
         taken: list[logic.Key] = []
         for kind, name in plan.acquire:
-            other = acquire_hold(ctx.kube, kind, ctx.namespace, name, holder)
+            other = acquire_hold(ctx.kube, kind, ctx.namespace, name, holder, ctx.instance)
             if other is not None:
                 for key in taken:
                     release_hold(ctx.kube, key[0], ctx.namespace, key[1], holder)

@@ -49,7 +49,7 @@ class RollbackKind(Kind):
 
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(RollbackSpec)
-        holder = holder_id(ROLLBACK.kind, ctx.name)
+        holder = holder_id(ROLLBACK.kind, ctx.name, ctx.uid)
         asked = False
         for _ in range(MAX_STEPS):
             status: RollbackStatus = ctx.status()
@@ -117,7 +117,9 @@ class RollbackKind(Kind):
         taken: list[str] = []
         for target in sorted(plan.hold):
             try:
-                other = acquire_hold(ctx.kube, DEPLOYMENT, ctx.namespace, target, holder)
+                other = acquire_hold(
+                    ctx.kube, DEPLOYMENT, ctx.namespace, target, holder, ctx.instance
+                )
             except NotFound:
                 other = None
                 plan = logic.Plan(None)  # gone meanwhile: decide again
@@ -151,7 +153,7 @@ class RollbackKind(Kind):
             spec: RollbackSpec | None = ctx.spec(RollbackSpec)
         except InvalidSpec:
             spec = None
-        holder = holder_id(ROLLBACK.kind, ctx.name)
+        holder = holder_id(ROLLBACK.kind, ctx.name, ctx.uid)
         for name in _names(spec, status):
             self._release(ctx, name, holder)
         return None

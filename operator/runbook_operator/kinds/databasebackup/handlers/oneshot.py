@@ -195,11 +195,14 @@ class OneShot:
                 self._within_quota(ctx)
             server = database.server(ctx.kube, ctx.namespace, spec.postgres)
             store.discard_partials(ctx.namespace, ctx.name)
-            upload = store.begin(ctx.namespace, ctx.name, logic.stamp(status.started_at))
+            stamp = logic.stamp(status.started_at)
+            upload = store.begin(ctx.namespace, ctx.name, stamp, owner=ctx.instance)
             self.attempts.begin(key)
             try:
                 limit = database.deadline(spec.postgres, ctx.stopped)
                 info = self.postgres.dump(server, upload.write, limit)
+                if ctx.fenced():  # deposed while dumping: the new leader's attempt counts
+                    raise pg.Cancelled("not the leader any more")
                 stored = upload.commit()
             except BaseException:
                 upload.abort()

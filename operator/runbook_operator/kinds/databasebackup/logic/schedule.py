@@ -8,6 +8,10 @@ within the deadline), so runs never overlap; older slots are recorded as missed.
 Everything is re-derived from status + children + the clock, so an operator that was
 down runs a missed slot once on start-up, within the deadline.
 
+Runs that failed in a row are counted from the children, newest first: one or more make
+the schedule Degraded (still Ready: it goes on), `failureThreshold` (default 3) make it
+Stalled, so kstatus, Flux and Argo CD report it Failed / Degraded until a run completes.
+
 Retention keeps the newest `keep.last` Completed children and the newest `keep.failed`
 Failed ones, drops those older than `keep.maxAge` except the newest Completed one, and
 never deletes a child a restore in flight is reading. Children and restores are read
@@ -23,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ....core import schedule as cron
-from ....core.conditions import ready
+from ....core.conditions import ready, stalled, with_degraded
 from ....core.fields import parse_duration
 from ....core.names import SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION
 from ....core.rollout import parse_time
@@ -52,6 +56,7 @@ __all__ = [
 
 Obj = dict[str, Any]
 DEFAULT_DEADLINE = timedelta(hours=1)
+DEFAULT_FAILURE_THRESHOLD = 3
 DEFAULT_RETENTION = Retention()
 RESTORES = "databaserestores"
 """DatabaseRestores are read by their plural: the restore kind is not imported."""
@@ -128,6 +133,8 @@ class Decision:
     """Children retention deletes (with their artifacts)."""
     held: bool = False
     """Retention would delete a child a restore is reading: look again when it ends."""
+    failures: tuple[str, ...] = ()
+    """The newest finished children that failed in a row, newest first."""
 
 
 def decide(
@@ -175,7 +182,19 @@ def decide(
         last_success=max(done, key=lambda c: c.order) if done else None,
         delete=tuple(prune(children, keep, now)),
         held=any(c.in_use for c in _doomed(children, keep, now)),
+        failures=tuple(c.name for c in failed_in_a_row(children)),
     )
+
+
+def failed_in_a_row(children: list[Child]) -> list[Child]:
+    """The newest finished children that failed, newest first, up to a Completed one."""
+    finished = sorted((c for c in children if c.finished), key=lambda c: c.order, reverse=True)
+    out: list[Child] = []
+    for child in finished:
+        if child.phase != BackupPhase.FAILED:
+            break
+        out.append(child)
+    return out
 
 
 def prune(children: list[Child], keep: Retention, now: datetime) -> list[str]:
@@ -219,7 +238,7 @@ def scheduled(
     if success is not None:
         message += f"; last successful backup {success.name}"
     reason = "Suspended" if spec.suspend else "Scheduled"
-    conditions = ready(status.conditions, reason, message, generation=generation, now=now)
+    conditions = _health(spec, status, decision.failures, reason, message, generation, now)
     return status.model_copy(
         update={
             "phase": decision.phase,
@@ -228,6 +247,8 @@ def scheduled(
             "last_schedule_time": last,
             "next_schedule_time": decision.next_time,
             "active": active,
+            "consecutive_failures": len(decision.failures),
+            "last_failed_backup": decision.failures[0] if decision.failures else None,
             "last_successful_time": success.when if success else status.last_successful_time,
             "last_successful_backup": success.name if success else status.last_successful_backup,
             # what a one-shot records, left by an earlier spec the operator could not use
@@ -237,6 +258,33 @@ def scheduled(
             "conditions": conditions,
         }
     )
+
+
+def _health(
+    spec: DatabaseBackupSpec,
+    status: DatabaseBackupStatus,
+    failures: tuple[str, ...],
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> list[Any]:
+    """Ready while it runs on time; Degraded after a failed run; Stalled after
+    failureThreshold of them in a row."""
+    threshold = spec.failure_threshold or DEFAULT_FAILURE_THRESHOLD
+    if not failures:
+        conditions = ready(status.conditions, reason, message, generation=generation, now=now)
+        return with_degraded(conditions, None, "", generation=generation, now=now)
+    count = len(failures)
+    runs = "the last run" if count == 1 else f"the last {count} runs"
+    why = f"{runs} failed (newest: {failures[0]}; Stalled at {threshold} in a row): {message}"
+    if count >= threshold:
+        conditions = stalled(status.conditions, "RunsFailing", why, generation=generation, now=now)
+        degraded = "RunsFailing"
+    else:
+        degraded = "LastRunFailed"
+        conditions = ready(status.conditions, degraded, why, generation=generation, now=now)
+    return with_degraded(conditions, degraded, why, generation=generation, now=now)
 
 
 def child_name(parent: str, slot: datetime) -> str:

@@ -29,6 +29,7 @@ from ....core import gate
 from ....core.conditions import ConditionStatus
 from ....core.events import NORMAL, WARNING, Event
 from ....core.fields import parse_duration
+from ....core.holds import same_holder
 from ..api import (
     EmergencyScalePhase as Phase,
 )
@@ -158,7 +159,9 @@ def _running(
     blocked = [
         (t.name, w.held_by)
         for t in spec.targets
-        if (w := world.get(key_of(t))) is not None and w.held_by not in (None, ctx.holder)
+        if (w := world.get(key_of(t))) is not None
+        and w.held_by is not None
+        and not same_holder(w.held_by, ctx.holder)
     ]
     if blocked:
         held = ", ".join(f"{name} is held by {holder}" for name, holder in blocked)
@@ -197,7 +200,9 @@ def _gate(
         cleared = f"the trigger is clear: {described}"
         return status, end(spec, status, world, ctx, EndReason.TRIGGER_CLEARED, cleared)
     message = f"Waiting for the trigger: {described}"
-    return status, conditioned(spec, status, ctx, "waiting", "WaitingForTrigger", message)
+    # Armed and watching is what the object asks for: Ready (kstatus Current), like an
+    # armed Rollback, so a GitOps sync that waits for health is not held until an incident.
+    return status, conditioned(spec, status, ctx, "ready", "WaitingForTrigger", message)
 
 
 def held_elsewhere(

@@ -14,6 +14,7 @@ from typing import Any
 from ....core import conditions as cond
 from ....core.events import NORMAL, WARNING, Event
 from ....core.fields import parse_duration
+from ....core.holds import same_holder
 from ..api import (
     EmergencyScalePhase as Phase,
 )
@@ -201,7 +202,7 @@ def record(
 
 def _needs_hold(world: World, key: Key, ctx: Context) -> bool:
     workload = world.get(key)
-    return workload is not None and workload.held_by != ctx.holder
+    return workload is not None and not same_holder(workload.held_by, ctx.holder)
 
 
 def apply(
@@ -218,7 +219,7 @@ def apply(
         key = key_of(target)
         original, workload = original_of(status, key), world.get(key)
         assert original is not None and workload is not None  # validated, recorded
-        if workload.held_by != ctx.holder:
+        if not same_holder(workload.held_by, ctx.holder):
             step.acquire.append(key)
         change = to_emergency(target, original, workload)
         if change is not None:
@@ -319,7 +320,7 @@ def _release_ours(
     )
     for key in keys:
         workload = world.get(key)
-        if workload is not None and workload.held_by == ctx.holder:
+        if workload is not None and same_holder(workload.held_by, ctx.holder):
             step.release.append(key)
 
 
@@ -332,7 +333,7 @@ def _restore_one(
             Event(NORMAL, "TargetGone", f"{original.name} no longer exists; nothing to put back")
         )
         return None
-    if workload.held_by != ctx.holder:
+    if not same_holder(workload.held_by, ctx.holder):
         if at_original(original, workload):
             return None  # already back (a step that ran twice), nothing to say
         holder = workload.held_by or "nobody"
@@ -445,6 +446,6 @@ def finalize(
     keys += [key_of(t) for t in spec.targets] if spec is not None else []
     for key in dict.fromkeys(keys):
         workload = world.get(key)
-        if workload is not None and workload.held_by == ctx.holder:
+        if workload is not None and same_holder(workload.held_by, ctx.holder):
             step.release.append(key)
     return step.done()

@@ -28,6 +28,8 @@ class Env:
     """(url, query) -> the one value (raises an Exception saying why there is none)."""
     prometheus_url: str = ""
     """The operator's default Prometheus."""
+    instance: str = ""
+    """This operator replica (named beside the holds it takes)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Target:
 
     @property
     def holder(self) -> str:
-        return holder_id("MaintenanceWindow", self.name)
+        return holder_id("MaintenanceWindow", self.name, self.uid)
 
     @property
     def marker(self) -> str:

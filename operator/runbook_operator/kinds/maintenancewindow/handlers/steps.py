@@ -78,7 +78,7 @@ def _acquire_holds(env: Env, t: Target) -> Outcome:
     names = _workloads(t)
     for name in names:
         try:
-            other = acquire_hold(env.kube, DEPLOYMENT, t.namespace, name, t.holder)
+            other = acquire_hold(env.kube, DEPLOYMENT, t.namespace, name, t.holder, env.instance)
         except NotFound:
             release_holds(env, t)
             return Outcome.retry(f"Deployment {name} not found")

@@ -62,10 +62,12 @@ def after_policy(
         return Pass(s, Work(WorkKind.STEP, Step.ACQUIRE_HOLDS), (*p.events, *events))
     assert s.next_start is not None
     starts = f"Starts at {when(w, s.next_start)}"
+    # Valid and scheduled: Ready (kstatus Current), so a GitOps sync that waits for health
+    # is not held until the start; the checklist is judged at the start.
     if unmet:
-        set_ready(w, s, "waiting", "PolicyNotMet", f"{starts} only if: {summary(unmet)}", now)
+        set_ready(w, s, "ready", "PolicyNotMet", f"{starts} only if: {summary(unmet)}", now)
     else:
-        set_ready(w, s, "waiting", "Scheduled", f"{starts}; the checklist is met so far.", now)
+        set_ready(w, s, "ready", "Scheduled", f"{starts}; the checklist is met so far.", now)
     return Pass(s, None, (*p.events, *events))
 
 

@@ -15,17 +15,19 @@ or after a crash, and reach the same decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from ....core.conditions import (
+    DEGRADED,
     READY,
     find,
     progressing,
     ready,
     stalled,
     waiting,
+    with_degraded,
 )
 from ....core.events import NORMAL, WARNING, Event
 from ....core.fields import parse_duration, span
@@ -38,7 +40,7 @@ from ..api import (
     WindowPhase,
 )
 from .occurrences import first_occurrence, next_occurrence, occurrence_at
-from .policy import POLICY_CONDITIONS
+from .policy import POLICY_CONDITIONS, Stamps
 from .steps import WAITING_STEPS, Step, end_plan
 
 __all__ = [
@@ -83,6 +85,8 @@ class Window:
     created: datetime
     generation: int
     deleting: bool = False
+    stamps: Stamps = field(default_factory=Stamps)
+    """Who created it and which plan revision it is on (admission's stamps)."""
 
 
 class WorkKind(StrEnum):
@@ -362,7 +366,15 @@ def _next_round(
         last_occurrence=record,
     )
     text = f"Next window: {when(w, occ.start)} to {when(w, occ.end)}."
-    set_ready(w, new, "waiting", "Scheduled", text, now)
+    set_ready(w, new, "ready", "Scheduled", text, now)
+    failed = phase in (WindowPhase.FAILED, WindowPhase.BLOCKED)
+    new.conditions = with_degraded(
+        [*new.conditions, *(c for c in s.conditions if c.type == DEGRADED)],
+        "LastOccurrenceFailed" if failed else None,
+        f"The occurrence of {when(w, record.start)} was {phase}: {message}",
+        generation=w.generation,
+        now=now,
+    )
     return Pass(new, events=(Event(NORMAL, "Rescheduled", text),))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ....core.conditions import Condition, waiting
 from ....core.events import Event
+from ....core.holds import same_holder
 from ....core.names import HOLD_ANNOTATION
 from ....core.undo import (
     Observed,
@@ -154,7 +155,7 @@ def marked(seen: Observed, holder: str) -> bool:
     `kubectl rollout undo` would copy it back onto the Deployment."""
     if seen.deployment is None:
         return False
-    if holder_of(seen) == holder:
+    if same_holder(holder_of(seen), holder):
         return True
     owned = owned_replica_sets(seen.deployment, seen.replica_sets)
-    return any(annotations_of(rs).get(HOLD_ANNOTATION) == holder for rs in owned)
+    return any(same_holder(annotations_of(rs).get(HOLD_ANNOTATION), holder) for rs in owned)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ....core.conditions import Condition, progressing, ready, stalled
+from ....core.holds import same_holder
 from ....core.rollout import (
     controller_behind,
 )
@@ -143,7 +144,7 @@ def _take_holds(p: Pass_, targets: list[TargetStatus]) -> Plan:
     planned = [t for t in targets if t.state == TargetState.PLANNED]
     for t in planned:
         other = holder_of(p.seen(t.name))
-        if other and other != p.holder:
+        if other and not same_holder(other, p.holder):
             return held(p.status, t.name, other, generation=p.generation, now=p.now)
     p = replace(p, status=p.status.model_copy(update={"conditions": _gitops(p, targets)}))
     if not planned:

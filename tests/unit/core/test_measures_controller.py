@@ -1,0 +1,38 @@
+"""The controller's metrics step: through the real controller on the FakeKube."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from runbook_operator.adapters.metrics import DOMAIN
+from runbook_operator.core import measures
+from support.fake_kube import NS, FakeKube
+from support.passes import Harness
+
+from .test_notifying import ProbeKind
+
+
+def sample(metric: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(metric, {"namespace": NS, "kind": "Probe", **labels})
+
+
+def test_a_block_counts_once_however_many_passes_and_goes_with_the_object() -> None:
+    DOMAIN.declare(measures.METRICS)
+    kube = FakeKube()
+    harness = Harness(ProbeKind(), kube)
+    kube.add_custom(
+        "probes", {"metadata": {"name": "m", "namespace": NS}, "spec": {"to": "Blocked"}}
+    )
+    blocks = ("runbook_policy_block_total", {"name": "m", "rule": "Blocked"})
+    for _ in range(3):  # the first pass writes Blocked; the others write nothing
+        harness.run("m")
+        assert sample(blocks[0], **blocks[1]) == 1.0
+    assert sample("runbook_operation_phase", name="m", phase="Blocked") == 1.0
+    kube.store[("probes", NS, "m")]["spec"]["to"] = "Completed"
+    harness.run("m")
+    assert sample("runbook_operation_phase", name="m", phase="Completed") == 1.0
+    assert sample("runbook_operation_phase", name="m", phase="Blocked") is None  # left
+    assert sample(blocks[0], **blocks[1]) == 1.0
+    harness.controller.forget((NS, "m"))
+    assert sample(blocks[0], **blocks[1]) is None
+    assert sample("runbook_operation_phase", name="m", phase="Completed") is None
