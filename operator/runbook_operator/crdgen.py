@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .core.gitops import GitOpsRecord, GitOpsSpec
+from .core.identity import RequestedBy
 from .core.notify import Notifications, NotifyRef
 from .core.resource import CATEGORY, Resource
 from .kinds import RESOURCES
@@ -103,6 +104,10 @@ def _schema(resource: Resource) -> Schema:
         record = structural(Notifications.model_json_schema(by_alias=True), keep_defaults=False)
         record["description"] = "What was sent to Notifiers, and whether it was delivered."
         status.setdefault("properties", {})["notifications"] = record
+        who = structural(RequestedBy.model_json_schema(by_alias=True), keep_defaults=False)
+        who["description"] = "Who created this operation, as the API server authenticated "
+        who["description"] += "them (stamped by admission, copied before anything changed)."
+        status["properties"]["requestedBy"] = who
     if resource.targets is not None:
         pause = structural(GitOpsSpec.model_json_schema(by_alias=True))
         pause["description"] = "What to do about targets that Argo CD or Flux also manage."

@@ -89,6 +89,11 @@ class Settings:
         default_factory=lambda: Path(_env("BACKUP_ROOT", "/var/lib/runbook/backups"))
     )
     """Where DatabaseBackups are written (a mounted volume)."""
+    volume_quota_bytes: int = field(default_factory=lambda: int(_env("VOLUME_QUOTA_BYTES", "0")))
+    """Bytes of artifacts one namespace may keep on the backup volume (0: no limit); a
+    backup of a namespace at or over it fails with reason QuotaExceeded before pg_dump."""
+    volume_quota_count: int = field(default_factory=lambda: int(_env("VOLUME_QUOTA_COUNT", "0")))
+    """Artifacts one namespace may keep on the backup volume (0: no limit)."""
     tick_seconds: float = field(default_factory=lambda: float(_env("TICK_SECONDS", "2")))
     """How often a Prometheus condition (a trigger, a gate) is asked again, in seconds.
     Nothing else polls: everything else waits for a watch event or its own due time."""

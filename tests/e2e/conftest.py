@@ -1,10 +1,10 @@
 """The operator under test and the namespaces it serves.
 
-`operator` (session): CRDs from crds/ and the RBAC from deploy/ applied as
-admin, a token minted for the deploy/ ServiceAccount, and `runbook-operator
-run` started as that account, serving only namespaces named `<prefix>-*` so
-that several test sessions can share one cluster without acting on each
-other's objects.
+`operator` (session): CRDs from crds/, the RBAC and the admission policies from
+deploy/ applied as admin (and waited for until the API server enforces them), a
+token minted for the deploy/ ServiceAccount, and `runbook-operator run` started as
+that account, serving only namespaces named `<prefix>-*` so that several test
+sessions can share one cluster without acting on each other's objects.
 
 `namespace` (per test): a fresh namespace served by that operator, deleted
 afterwards (in the background, so the operator can still run finalizers).
@@ -12,6 +12,7 @@ afterwards (in the background, so the operator can still run finalizers).
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.identity import Refused, as_user, grant
 from support.kube import (
     Cluster,
     create_namespace,
@@ -41,6 +43,14 @@ RBAC_KINDS = {
     "Role",
     "RoleBinding",
 }
+ADMISSION_KINDS = {
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+PROBE_USER = "runbook-admission-probe"
+"""Has runbook-edit in `default` and nothing else: each policy refuses something of theirs."""
 
 
 def apply_crds(kube: Cluster) -> None:
@@ -59,9 +69,11 @@ def apply_crds(kube: Cluster) -> None:
 
 
 def apply_rbac(kube: Cluster) -> None:
-    """The access-control part of deploy/ exactly as users get it (not the Deployment)."""
+    """The access-control part of deploy/ exactly as users get it (not the Deployment):
+    RBAC, and the admission policies, enforced once this returns."""
     rendered = kube.run_kubectl("kustomize", str(ROOT / "deploy")).stdout
-    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    wanted = RBAC_KINDS | ADMISSION_KINDS
+    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in wanted]
     subprocess.run(
         [
             kube.kubectl,
@@ -77,6 +89,74 @@ def apply_rbac(kube: Cluster) -> None:
         check=True,
         capture_output=True,
     )
+    wait_admission_enforced(kube)
+
+
+def _probe(kind: str, spec: dict[str, object]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "ops.mailscore.com/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": "admission-probe", "namespace": "default"},
+            "spec": spec,
+        }
+    )
+
+
+PROBES = {
+    # policy name -> an object PROBE_USER may create by RBAC that the policy refuses
+    "runbook-maintenancewindow-approvals": _probe(
+        "MaintenanceWindow",
+        {"start": "2030-01-01T00:00:00Z", "duration": "1h", "approvals": [{"approver": "x"}]},
+    ),
+    "runbook-maintenancewindow-access": _probe(
+        "MaintenanceWindow",
+        {"start": "2030-01-01T00:00:00Z", "duration": "1h", "maintenanceMode": {}},
+    ),
+    "runbook-databasebackup-access": _probe(
+        "DatabaseBackup",
+        {"postgres": {"host": "h", "database": "d", "credentials": {"secretName": "s"}}},
+    ),
+    "runbook-databaserestore-access": _probe("DatabaseRestore", {"backup": "b"}),
+}
+
+
+def wait_admission_enforced(kube: Cluster) -> None:
+    """Policies take a moment to be enforced after they are created: until each refuses
+    its probe (a server-side dry run) and the requester is stamped, they are not."""
+    grant(kube, "default", "runbook-edit", PROBE_USER)
+
+    def refused(policy: str, manifest: str) -> bool:
+        try:
+            as_user(kube, PROBE_USER, "create", "--dry-run=server", "-f", "-", stdin=manifest)
+        except Refused as refusal:
+            return policy in refusal.message
+        return False
+
+    def stamped() -> bool:
+        manifest = _probe("MaintenanceWindow", {"start": "2030-01-01T00:00:00Z", "duration": "1h"})
+        try:
+            out = as_user(
+                kube,
+                PROBE_USER,
+                "create",
+                "--dry-run=server",
+                "-o",
+                "yaml",
+                "-f",
+                "-",
+                stdin=manifest,
+            )
+        except Refused:
+            return False
+        notes = (yaml.safe_load(out)["metadata"].get("annotations")) or {}
+        return notes.get("ops.mailscore.com/requested-by") == PROBE_USER
+
+    for policy, manifest in PROBES.items():
+        wait_for(
+            functools.partial(refused, policy, manifest), timeout=60, what=f"{policy} enforced"
+        )
+    wait_for(stamped, timeout=60, what="runbook-requested-by stamping")
 
 
 @pytest.fixture(scope="session")

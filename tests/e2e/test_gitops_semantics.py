@@ -24,6 +24,7 @@ from kubernetes import client
 from support.crs import GROUP, VERSION, get_cr, plural_of, wait_gone, wait_phase
 from support.events import wait_event
 from support.gitops_crds import crd_files
+from support.identity import approve_as, grant
 from support.images import image
 from support.kube import Cluster
 from support.operator import OperatorProcess
@@ -163,15 +164,17 @@ def patch(kube: Cluster, namespace: str, body: Obj) -> Obj:
 def test_approvals_and_cancel_by_kubectl_patch_survive_a_sync_from_git(
     kube: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
-    git = window_manifest(namespace, approvals=[{"approver": "alice"}])
+    git = window_manifest(namespace, approvals=[])  # approvals are never in Git
     apply(kube, git, FLUX)
-    approval = {"approver": "bob", "comment": "checked the plan"}
-    patch(kube, namespace, {"spec": {"approvals": [{"approver": "alice"}, approval]}})
+    grant(kube, namespace, "runbook-approve", "alice", "bob")
+    approve_as(kube, namespace, "weekly", "alice")
+    approve_as(kube, namespace, "weekly", "bob", comment="checked the plan")
     patch(kube, namespace, {"spec": {"cancel": True}})
 
     after = apply(kube, git, FLUX)  # the next sync: the same manifest from Git
-    approvers = [a["approver"] for a in after["spec"]["approvals"]]
-    assert approvers == ["alice", "bob"]
+    approvals = after["spec"]["approvals"]
+    assert [a["approver"] for a in approvals] == ["alice", "bob"]
+    assert approvals[1]["comment"] == "checked the plan"
     assert after["spec"]["cancel"] is True
     managers = {m["manager"] for m in after["metadata"]["managedFields"]}
     assert {FLUX, "kubectl-patch"} <= managers

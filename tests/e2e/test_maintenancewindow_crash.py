@@ -31,6 +31,7 @@ from .test_maintenancewindow import (
     BACKEND,
     FRONTEND,
     KIND,
+    approve,
     example_window,
     held_replicasets,
     ready_app_with_backup,
@@ -63,8 +64,8 @@ def test_sigkill_after_every_step_still_restores_everything_once(
 ) -> None:
     before = ready_app_with_backup(kube, namespace)
     spec = example_window(alertmanager, namespace, start_in=10, duration="10m")
-    spec["approvals"] = [{"approver": "alice"}, {"approver": "bob"}]
     create_cr(kube.api, namespace, KIND, "mw", spec)
+    approve(kube, namespace, "mw", "alice", "bob")
     start = datetime.fromisoformat(spec["start"].replace("Z", "+00:00"))
 
     kills: list[list[str]] = []

@@ -114,6 +114,8 @@ class FakeKube:
         """(kind or plural, namespace, name) -> object."""
         self.calls: list[tuple[str, ...]] = []
         self.events: list[Obj] = []
+        self.denied: set[tuple[str, str, str, str]] = set()
+        """(user, verb, resource, name) a SubjectAccessReview answers no to."""
         """Every core/v1 Event created, in order."""
         self.before_write: Callable[[tuple[str, ...]], None] | None = None
         self.before_status: Callable[[str, Obj], None] | None = None
@@ -460,6 +462,20 @@ class FakeKube:
         else:
             del self.store[(plural, namespace, name)]
         return True
+
+    def allowed(
+        self,
+        user: str,
+        groups: list[str],
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str,
+        name: str,
+    ) -> bool:
+        """Allowed unless `denied` holds (user, verb, resource, name)."""
+        self.calls.append(("allowed", user, verb, resource, name))
+        return (user, verb, resource, name) not in self.denied
 
 
 _CHECK: KubePort = FakeKube()  # mypy: the fake has every method of the port

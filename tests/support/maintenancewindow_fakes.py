@@ -132,7 +132,16 @@ class Sim:
             {
                 "apiVersion": "ops.mailscore.com/v1alpha1",
                 "kind": "MaintenanceWindow",
-                "metadata": {"name": NAME, "creationTimestamp": created.isoformat()},
+                "metadata": {
+                    "name": NAME,
+                    "creationTimestamp": created.isoformat(),
+                    # What admission stamps (deploy/admission/): requester, plan revision.
+                    "annotations": {
+                        "ops.mailscore.com/requested-by": "rita",
+                        "ops.mailscore.com/requested-by-groups": "sre,system:authenticated",
+                        "ops.mailscore.com/plan-revision": "1",
+                    },
+                },
                 "spec": copy.deepcopy(self.spec),
             },
         )

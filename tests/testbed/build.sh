@@ -20,6 +20,7 @@ export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
 KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
+VERSITYGW_VERSION=v1.8.0  # S3-compatible server for the object-storage backup tests
 GITOPSHEALTH_VERSION=v0.37.2  # sigs.k8s.io/cli-utils (kstatus), the release Flux uses
 
 if ! command -v go >/dev/null 2>&1; then
@@ -101,6 +102,8 @@ build kwok "$KWOK_VERSION" -- -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Ver
 kwok_dir=$built
 build kube "$KUBE_VERSION" -- -ldflags "-s -w$stamp" .
 kube_dir=$built
+build versitygw "$VERSITYGW_VERSION" -- -ldflags "-s -w -X main.Version=$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
+versitygw_dir=$built
 build gitopshealth "$GITOPSHEALTH_VERSION" -- -ldflags "-s -w" .
 gitopshealth_dir=$built
 
@@ -117,6 +120,7 @@ mkdir -p "$bin"
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn "$kube_dir/kube" "$bin/$c"; done
 ln -sfn "$etcd_dir/etcd" "$bin/etcd"
 ln -sfn "$kwok_dir/kwok" "$bin/kwok"
+ln -sfn "$versitygw_dir/versitygw" "$bin/versitygw"
 ln -sfn "$gitopshealth_dir/gitopshealth" "$bin/gitopshealth"
 ln -sfn "$stages" "$bin/kwok-stages"
 # kubectl alone, for users' PATH (the bin dir also holds the control plane's binaries).

@@ -84,6 +84,7 @@ BINARIES = (
     "kube-scheduler",
     "kubectl",
     "kwok",
+    "versitygw",
 )
 # Room for hundreds of pods on each fake node.
 NODE_RESOURCES = {"cpu": "64", "memory": "256Gi", "pods": "500", "ephemeral-storage": "1Ti"}

@@ -142,6 +142,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.autoscaling = client.AutoscalingV2Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.authorization = client.AuthorizationV1Api(api)
 
     # --- workloads -------------------------------------------------------
 
@@ -246,6 +247,37 @@ class Kube:
     def create_event(self, namespace: str, body: Obj) -> Obj:
         """A core/v1 Event (core.recorder builds it)."""
         return _call(self.core.create_namespaced_event, namespace, body)  # type: ignore[no-any-return]
+
+    # --- authorization -------------------------------------------------------
+
+    def allowed(
+        self,
+        user: str,
+        groups: list[str],
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str,
+        name: str,
+    ) -> bool:
+        """A SubjectAccessReview: whether `user` (in `groups`) may `verb` the object now."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {
+                    "verb": verb,
+                    "group": group,
+                    "resource": resource,
+                    "namespace": namespace,
+                    "name": name,
+                },
+            },
+        }
+        answer = _call(self.authorization.create_subject_access_review, review)
+        return bool((answer.get("status") or {}).get("allowed"))
 
     # --- our own objects ---------------------------------------------------
 

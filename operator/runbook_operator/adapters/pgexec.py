@@ -107,8 +107,14 @@ def stopped(cancel: Cancel, tool: str) -> Stopped:
     return Stopped(f"{tool} was stopped")
 
 
-def redact(text: str, password: str) -> str:
-    return text.replace(password, "[redacted]") if password else text
+def redact(text: str, password: str, user: str = "") -> str:
+    """`text` without the password, nor the user name from the Secret where PostgreSQL
+    quotes it (`for user "x"`, `role "x"`; a bare name may be any word of a message)."""
+    if password:
+        text = text.replace(password, "[redacted]")
+    if user:
+        text = text.replace(f'"{user}"', '"[redacted]"')
+    return text
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,9 @@ class Session:
     directory: Path
     password: str = field(repr=False)
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    user: str = field(default="", repr=False)
+    """The user name, from the Secret too: in the environment (PGUSER), never on a command
+    line, and redacted from what the tools print."""
 
     def spawn(
         self, args: list[str], *, stdin: Any, stdout: Any, name: str = "stderr"
@@ -176,7 +185,7 @@ class Session:
         except OSError:
             return ""
         kept = [line for line in text.splitlines() if line.strip()][-lines:]
-        return redact(" ".join(kept), self.password)
+        return redact(" ".join(kept), self.password, self.user)
 
     def run_fed(
         self, args: list[str], chunks: Iterable[bytes], cancel: Cancel, *, stdout: Path | None
@@ -195,10 +204,13 @@ class Session:
 
 
 @contextmanager
-def session(password: str, sslmode: str) -> Iterator[Session]:
+def session(password: str, sslmode: str, user: str = "") -> Iterator[Session]:
     directory = Path(tempfile.mkdtemp(prefix="runbook-pg-"))  # mode 0700
     try:
-        yield Session(directory, password, _child_env(directory, password, sslmode))
+        env = _child_env(directory, password, sslmode)
+        if user:
+            env["PGUSER"] = user
+        yield Session(directory, password, env, user)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -152,7 +152,7 @@ class Server:
         return replace(self, database=database)
 
     def redact(self, text: str) -> str:
-        return pgexec.redact(text, self.password)
+        return pgexec.redact(text, self.password, self.user)
 
     @property
     def address(self) -> str:
@@ -193,12 +193,12 @@ def _classify(server: Server, exc: psycopg.Error) -> PostgresError:
         return LockTimeout(f"{where}: {_locked(server)}: {detail}")
     if "password authentication failed" in low or "pg_hba.conf" in low:
         return AuthenticationFailed(
-            f"{where} rejected the credentials of user {server.user!r}: {detail}"
+            f"{where} rejected the credentials (the user name and password in the Secret): {detail}"
         )
     if "does not exist" in low and "database" in low:
         return DatabaseNotFound(f"{where} has no database {server.database!r}: {detail}")
     if "permission denied" in low:
-        return PermissionDenied(f"{where}: user {server.user!r} lacks a privilege: {detail}")
+        return PermissionDenied(f"{where}: the Secret's user lacks a privilege: {detail}")
     if isinstance(exc, psycopg.OperationalError):
         return ServerUnreachable(f"cannot reach {where}: {detail}")
     return PostgresError(f"{where}: {detail}")
@@ -328,7 +328,6 @@ def _connection_args(server: Server, options: str = "") -> list[str]:
         "--no-password",
         f"--host={server.host}",
         f"--port={server.port}",
-        f"--username={server.user}",
         f"--dbname={conninfo}",
     ]
 
@@ -359,7 +358,7 @@ def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> Dump
         tables = _list_tables(conn)
         args = [tools.pg_dump, "--format=custom", f"--snapshot={row[0]}"]
         args.append(f"--lock-wait-timeout={server.lock_timeout_ms}")
-        with pgexec.session(server.password, server.sslmode) as child:
+        with pgexec.session(server.password, server.sslmode, server.user) as child:
             proc, stderr = child.spawn(
                 args + _connection_args(server, _watch_client(major)),
                 stdin=subprocess.DEVNULL,
@@ -450,7 +449,7 @@ def restore(
     if not keep_owners:
         args += ["--no-owner", "--no-privileges"]
     args += _connection_args(server)
-    with pgexec.session(server.password, server.sslmode) as child:
+    with pgexec.session(server.password, server.sslmode, server.user) as child:
         try:
             child.run_fed(args, chunks, cancel, stdout=None)
         except (pgexec.Stopped, pgexec.Exited) as exc:

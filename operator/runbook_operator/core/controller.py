@@ -34,6 +34,7 @@ from ..adapters.kube import KubeError, NotFound
 from . import measures, rerunning
 from .context import Pass
 from .guarding import Guarding
+from .identity import requested_by
 from .kind import Kind, Result
 from .names import RELEASE_ANNOTATION
 from .notifying import Notifying
@@ -53,15 +54,13 @@ LOG = logging.getLogger("runbook_operator.controller")
 
 
 def lean(body: Obj) -> Obj:
-    """The body as the queue keeps it: managedFields cut to the name of the first manager
-    (who created it, for notifications), since thousands of idle objects each carried
-    every field manager's field set for nothing."""
+    """The body as the queue keeps it: without managedFields, since thousands of idle
+    objects each carried every field manager's field set for nothing (who asked is
+    admission's stamp, core.identity, not a field manager)."""
     meta = body.get("metadata") or {}
-    managed = meta.get("managedFields")
-    if not managed:
+    if "managedFields" not in meta:
         return body
-    first = [{"manager": managed[0].get("manager")}] if managed[0].get("manager") else []
-    return {**body, "metadata": {**meta, "managedFields": first}}
+    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 def _version(obj: Obj | None) -> int:
@@ -277,6 +276,7 @@ class Controller:
         if rerunning.skip(ctx):
             return Result()  # before the finalizer: a run that never starts has nothing to undo
         ctx.writer.ensure_finalizer()
+        _record_requester(ctx)
         self.guarding.before(ctx)
         try:
             result = self.kind.reconcile(ctx)
@@ -303,3 +303,15 @@ class Controller:
         if ctx.write(after) and before.message() != after.message():
             ctx.recorder.warn("InvalidSpec", after.message())
         return Result()
+
+
+def _record_requester(ctx: Pass) -> None:
+    """status.requestedBy, once, before the kind changes anything: who asked, as admission
+    stamped it (core.identity). Nothing is written when nothing was stamped."""
+    if not ctx.resource.operation or (ctx.obj.get("status") or {}).get("requestedBy"):
+        return
+    who = requested_by(ctx.obj)
+    if who is not None:
+        ctx.writer.write_fields({"requestedBy": who.wire()})
+        groups = f" (groups {', '.join(who.groups)})" if who.groups else ""
+        ctx.recorder.info("Requested", f"Requested by {who.user}{groups}.")

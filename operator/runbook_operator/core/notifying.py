@@ -25,6 +25,7 @@ from . import notify
 from .conditions import Condition, set_condition
 from .context import Pass
 from .database import CredentialsError, secret_value
+from .identity import requested_by
 from .kind import Result
 from .notify import Moment, Notifications, NotifierSpec, NotifyRef, Seen
 from .spec import InvalidSpec, parse
@@ -35,7 +36,6 @@ __all__ = ["NOTIFIED", "NOTIFIERS", "Notifying"]
 NOTIFIERS = "notifiers"
 NOTIFIED = "Notified"
 LOG = logging.getLogger("runbook_operator.notify")
-REQUESTED_BY = "ops.mailscore.com/requested-by"
 RETRY_AFTER_ERROR = 60.0
 """Seconds before notifications are looked at again after the API server refused a read."""
 
@@ -43,14 +43,10 @@ Obj = dict[str, Any]
 
 
 def asked_by(obj: Obj) -> str | None:
-    """Who asked: the requester the API server authenticated when recorded, else the
-    field manager that created the object (kubectl, Argo CD, Flux…)."""
-    meta = obj.get("metadata") or {}
-    named = (meta.get("annotations") or {}).get(REQUESTED_BY)
-    if named:
-        return str(named)
-    managers = [m.get("manager") for m in meta.get("managedFields") or [] if m.get("manager")]
-    return f"{managers[0]} (field manager)" if managers else None
+    """Who asked: the requester the API server authenticated, as admission stamped it
+    (core.identity); None when nothing was stamped (never a client's own say-so)."""
+    who = requested_by(obj)
+    return who.user if who is not None else None
 
 
 class Transport(Protocol):

@@ -24,6 +24,7 @@ def test_password_never_in_repr() -> None:
 
 def test_redact() -> None:
     assert SERVER.redact("auth s3:cr\\et failed") == "auth [redacted] failed"
+    assert SERVER.redact('for user "backup"') == 'for user "[redacted]"'
     assert pg.Server("h", 1, "d", "u", "").redact("text") == "text"
 
 
@@ -33,11 +34,25 @@ def test_connection_args_carry_no_secret() -> None:
         "--no-password",
         "--host=db.example",
         "--port=5433",
-        "--username=backup",
         "--dbname=keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
         " dbname=mail_score",
     ]
-    assert not any("s3:cr" in a for a in args)
+    assert not any("s3:cr" in a or "backup" in a for a in args)  # nor the user name
+
+
+def test_the_user_name_goes_to_the_tools_by_environment_and_is_redacted() -> None:
+    with pgexec.session("pw", "disable", "token-abc") as child:
+        assert child.env["PGUSER"] == "token-abc"
+        (child.directory / "stderr").write_text(
+            'FATAL: password authentication failed for user "token-abc"\n'
+        )
+        assert child._tail(child.directory / "stderr") == (
+            'FATAL: password authentication failed for user "[redacted]"'
+        )
+    failed = pg._classify(
+        SERVER, psycopg.OperationalError('password authentication failed for user "backup"')
+    )
+    assert "backup" not in str(failed) and "rejected the credentials" in str(failed)
 
 
 def test_a_database_name_is_quoted_in_the_conninfo() -> None:

@@ -269,13 +269,17 @@ def test_statuspage_opens_on_failure_and_resolves_on_completion() -> None:
     assert "incidents" not in record(harness) or record(harness)["incidents"] == []
 
 
-def test_the_queue_keeps_only_the_first_field_manager() -> None:
+def test_asked_by_is_the_stamped_requester_never_a_field_manager() -> None:
     from runbook_operator.core.controller import lean
     from runbook_operator.core.notifying import asked_by
 
     body: dict[str, Any] = {
         "metadata": {
             "name": "p",
+            "annotations": {
+                "ops.mailscore.com/requested-by": "rita",
+                "ops.mailscore.com/requested-by-groups": "sre,system:authenticated",
+            },
             "managedFields": [
                 {"manager": "kubectl-create", "fieldsV1": {"f:spec": {}}},
                 {"manager": "runbook-operator", "fieldsV1": {"f:status": {}}},
@@ -284,7 +288,9 @@ def test_the_queue_keeps_only_the_first_field_manager() -> None:
         "spec": {},
     }
     kept = lean(body)
-    assert kept["metadata"]["managedFields"] == [{"manager": "kubectl-create"}]
-    assert asked_by(kept) == asked_by(body) == "kubectl-create (field manager)"
+    assert "managedFields" not in kept["metadata"]
+    assert asked_by(kept) == asked_by(body) == "rita"
+    unstamped = {"metadata": {"name": "p", "managedFields": body["metadata"]["managedFields"]}}
+    assert asked_by(unstamped) is None  # a client's field manager proves nothing
     assert body["metadata"]["managedFields"][0]["fieldsV1"]  # the watch's copy is untouched
     assert lean({"metadata": {"name": "q"}}) == {"metadata": {"name": "q"}}

@@ -189,6 +189,47 @@ def test_confirmed_into_a_new_database(
     assert "DatabaseCreated" in h.reasons()
 
 
+def stamped(kube: FakeKube, user: str = "dora") -> None:
+    """What admission writes on the restore at its creation: who asked."""
+    obj = kube.obj(PLURAL, NAME)
+    obj["metadata"]["annotations"] = {
+        "ops.mailscore.com/requested-by": user,
+        "ops.mailscore.com/requested-by-groups": "dba,system:authenticated",
+    }
+
+
+def test_the_requester_may_still_restore_right_before_the_overwrite(
+    h: Harness, kube: FakeKube, db: FakePostgres, tmp_path: Path
+) -> None:
+    backup(kube, tmp_path)
+    create(kube, targetDatabase="copy", confirm="copy")
+    stamped(kube)
+    h.run(NAME)
+    assert status_of(h).phase == "Completed"
+    assert h.obj(NAME)["status"]["requestedBy"] == {
+        "user": "dora",
+        "groups": ["dba", "system:authenticated"],
+    }
+    assert ("allowed", "dora", "restore", "databasebackups", "nightly") in kube.calls
+
+
+def test_a_permission_taken_away_before_the_overwrite_stops_the_restore(
+    h: Harness, kube: FakeKube, db: FakePostgres, tmp_path: Path
+) -> None:
+    backup(kube, tmp_path)
+    create(kube, targetDatabase="copy", confirm="copy")
+    stamped(kube)
+    kube.denied.add(("dora", "restore", "databasebackups", "nightly"))
+    h.run(NAME)
+    status = status_of(h)
+    assert status.phase == "Failed"
+    stalled = status.condition("Stalled")
+    assert stalled is not None and stalled.reason == "NotAuthorized"
+    assert "dora may no longer restore DatabaseBackup nightly" in stalled.message
+    assert "nothing was overwritten" in stalled.message
+    assert "copy" not in db.databases and [c[0] for c in db.calls] == ["exists"]
+
+
 def test_a_changed_artifact_is_never_restored(
     h: Harness, kube: FakeKube, db: FakePostgres, tmp_path: Path
 ) -> None:

@@ -29,7 +29,7 @@ RUNBOOK_WINDOW: dict[str, Any] = {
         "approvals": {"required": 2, "approvers": ["alice", "bob", "carol"]},
         "rollbackPlan": {"deployments": [{"name": "mail-score-backend"}]},
     },
-    "approvals": [{"approver": "alice"}, {"approver": "bob"}],
+    "approvals": [{"approver": "alice", "planRevision": 1}, {"approver": "bob", "planRevision": 1}],
     "maintenanceMode": {"restart": [{"name": "mail-score-frontend"}]},
     "scaleDown": [{"name": "mail-score-backend", "replicas": 1}],
     "silence": {"url": "http://am:9093", "matchers": [{"name": "namespace", "value": NS}]},
@@ -253,7 +253,7 @@ def test_cancel_before_start() -> None:
     ("change", "reason"),
     [
         ({"created": START - timedelta(hours=1)}, "NoticeTooShort"),
-        ({"approvals": [{"approver": "alice"}]}, "NotApproved"),
+        ({"approvals": [{"approver": "alice", "planRevision": 1}]}, "NotApproved"),
         ({"backups": []}, "BackupMissing"),
     ],
 )

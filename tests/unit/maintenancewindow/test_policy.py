@@ -16,6 +16,8 @@ from runbook_operator.kinds.maintenancewindow.logic.policy import (
     BackupSeen,
     PolicyObservation,
     RuleResult,
+    Stamps,
+    approval_records,
     changed_objects,
     evaluate,
     needed_objects,
@@ -25,6 +27,14 @@ from runbook_operator.kinds.maintenancewindow.logic.policy import (
 START = datetime(2025, 3, 2, 2, 0, tzinfo=UTC)
 CREATED = START - timedelta(hours=48)
 NOW = START - timedelta(minutes=1)
+STAMPS = Stamps(requester="rita", plan_revision=3)
+"""What admission stamped: rita created the window, its plan is at revision 3."""
+
+
+def by(who: str, revision: int = 3, groups: str | None = None) -> dict[str, Any]:
+    """An approval as it is stored once admission stamped it."""
+    stamped: dict[str, Any] = {"approver": who, "planRevision": revision}
+    return stamped if groups is None else {**stamped, "groups": groups}
 
 
 def spec(**fields: Any) -> MaintenanceWindowSpec:
@@ -38,8 +48,9 @@ def rules(
     observed: PolicyObservation | None = None,
     created: datetime = CREATED,
     now: datetime = NOW,
+    stamps: Stamps = STAMPS,
 ) -> dict[str, RuleResult]:
-    found = evaluate(s, created, START, observed or PolicyObservation(), now)
+    found = evaluate(s, created, START, observed or PolicyObservation(), now, stamps)
     return {r.type: r for r in found}
 
 
@@ -135,19 +146,65 @@ def test_backups_unknown() -> None:
 
 def test_approvals_counted_from_named_approvers_only() -> None:
     policy = {"approvals": {"required": 2, "approvers": ["alice", "bob", "carol"]}}
-    one = rules(spec(policy=policy, approvals=[{"approver": "alice"}, {"approver": "mallory"}]))
+    one = rules(spec(policy=policy, approvals=[by("alice"), by("mallory")]))
     assert not one[APPROVED].ok and one[APPROVED].reason == "NotApproved"
     assert "1 of 2 approvals recorded by alice" in one[APPROVED].message
     assert "waiting for 1 more from bob, carol" in one[APPROVED].message
-    assert "Not counted (not a named approver): mallory." in one[APPROVED].message
-    two = rules(spec(policy=policy, approvals=[{"approver": "alice"}, {"approver": "bob"}]))
+    assert "Not counted: mallory (not a named approver)." in one[APPROVED].message
+    two = rules(spec(policy=policy, approvals=[by("alice"), by("bob")]))
     assert two[APPROVED].ok and two[APPROVED].message == "Approved by alice, bob (2 of 2 needed)."
 
 
-def test_approvals_from_anyone_when_no_names() -> None:
-    s = spec(policy={"approvals": {"required": 1}}, approvals=[{"approver": "dave"}])
-    assert rules(s)[APPROVED].ok
-    assert not rules(spec(policy={"approvals": {"required": 1}}))[APPROVED].ok
+def test_an_approval_admission_did_not_stamp_never_counts() -> None:
+    policy = {"approvals": {"required": 1, "approvers": ["alice"]}}
+    written = rules(spec(policy=policy, approvals=[{"approver": "alice"}]))[APPROVED]
+    assert not written.ok
+    assert "alice (not stamped by admission, so nothing proves who gave it)" in written.message
+    unstamped_window = rules(spec(policy=policy, approvals=[by("alice")]), stamps=Stamps())
+    assert not unstamped_window[APPROVED].ok
+
+
+def test_approvers_by_group_as_authenticated() -> None:
+    policy = {"approvals": {"required": 1, "approverGroups": ["sre-leads"]}}
+    member = rules(spec(policy=policy, approvals=[by("dan", groups="sre-leads,x")]))[APPROVED]
+    assert member.ok and member.message == "Approved by dan (1 of 1 needed)."
+    other = rules(spec(policy=policy, approvals=[by("eve", groups="devs")]))[APPROVED]
+    assert not other.ok and "from a member of sre-leads" in other.message
+    assert "eve (not a named approver)" in other.message
+
+
+def test_self_approval_counts_only_when_the_policy_allows_it() -> None:
+    named = {"required": 1, "approvers": ["rita", "alice"]}
+    own = rules(spec(policy={"approvals": named}, approvals=[by("rita")]))[APPROVED]
+    assert not own.ok
+    assert "rita (self-approval by the requester does not count)" in own.message
+    allowed = {"approvals": {**named, "allowSelfApproval": True}}
+    assert rules(spec(policy=allowed, approvals=[by("rita")]))[APPROVED].ok
+
+
+def test_an_edit_of_the_plan_voids_earlier_approvals() -> None:
+    policy = {"approvals": {"required": 2, "approvers": ["alice", "bob"]}}
+    s = spec(policy=policy, approvals=[by("alice", revision=2), by("bob")])
+    result = rules(s)[APPROVED]
+    assert not result.ok and result.reason == "ApprovalVoided"
+    assert "1 of 2 approvals recorded by bob" in result.message
+    assert "alice (voided: given for plan revision 2" in result.message
+    assert "now revision 3); approve again" in result.message
+
+
+def test_status_records_each_approval_first_seen_and_judged() -> None:
+    policy = {"approvals": {"required": 1, "approvers": ["alice"]}}
+    s = spec(policy=policy, approvals=[by("alice", groups="leads"), by("mallory")])
+    first = approval_records(s, STAMPS, [], NOW)
+    assert [(r.approved_by, r.groups, r.counted, r.at) for r in first] == [
+        ("alice", ["leads"], True, NOW),
+        ("mallory", [], False, NOW),
+    ]
+    assert first[1].note == "not a named approver"
+    later = approval_records(s, STAMPS, first, NOW + timedelta(minutes=5))
+    assert [r.at for r in later] == [NOW, NOW]  # first seen, not last looked at
+    again = approval_records(s, Stamps("rita", 4), first, NOW + timedelta(minutes=5))
+    assert not again[0].counted and again[0].note.startswith("voided")
 
 
 def test_rollback_plan_needs_the_deployments() -> None:
@@ -181,7 +238,7 @@ def test_needed_objects_include_the_rollback_plan_once() -> None:
 
 
 def test_summary_joins_unmet_rules() -> None:
-    s = spec(policy={"approvals": {"required": 1}, "backup": {"name": "b"}})
+    s = spec(policy={"approvals": {"required": 1, "approvers": ["a"]}, "backup": {"name": "b"}})
     text = summary(rules(s).values())
     assert "approvals recorded" in text and "DatabaseBackup of b" in text
 

@@ -26,6 +26,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from ...core.conditions import StatusBase
+from ...core.destination import Destination
 from ...core.fields import CronSchedule, GoDuration, TimeZone
 from ...core.model import ApiModel, cel
 from ...core.postgres import PostgresRef, TableRows
@@ -137,6 +138,8 @@ class DatabaseBackupSpec(ApiModel):
     Default 3, and at most keep.failed (the Failed runs it can count)."""
     deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
     """Delete (default) removes the artifact with the object; Retain leaves it on the volume."""
+    destination: Destination | None = None
+    """Where the artifact goes: the operator's volume (default) or S3-compatible storage."""
 
 
 class BackupPhase(StrEnum):
@@ -196,7 +199,9 @@ class DatabaseBackupStatus(StatusBase):
     size: str | None = None
     """Size for people, e.g. 1.2GiB."""
     sha256: str | None = None
-    """SHA-256 of the artifact, computed while it was written."""
+    """SHA-256 of the dump, computed while it was written (before any encryption)."""
+    encryption_key_id: str | None = None
+    """The key (`<secret>/<key>`) that encrypted the artifact; restores decrypt with it."""
     server_version: str | None = None
     """PostgreSQL server version."""
     pg_dump_version: str | None = None
@@ -244,7 +249,8 @@ DATABASE_BACKUP = Resource(
     status=DatabaseBackupStatus,
     description=(
         "Back up a PostgreSQL database with pg_dump (custom format) to the operator's backup "
-        "volume, with exact per-table row counts and a verified artifact; with a schedule, "
+        "volume or S3-compatible object storage (optionally encrypted), with exact per-table "
+        "row counts and a verified artifact; with a schedule, "
         "one child DatabaseBackup per run, pruned by retention."
     ),
     columns=(

@@ -24,11 +24,13 @@ from typing import Any
 from ...adapters import postgres as pg
 from ...adapters.kube import Conflict, NotFound
 from ...adapters.storage import FileStore
-from ...core import database, failpoints
+from ...apigroup import GROUP
+from ...core import database, failpoints, objectstores
 from ...core.attempts import Attempts, Key
 from ...core.conditions import StatusBase
 from ...core.context import Pass
 from ...core.database import Failure, Store
+from ...core.identity import RequestedBy
 from ...core.kind import DATABASE, Kind, Result
 from ...core.names import SCHEDULE_LABEL
 from ...core.postgres import PostgresRef, Table
@@ -280,10 +282,13 @@ class DatabaseRestoreKind(Kind):
         if source is None or target is None:
             message = f"DatabaseBackup {status.backup} was deleted; nothing was restored"
             return Failure("BackupNotFound", message)
-        store = self.store(ctx.settings.backup_root)
         ctx.recorder.log(f"restoring {status.location} into {status.database}")
         outcome: Outcome
         try:
+            # the backup's own bucket and key (from the backup object), or the volume
+            store = objectstores.s3_store_of(ctx.kube, source) or self.store(
+                ctx.settings.backup_root
+            )
             server = database.server(ctx.kube, ctx.namespace, target)
             stored = store.checksum(status.location)
             if stored.sha256 != status.sha256:
@@ -291,6 +296,9 @@ class DatabaseRestoreKind(Kind):
                     f"{status.location} has sha256 {stored.sha256}, but the backup recorded "
                     f"{status.sha256}: the artifact changed; nothing was restored"
                 )
+            refusal = self._still_allowed(ctx, status)
+            if refusal is not None:
+                return refusal
             self.attempts.begin(key)
             if self.postgres.create_database(server, status.database):
                 ctx.recorder.info("DatabaseCreated", f"created database {status.database}")
@@ -306,6 +314,27 @@ class DatabaseRestoreKind(Kind):
             failpoints.hit("databaserestore-restored")
         self.attempts.finished(key, outcome)
         return outcome
+
+    def _still_allowed(self, ctx: Pass, status: DatabaseRestoreStatus) -> Failure | None:
+        """Right before anything is overwritten: may the requester (status.requestedBy, as
+        admission stamped them) still restore this backup? Admission checked it when the
+        restore was created; a permission taken away since then stops it here."""
+        who = RequestedBy.model_validate(
+            ctx.obj.get("status", {}).get("requestedBy") or {"user": ""}
+        )
+        if not who.user:
+            return None  # nothing was stamped (admission policies not installed)
+        backup = status.backup or ""
+        if ctx.kube.allowed(
+            who.user, who.groups, "restore", GROUP, logic.BACKUPS, ctx.namespace, backup
+        ):
+            return None
+        return Failure(
+            "NotAuthorized",
+            f"{who.user} may no longer restore DatabaseBackup {backup} (verb restore on "
+            "databasebackups was taken away after the restore was created); nothing was "
+            "overwritten",
+        )
 
     def _record(self, ctx: Pass, status: DatabaseRestoreStatus, key: Key, outcome: Outcome) -> None:
         now, generation = now_of(ctx), ctx.generation

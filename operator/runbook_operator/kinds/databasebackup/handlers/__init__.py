@@ -21,6 +21,7 @@ from ....core.postgres import PostgresRef
 from ....core.spec import InvalidSpec
 from .. import logic
 from ..api import DATABASE_BACKUP, DatabaseBackupSpec, DatabaseBackupStatus
+from ..logic import retention
 from ..logic.schedule import InvalidSchedule
 from . import schedule
 from .oneshot import OneShot, Store, now_of
@@ -43,6 +44,9 @@ class DatabaseBackupKind(Kind):
         spec = ctx.spec(DatabaseBackupSpec)
         if spec.schedule is None:
             return self.oneshot.run(ctx, spec)
+        problem = retention.max_age_problem(spec, now_of(ctx))
+        if problem is not None:
+            raise InvalidSpec(f"spec.keep.maxAge: {problem}")
         try:
             return schedule.run(ctx, spec)
         except InvalidSchedule as exc:
@@ -73,15 +77,25 @@ class DatabaseBackupKind(Kind):
         if plan.scheduled:
             ctx.recorder.log("schedule deleted; its children go with it (owner references)")
             return None
-        store = self.store(ctx.settings.backup_root)
+        store: BackupStore | None = None
         try:
+            store = self._store(ctx, spec, status)
             store.discard_partials(ctx.namespace, ctx.name)
-        except StorageError as exc:
+        except (StorageError, database.CredentialsError) as exc:
             ctx.recorder.warn("CleanupIncomplete", f"{exc}; remove the partial files by hand")
         if plan.scratch is not None:
             self._drop_scratch(ctx, *plan.scratch)
-        self._artifacts(ctx, store, plan)
+        if store is not None:
+            self._artifacts(ctx, store, plan)
         return None
+
+    def _store(
+        self, ctx: Pass, spec: DatabaseBackupSpec | None, status: DatabaseBackupStatus
+    ) -> BackupStore:
+        """The volume, or the bucket of spec.destination (a one-shot spec never changes)."""
+        if spec is None or not (spec.destination and spec.destination.s3):
+            return self.store(ctx.settings.backup_root)
+        return self.oneshot.store_for(ctx, spec, status)
 
     def _drop_scratch(self, ctx: Pass, ref: PostgresRef, scratch: str) -> None:
         try:

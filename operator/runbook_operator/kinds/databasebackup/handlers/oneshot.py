@@ -19,10 +19,13 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from ....adapters import postgres as pg
-from ....core import database, failpoints
+from ....adapters import volumeusage
+from ....adapters.storage import BackupStore
+from ....core import database, failpoints, objectstores, quota
 from ....core.attempts import Attempts, Key
 from ....core.context import Pass
 from ....core.database import Failure, Store
+from ....core.destination import key_id
 from ....core.events import NORMAL, WARNING, Event
 from ....core.kind import Result
 from .. import logic
@@ -137,6 +140,10 @@ class OneShot:
                     f"written to {outcome.location}",
                 )
             )
+            if spec.destination and spec.destination.s3:
+                new = new.model_copy(
+                    update={"encryption_key_id": key_id(spec.destination.s3.encryption)}
+                )
         else:
             new = logic.verified(status, outcome, generation=generation, now=now)
             events.append(Event(NORMAL, "Verified", new.message(logic.VERIFIED)))
@@ -146,16 +153,46 @@ class OneShot:
         self.attempts.recorded(key)
         ctx.recorder.events(events)
 
+    def store_for(
+        self,
+        ctx: Pass,
+        spec: DatabaseBackupSpec,
+        status: DatabaseBackupStatus,
+        *,
+        writing: bool = False,
+    ) -> BackupStore:
+        """The volume, or this backup's own object in the bucket spec.destination names
+        (its key from the object's namespace, schedule and uid; never from status)."""
+        s3 = spec.destination.s3 if spec.destination else None
+        if s3 is None:
+            return self.store(ctx.settings.backup_root)
+        return objectstores.s3_store(
+            ctx.kube, ctx.meta, s3, recorded_key_id=status.encryption_key_id, writing=writing
+        )
+
+    @staticmethod
+    def _within_quota(ctx: Pass) -> None:
+        """The namespace's share of the shared volume, checked before pg_dump starts."""
+        limits = quota.Quota(ctx.settings.volume_quota_bytes, ctx.settings.volume_quota_count)
+        if not (limits.bytes or limits.artifacts):
+            return
+        used = quota.Usage(*volumeusage.usage(ctx.settings.backup_root, ctx.namespace))
+        why = quota.refusal(ctx.namespace, used, limits)
+        if why is not None:
+            raise volumeusage.QuotaExceeded(why)
+
     # --- the long steps ---------------------------------------------------------
 
     def _dump(
         self, ctx: Pass, spec: DatabaseBackupSpec, status: DatabaseBackupStatus, key: Key
     ) -> Outcome | None:
         assert status.started_at is not None
-        store = self.store(ctx.settings.backup_root)
         ctx.recorder.log(f"dumping (attempt {status.attempt})")
         outcome: Outcome
         try:
+            store = self.store_for(ctx, spec, status, writing=True)
+            if not (spec.destination and spec.destination.s3):
+                self._within_quota(ctx)
             server = database.server(ctx.kube, ctx.namespace, spec.postgres)
             store.discard_partials(ctx.namespace, ctx.name)
             stamp = logic.stamp(status.started_at)
@@ -209,7 +246,7 @@ class OneShot:
     ) -> Verification:
         """Readable: sha256 + pg_restore --list in one read. Restore: then a scratch restore."""
         assert status.location is not None
-        store, location = self.store(ctx.settings.backup_root), status.location
+        store, location = self.store_for(ctx, spec, status), status.location
         digest = hashlib.sha256()
 
         def hashed() -> Iterator[bytes]:

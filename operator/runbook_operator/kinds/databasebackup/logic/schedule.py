@@ -296,7 +296,10 @@ def child_name(parent: str, slot: datetime) -> str:
 def child_object(parent: str, parent_uid: str, spec: DatabaseBackupSpec, slot: datetime) -> Obj:
     """The one-shot DatabaseBackup for one slot: the parent's database, owned by the parent."""
     child_spec = DatabaseBackupSpec(
-        postgres=spec.postgres, verify=spec.verify, deletion_policy=spec.deletion_policy
+        postgres=spec.postgres,
+        verify=spec.verify,
+        deletion_policy=spec.deletion_policy,
+        destination=spec.destination,
     )
     return {
         "apiVersion": DATABASE_BACKUP.api_version,

@@ -33,6 +33,7 @@ from .spec import (
     SilenceSpec,
 )
 from .status import (
+    ApprovalRecord,
     ContainerImage,
     EndingReason,
     FlagOriginal,
@@ -50,6 +51,7 @@ from .status import (
 __all__ = [
     "MAINTENANCE_WINDOW",
     "Approval",
+    "ApprovalRecord",
     "ApprovalRule",
     "BackupRule",
     "ContainerImage",

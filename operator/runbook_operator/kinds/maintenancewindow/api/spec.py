@@ -124,10 +124,17 @@ class ApprovalRule(ApiModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 cel(
+                    "(has(self.approvers) && size(self.approvers) > 0) "
+                    "|| (has(self.approverGroups) && size(self.approverGroups) > 0)",
+                    "name who may approve: approvers (user names) or approverGroups "
+                    "(groups), as the API server authenticates them",
+                ),
+                cel(
                     "!has(self.approvers) || size(self.approvers) == 0 "
+                    "|| (has(self.approverGroups) && size(self.approverGroups) > 0) "
                     "|| self.required <= size(self.approvers)",
                     "required approvals cannot exceed the number of named approvers",
-                )
+                ),
             ]
         }
     }
@@ -138,7 +145,15 @@ class ApprovalRule(ApiModel):
         list[Annotated[str, Field(min_length=1, max_length=253)]],
         Field(max_length=50, json_schema_extra={"x-kubernetes-list-type": "set"}),
     ] = Field(default_factory=list)
-    """Who may approve. Empty: anyone. Approvals by others are reported and not counted."""
+    """User names who may approve, as the API server authenticates them."""
+    approver_groups: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=253)]],
+        Field(max_length=50, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    ] = Field(default_factory=list)
+    """Groups whose members may approve (the groups the API server gave the approver when
+    they approved). Approvals by anyone else are reported and not counted."""
+    allow_self_approval: bool = False
+    """Whether the requester's own approval counts (it never does unless this is true)."""
 
 
 class RollbackPlanRule(ApiModel):
@@ -174,12 +189,20 @@ class Policy(ApiModel):
 
 
 class Approval(ApiModel):
-    """One approval, recorded on the object (e.g. `kubectl patch` by the approver)."""
+    """One approval, added by the approver themselves (`kubectl patch --type=json`, adding
+    an entry to spec.approvals). The admission policy refuses an approval in someone else's
+    name and stamps the approver's groups and the plan revision it approves."""
 
     approver: Annotated[str, Field(min_length=1, max_length=253)]
-    """Who approves; counted when listed in policy.approvals.approvers (or when that is empty)."""
+    """Your user name, exactly as the API server authenticates you."""
     comment: Text | None = None
     """Anything the approver wants on record."""
+    groups: Annotated[str, Field(max_length=8192)] | None = None
+    """Written by admission: the approver's groups when they approved, comma-separated."""
+    plan_revision: Annotated[int, Field(ge=1)] | None = None
+    """Written by admission: the revision of the plan (annotation
+    ops.mailscore.com/plan-revision) this approval was given for. An edit of what the
+    window will do raises the revision, which voids the approval."""
 
 
 class Emergency(ApiModel):

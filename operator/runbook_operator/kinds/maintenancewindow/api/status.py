@@ -12,6 +12,7 @@ from ....core.conditions import StatusBase
 from ....core.model import ApiModel
 
 __all__ = [
+    "ApprovalRecord",
     "ContainerImage",
     "EndingReason",
     "FlagOriginal",
@@ -152,6 +153,23 @@ class RollbackEntry(ApiModel):
     """Its containers' images at the start."""
 
 
+class ApprovalRecord(ApiModel):
+    """One approval as the operator judged it, with the identity admission stamped on it."""
+
+    approved_by: str
+    """The approver's user name, as the API server authenticated them."""
+    groups: list[str] = Field(default_factory=list)
+    """Their groups when they approved."""
+    plan_revision: int | None = None
+    """The plan revision it was given for."""
+    at: datetime
+    """When the operator first saw it."""
+    counted: bool
+    """Whether it counts toward policy.approvals.required."""
+    note: str = ""
+    """Why it does not count (not a named approver, self-approval, voided by an edit)."""
+
+
 class OccurrenceRecord(ApiModel):
     """How the previous occurrence of a recurring window ended."""
 
@@ -206,5 +224,9 @@ class MaintenanceWindowStatus(StatusBase):
     """When the checklist was last evaluated."""
     last_error: str | None = None
     """The last failed attempt of the current step (it is retried)."""
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    """Every approval in spec.approvals, who gave it (as authenticated), and whether it counts."""
+    cancelled_by: str | None = None
+    """Who set spec.cancel, as the API server authenticated them."""
     last_occurrence: OccurrenceRecord | None = None
     """How the previous occurrence of a recurring window ended."""

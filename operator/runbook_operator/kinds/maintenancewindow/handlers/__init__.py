@@ -23,13 +23,14 @@ from datetime import datetime, timedelta
 from ....adapters import prometheus
 from ....adapters.alertmanager import Alertmanager, Silences
 from ....adapters.httpcheck import get_status
-from ....core import failpoints
+from ....core import failpoints, identity
 from ....core.conditions import StatusBase
 from ....core.context import Pass
 from ....core.kind import Kind, Result, due_in
 from ....core.spec import InvalidSpec
 from .. import logic
 from ..api import MAINTENANCE_WINDOW, MaintenanceWindowSpec, MaintenanceWindowStatus, WindowPhase
+from ..logic.policy import Stamps
 from .env import Env
 from .passes import step, undo_step
 
@@ -83,9 +84,10 @@ class MaintenanceWindowKind(Kind):
         spec = ctx.spec(MaintenanceWindowSpec)
         env = self._env(ctx)
         checked = deferred = False
+        _record_canceller(ctx, spec)
         for _ in range(MAX_STEPS):
             before: MaintenanceWindowStatus = ctx.status()
-            w = logic.Window(spec, before, ctx.created, ctx.generation or 1)
+            w = logic.Window(spec, before, ctx.created, ctx.generation or 1, stamps=_stamps(ctx))
             now = ctx.tick()
             if _pending_before_start(before, now):
                 if not logic.policy_due(w, now) or checked:
@@ -98,7 +100,7 @@ class MaintenanceWindowKind(Kind):
 
     def _result(self, ctx: Pass, spec: MaintenanceWindowSpec, deferred: bool) -> Result:
         status: MaintenanceWindowStatus = ctx.status()
-        w = logic.Window(spec, status, ctx.created, ctx.generation or 1)
+        w = logic.Window(spec, status, ctx.created, ctx.generation or 1, stamps=_stamps(ctx))
         poll = timedelta(seconds=ctx.settings.tick_seconds)
         due = logic.wake_at(w, ctx.now, poll)
         if deferred and status.policy_checked_at is not None:
@@ -129,6 +131,23 @@ class MaintenanceWindowKind(Kind):
         """Nothing is started; a window under way keeps its phase (deletion still undoes it)."""
         assert isinstance(status, MaintenanceWindowStatus)
         return logic.invalid_spec(status, ctx.generation or 1, message, ctx.now).status
+
+
+def _stamps(ctx: Pass) -> Stamps:
+    who = identity.requested_by(ctx.obj)
+    return Stamps(
+        requester=who.user if who is not None else None,
+        plan_revision=identity.plan_revision(ctx.obj),
+    )
+
+
+def _record_canceller(ctx: Pass, spec: MaintenanceWindowSpec) -> None:
+    """status.cancelledBy, before the cancellation is acted on (named in its event too)."""
+    status: MaintenanceWindowStatus = ctx.status()
+    by = identity.cancelled_by(ctx.obj)
+    if spec.cancel and by and status.cancelled_by != by:
+        ctx.write(status.model_copy(update={"cancelled_by": by}))
+        ctx.recorder.info("CancelRequested", f"Cancelled by {by}.")
 
 
 def _pending_before_start(status: MaintenanceWindowStatus, now: datetime) -> bool:

@@ -7,11 +7,12 @@ status (and are retried), never as exceptions out of here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from .. import logic
 from ..api import MaintenanceWindowSpec, MaintenanceWindowStatus
-from ..logic.policy import evaluate
+from ..logic.policy import approval_records, evaluate
 from .checks import extend_silence, observe_policy
 from .env import Env, Target
 from .steps import execute, release_holds
@@ -33,7 +34,9 @@ def step(env: Env, w: logic.Window, ref: tuple[str, str, str], now: datetime) ->
     if work.kind == logic.WorkKind.POLICY:
         assert p.status.next_start is not None
         observed = observe_policy(env, namespace, w.spec)
-        results = evaluate(w.spec, w.created, p.status.next_start, observed, now)
+        results = evaluate(w.spec, w.created, p.status.next_start, observed, now, w.stamps)
+        judged = approval_records(w.spec, w.stamps, p.status.approvals, now)
+        p = replace(p, status=p.status.model_copy(update={"approvals": judged}))
         p = logic.after_policy(w, p, results, now, at_start=work.at_start)
         if p.work is None:
             return p

@@ -15,7 +15,7 @@ or after a crash, and reach the same decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -40,7 +40,7 @@ from ..api import (
     WindowPhase,
 )
 from .occurrences import first_occurrence, next_occurrence, occurrence_at
-from .policy import POLICY_CONDITIONS
+from .policy import POLICY_CONDITIONS, Stamps
 from .steps import WAITING_STEPS, Step, end_plan
 
 __all__ = [
@@ -85,6 +85,8 @@ class Window:
     created: datetime
     generation: int
     deleting: bool = False
+    stamps: Stamps = field(default_factory=Stamps)
+    """Who created it and which plan revision it is on (admission's stamps)."""
 
 
 class WorkKind(StrEnum):

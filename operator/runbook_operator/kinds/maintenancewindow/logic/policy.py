@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ....core.fields import parse_duration, span
+from ....core.identity import split_groups
 from ....core.schedule import instant
-from ..api import MaintenanceWindowSpec
+from ..api import Approval, ApprovalRecord, MaintenanceWindowSpec
 
 __all__ = [
     "APPROVED",
@@ -27,8 +28,12 @@ __all__ = [
     "BackupSeen",
     "PolicyObservation",
     "RuleResult",
+    "Stamps",
+    "Verdict",
+    "approval_records",
     "changed_objects",
     "evaluate",
+    "judge_approvals",
     "needed_objects",
     "summary",
 ]
@@ -66,6 +71,25 @@ class PolicyObservation:
 
 
 @dataclass(frozen=True)
+class Stamps:
+    """What admission stamped on the window (core.identity): nothing here is the client's."""
+
+    requester: str | None = None
+    """Who created the window."""
+    plan_revision: int | None = None
+    """The current revision of what the window will do."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One approval, judged."""
+
+    approval: Approval
+    counted: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class RuleResult:
     type: str
     ok: bool
@@ -98,12 +122,13 @@ def evaluate(
     start: datetime,
     observed: PolicyObservation,
     now: datetime,
+    stamps: Stamps | None = None,
 ) -> list[RuleResult]:
     """Every rule of the checklist for the occurrence starting at `start`."""
     return [
         _notice(spec, created, start),
         _backup(spec, start, observed, now),
-        _approvals(spec),
+        _approvals(spec, stamps or Stamps()),
         _rollback_plan(spec, observed),
         _targets(spec, observed),
     ]
@@ -192,14 +217,61 @@ def _latest(runs: Sequence[BackupSeen], completed: Sequence[BackupSeen]) -> str:
     return f"; none has completed ({phases})"
 
 
-def _approvals(spec: MaintenanceWindowSpec) -> RuleResult:
+def judge_approvals(spec: MaintenanceWindowSpec, stamps: Stamps) -> list[Verdict]:
+    """Whether each approval counts: given for the current plan (as admission stamped it),
+    by a named approver (user, or member of a named group, as authenticated), and not by
+    the requester unless the policy allows self-approval."""
+    rule = spec.policy.approvals
+    users = set(rule.approvers) if rule else set()
+    groups = set(rule.approver_groups) if rule else set()
+    verdicts = []
+    for a in spec.approvals:
+        if a.plan_revision is None or stamps.plan_revision is None:
+            note = "not stamped by admission, so nothing proves who gave it"
+        elif a.plan_revision != stamps.plan_revision:
+            note = (
+                f"voided: given for plan revision {a.plan_revision}, and the window's plan "
+                f"was edited since (now revision {stamps.plan_revision}); approve again"
+            )
+        elif a.approver not in users and not groups & set(split_groups(a.groups)):
+            note = "not a named approver"
+        elif a.approver == stamps.requester and not (rule and rule.allow_self_approval):
+            note = "self-approval by the requester does not count"
+        else:
+            note = ""
+        verdicts.append(Verdict(a, counted=not note, note=note))
+    return verdicts
+
+
+def approval_records(
+    spec: MaintenanceWindowSpec,
+    stamps: Stamps,
+    before: Sequence[ApprovalRecord],
+    now: datetime,
+) -> list[ApprovalRecord]:
+    """status.approvals: each approval judged, seen at the time first recorded for it."""
+    seen = {(r.approved_by, r.plan_revision): r.at for r in before}
+    return [
+        ApprovalRecord(
+            approved_by=v.approval.approver,
+            groups=split_groups(v.approval.groups),
+            plan_revision=v.approval.plan_revision,
+            at=seen.get((v.approval.approver, v.approval.plan_revision), now),
+            counted=v.counted,
+            note=v.note,
+        )
+        for v in judge_approvals(spec, stamps)
+    ]
+
+
+def _approvals(spec: MaintenanceWindowSpec, stamps: Stamps) -> RuleResult:
     rule = spec.policy.approvals
     if rule is None:
         return RuleResult(APPROVED, True, "NotRequired", "No approval required by the policy.")
-    named = set(rule.approvers)
-    counted = [a.approver for a in spec.approvals if not named or a.approver in named]
-    ignored = [a.approver for a in spec.approvals if named and a.approver not in named]
-    note = f" Not counted (not a named approver): {', '.join(ignored)}." if ignored else ""
+    verdicts = judge_approvals(spec, stamps)
+    counted = [v.approval.approver for v in verdicts if v.counted]
+    ignored = [f"{v.approval.approver} ({v.note})" for v in verdicts if not v.counted]
+    note = f" Not counted: {'; '.join(ignored)}." if ignored else ""
     if len(counted) >= rule.required:
         return RuleResult(
             APPROVED,
@@ -208,12 +280,14 @@ def _approvals(spec: MaintenanceWindowSpec) -> RuleResult:
             f"Approved by {', '.join(counted)} ({len(counted)} of {rule.required} needed).{note}",
         )
     who = f" by {', '.join(counted)}" if counted else ""
-    missing = sorted(named - set(counted))
-    from_ = f" from {', '.join(missing)}" if missing else ""
+    missing = sorted(set(rule.approvers) - set(counted))
+    named = missing + [f"a member of {g}" for g in rule.approver_groups]
+    from_ = f" from {', '.join(named)}" if named else ""
+    voided = any(v.note.startswith("voided") for v in verdicts)
     return RuleResult(
         APPROVED,
         False,
-        "NotApproved",
+        "ApprovalVoided" if voided else "NotApproved",
         f"{len(counted)} of {rule.required} approvals recorded{who}; "
         f"waiting for {rule.required - len(counted)} more{from_} in spec.approvals.{note}",
     )

@@ -1,0 +1,467 @@
+"""Who may do what, proven by the API server: the shipped admission policies (deploy/
+admission/, applied by the session fixture) against people the test bed authenticates.
+
+The people, each a user the admin impersonates (support.identity):
+- rita, the requester: `edit` in the namespace (group sre);
+- alice and bob, approvers: `runbook-approve` (bob through the group mw-approvers);
+- oscar, an outsider with `edit` in the namespace, who tries to forge and to remove;
+- nina, who may create runbook objects (`runbook-edit`) but has no other rights;
+- dora, the DB admin: `edit` plus `runbook-restore`.
+
+Each refusal is the API server's own (kubectl exits non-zero with its message), and each
+message is checked for the words that tell a person what was missing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from support.crs import cond, create_cr, get_cr, wait_condition, wait_phase
+from support.events import wait_event
+from support.identity import Refused, approve_as, as_user, create_as, grant
+from support.kube import Cluster
+from support.operator import OperatorProcess
+from support.wait import wait_for
+
+MW = "MaintenanceWindow"
+API = "ops.mailscore.com/v1alpha1"
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def obj(kind: str, name: str, namespace: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, **meta},
+        "spec": spec,
+    }
+
+
+def window(**spec: Any) -> dict[str, Any]:
+    """A window two hours away (so it stays Pending), needing alice and bob (by group)."""
+    return {
+        "start": rfc3339(datetime.now(UTC) + timedelta(hours=2)),
+        "duration": "30m",
+        "policy": {
+            "minimumNotice": "1h",
+            "approvals": {
+                "required": 2,
+                "approvers": ["alice"],
+                "approverGroups": ["mw-approvers"],
+            },
+        },
+        "approvals": [],
+        **spec,
+    }
+
+
+@pytest.fixture
+def people(kube: Cluster, namespace: str) -> str:
+    grant(kube, namespace, "edit", "rita", "oscar", "dora")
+    grant(kube, namespace, "runbook-approve", "alice", "bob")
+    grant(kube, namespace, "runbook-edit", "nina")
+    grant(kube, namespace, "runbook-restore", "dora")
+    client.CoreV1Api(kube.api).create_namespaced_config_map(
+        namespace,
+        {"metadata": {"name": "frontend-config"}, "data": {"MAINTENANCE_MODE": "false"}},
+    )
+    return namespace
+
+
+def plan_revision(stored: dict[str, Any]) -> str:
+    return str(stored["metadata"]["annotations"]["ops.mailscore.com/plan-revision"])
+
+
+def test_the_requester_is_who_the_api_server_says_never_who_the_client_says(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    claimed = {"annotations": {"ops.mailscore.com/requested-by": "alice"}}
+    stored = create_as(kube, "rita", obj(MW, "mw", ns, window(), **claimed), groups=("sre",))
+    notes = stored["metadata"]["annotations"]
+    assert notes["ops.mailscore.com/requested-by"] == "rita"
+    assert notes["ops.mailscore.com/requested-by-groups"] == "sre,system:authenticated"
+
+    recorded = wait_for(
+        lambda: get_cr(kube.api, ns, MW, "mw").get("status", {}).get("requestedBy"),
+        timeout=30,
+        what="status.requestedBy",
+    )
+    assert recorded == {"user": "rita", "groups": ["sre", "system:authenticated"]}
+    requested = wait_event(kube.api, ns, "mw", "Requested")
+    assert requested["message"] == "Requested by rita (groups sre, system:authenticated)."
+
+    # Nor can anyone rewrite it later: admission puts it back.
+    as_user(
+        kube, "oscar", "annotate", "-n", ns, "maintenancewindow", "mw", "--overwrite",
+        "ops.mailscore.com/requested-by=oscar",
+    )  # fmt: skip
+    again = get_cr(kube.api, ns, MW, "mw")
+    assert again["metadata"]["annotations"]["ops.mailscore.com/requested-by"] == "rita"
+
+    # Cancelling is stamped the same way, and recorded before it is acted on.
+    as_user(
+        kube,
+        "oscar",
+        "patch",
+        "-n",
+        ns,
+        "maintenancewindow",
+        "mw",
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancel":true}}',
+    )
+    cancelled = wait_phase(kube.api, ns, MW, "mw", "Cancelled", timeout=30)
+    assert cancelled["status"]["cancelledBy"] == "oscar"
+    assert wait_event(kube.api, ns, "mw", "CancelRequested")["message"] == "Cancelled by oscar."
+
+
+def test_approvals_are_bound_to_the_authenticated_approver(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    create_as(kube, "rita", obj(MW, "mw", ns, window(scaleDown=[])), groups=("sre",))
+    wait_condition(kube.api, ns, MW, "mw", "Approved", "False", reason="NotApproved")
+
+    # The outsider writes an approval in alice's name: the API server refuses it.
+    with pytest.raises(Refused) as forged:
+        approve_as(kube, ns, "mw", "oscar", approver="alice")
+    assert "you are oscar, so you cannot add or change the approval of alice" in str(forged.value)
+
+    # alice approves herself: recorded with the name the API server gave, and counted.
+    stored = approve_as(kube, ns, "mw", "alice", comment="ok for Sunday")
+    assert stored["spec"]["approvals"] == [
+        {
+            "approver": "alice",
+            "comment": "ok for Sunday",
+            "groups": "system:authenticated",
+            "planRevision": 1,
+        }
+    ]
+    wait_for(
+        lambda: (
+            "1 of 2 approvals recorded by alice"
+            in cond(get_cr(kube.api, ns, MW, "mw"), "Approved")["message"]
+        ),
+        timeout=30,
+        what="alice's approval counted",
+    )
+
+    # ... and the outsider may not remove it either.
+    with pytest.raises(Refused) as removed:
+        as_user(
+            kube, "oscar", "patch", "-n", ns, "maintenancewindow", "mw", "--type=json",
+            "-p", '[{"op":"remove","path":"/spec/approvals/0"}]',
+        )  # fmt: skip
+    assert "you (oscar) cannot remove the approval of alice" in str(removed.value)
+
+    # The requester approving her own window does not count, even as a member of the named
+    # group (the policy does not allow self-approval); bob, a member too, does.
+    approve_as(kube, ns, "mw", "rita", groups=("sre", "mw-approvers"))
+    approve_as(kube, ns, "mw", "bob", groups=("mw-approvers",))
+    approved = wait_condition(kube.api, ns, MW, "mw", "Approved", "True")
+    message = cond(approved, "Approved")["message"]
+    assert message.startswith("Approved by alice, bob (2 of 2 needed).")
+    assert "rita (self-approval by the requester does not count)" in message
+    records = {r["approvedBy"]: r for r in approved["status"]["approvals"]}
+    assert records["alice"]["counted"] and records["bob"]["counted"]
+    assert records["bob"]["groups"] == ["mw-approvers", "system:authenticated"]
+    assert not records["rita"]["counted"]
+    assert all(r["planRevision"] == 1 and r["at"] for r in records.values())
+
+    # rita then changes what the window does: every approval given before is void.
+    edited = as_user(
+        kube, "rita", "patch", "-n", ns, "maintenancewindow", "mw", "--type=merge", "-o", "json",
+        "-p", '{"spec":{"maintenanceMode":{"value":"true"}}}',
+    )  # fmt: skip
+    assert '"ops.mailscore.com/plan-revision": "2"' in edited
+    voided = wait_condition(kube.api, ns, MW, "mw", "Approved", "False", reason="ApprovalVoided")
+    message = cond(voided, "Approved")["message"]
+    assert "0 of 2 approvals recorded" in message
+    assert "alice (voided: given for plan revision 1, and the window's plan was edited" in message
+    # alice approves again (withdraw, then add): it counts for the new plan.
+    as_user(
+        kube, "alice", "patch", "-n", ns, "maintenancewindow", "mw", "--type=json",
+        "-p", '[{"op":"remove","path":"/spec/approvals/0"}]',
+    )  # fmt: skip
+    again = approve_as(kube, ns, "mw", "alice")
+    assert {a["approver"]: a["planRevision"] for a in again["spec"]["approvals"]}["alice"] == 2
+    wait_for(
+        lambda: (
+            "1 of 2 approvals recorded by alice"
+            in cond(get_cr(kube.api, ns, MW, "mw"), "Approved")["message"]
+        ),
+        timeout=30,
+        what="alice's new approval counted",
+    )
+
+
+def test_an_approval_rule_must_name_who_may_approve(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    spec = window()
+    spec["policy"]["approvals"] = {"required": 1}
+    with pytest.raises(Refused) as refused:
+        create_as(kube, "rita", obj(MW, "anyone", people, spec))
+    assert "name who may approve: approvers (user names) or approverGroups" in str(refused.value)
+
+
+def test_a_window_may_change_only_what_its_requester_could_change(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    flips = window(maintenanceMode={"configMap": "frontend-config"})
+    with pytest.raises(Refused) as flag:
+        create_as(kube, "nina", obj(MW, "mw", ns, flips))
+    assert "you (nina) may not patch ConfigMap frontend-config in namespace " + ns in str(
+        flag.value
+    )
+
+    scales = window(scaleDown=[{"name": "mail-score-backend", "replicas": 0}])
+    with pytest.raises(Refused) as scale:
+        create_as(kube, "nina", obj(MW, "mw", ns, scales))
+    assert "you (nina) may not patch or scale every Deployment this window scales" in str(
+        scale.value
+    )
+    assert "(mail-score-backend)" in str(scale.value) and "deployments/scale" in str(scale.value)
+
+    # With exactly those rights (patch on that ConfigMap, update on deployments/scale), yes.
+    rbac = client.RbacAuthorizationV1Api(kube.api)
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "nina-hands"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": ["frontend-config"],
+                    "verbs": ["patch"],
+                },
+                {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["update"]},
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "nina-hands"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "nina-hands",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "nina"}],
+        },
+    )
+    both = window(
+        maintenanceMode={"configMap": "frontend-config"},
+        scaleDown=[{"name": "mail-score-backend", "replicas": 0}],
+    )
+    wait_for(
+        lambda: _created(kube, "nina", obj(MW, "mw", ns, both)),
+        timeout=30,
+        what="nina's window accepted once she holds the rights",
+    )
+
+
+def _created(kube: Cluster, user: str, manifest: dict[str, Any]) -> bool:
+    try:
+        create_as(kube, user, manifest)
+    except Refused:
+        return False
+    return True
+
+
+def _backup(ns: str, name: str = "nightly") -> dict[str, Any]:
+    return obj(
+        "DatabaseBackup",
+        name,
+        ns,
+        {
+            "postgres": {
+                "host": "postgres.invalid",
+                "database": "mail_score",
+                "credentials": {"secretName": "pg-login"},
+            }
+        },
+    )
+
+
+def test_a_backup_may_read_only_a_secret_its_creator_may_read(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    with pytest.raises(Refused) as refused:
+        create_as(kube, "nina", _backup(ns))
+    message = str(refused.value)
+    assert f"you (nina) may not get Secret pg-login in namespace {ns}" in message
+    assert "ask for get on that Secret" in message
+    stored = create_as(kube, "rita", _backup(ns))  # edit may read the namespace's Secrets
+    assert stored["metadata"]["annotations"]["ops.mailscore.com/requested-by"] == "rita"
+
+
+def _read_only(kube: Cluster, ns: str, user: str, secret: str) -> None:
+    """A Role letting `user` get the one Secret `secret` in `ns`."""
+    rbac = client.RbacAuthorizationV1Api(kube.api)
+    name = f"read-{secret}"
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "verbs": ["get"],
+                    "resourceNames": [secret],
+                }
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": f"{name}-{user}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    )
+
+
+def test_an_s3_backup_may_read_only_secrets_its_creator_may_read(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    _read_only(kube, ns, "nina", "pg-login")
+    backup = _backup(ns, "offsite")
+    s3 = {
+        "endpoint": "http://127.0.0.1:9",
+        "bucket": "backups",
+        "credentials": {"secretName": "s3-keys"},
+        "encryption": {"secretName": "backup-key", "key": "k1"},
+    }
+    backup["spec"]["destination"] = {"s3": s3}
+
+    def refused() -> str:
+        with pytest.raises(Refused) as caught:
+            create_as(kube, "nina", backup)
+        return str(caught.value)
+
+    # RBAC is read by the authorizer's cache: wait until nina's new Role counts.
+    wait_for(
+        lambda: "pg-login" not in refused(), timeout=30, what="nina's read of pg-login to count"
+    )
+    message = refused()
+    assert f"you (nina) may not get Secret s3-keys, backup-key in namespace {ns}" in message
+    _read_only(kube, ns, "nina", "s3-keys")
+    _read_only(kube, ns, "nina", "backup-key")
+    wait_for(lambda: _created(kube, "nina", backup), timeout=30, what="nina's S3 backup accepted")
+    # Naming another Secret later is judged again; the ones named before are not.
+    patch = json.dumps(
+        [
+            {
+                "op": "replace",
+                "path": "/spec/destination/s3/credentials/secretName",
+                "value": "other-keys",
+            }
+        ]
+    )
+    with pytest.raises(Refused) as caught:
+        as_user(
+            kube, "nina", "patch", "-n", ns, "databasebackup", "offsite", "--type=json", "-p", patch
+        )
+    assert "may not get Secret other-keys in namespace" in str(caught.value)
+
+
+def test_a_restore_needs_its_own_verb_not_confirm_nor_any_active_window(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    create_as(kube, "rita", _backup(ns))
+    # An unrelated emergency window, Active within seconds.
+    create_cr(
+        kube.api,
+        ns,
+        MW,
+        "unrelated",
+        {
+            "start": rfc3339(datetime.now(UTC)),
+            "duration": "10m",
+            "emergency": {"reason": "something else entirely"},
+        },
+    )
+    wait_phase(kube.api, ns, MW, "unrelated", "Active", timeout=30)
+
+    restore = obj("DatabaseRestore", "restore", ns, {"backup": "nightly", "confirm": "mail_score"})
+    with pytest.raises(Refused) as refused:
+        create_as(kube, "rita", restore)  # edit, confirm typed, a window Active: still no
+    message = str(refused.value)
+    assert f"you (rita) may not restore DatabaseBackup nightly in namespace {ns}" in message
+    assert "needs the verb restore on databasebackups (ClusterRole runbook-restore)" in message
+    assert "confirm or an Active MaintenanceWindow do not replace it" in message
+
+    # The DB admin may, and a narrower grant of `restore` alone allows no more than that.
+    rbac = client.RbacAuthorizationV1Api(kube.api)
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "restore-only"},
+            "rules": [
+                {
+                    "apiGroups": ["ops.mailscore.com"],
+                    "resources": ["databasebackups"],
+                    "verbs": ["restore"],
+                }
+            ],
+        },
+    )
+    grant(kube, ns, "edit", "ray")
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "restore-only"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "restore-only",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ray"}],
+        },
+    )
+    unprotected = obj(
+        "DatabaseRestore",
+        "restore",
+        ns,
+        {"backup": "nightly", "confirm": "elsewhere", "targetDatabase": "elsewhere"},
+    )
+    with pytest.raises(Refused) as elsewhere:
+        create_as(kube, "ray", unprotected)
+    assert "into database elsewhere: naming a targetDatabase needs the verb" in str(elsewhere.value)
+    no_net = obj(
+        "DatabaseRestore",
+        "restore",
+        ns,
+        {"backup": "nightly", "confirm": "mail_score", "safetyBackup": False},
+    )
+    with pytest.raises(Refused) as unsafe:
+        create_as(kube, "ray", no_net)
+    assert "without a safety backup: safetyBackup: false needs the verb" in str(unsafe.value)
+    accepted = as_user(
+        kube, "ray", "create", "--dry-run=server", "-o", "json", "-f", "-",
+        stdin=json.dumps(restore),
+    )  # fmt: skip
+    assert '"ops.mailscore.com/requested-by": "ray"' in accepted
+    as_user(
+        kube, "dora", "create", "--dry-run=server", "-f", "-",
+        stdin=json.dumps(no_net),
+    )  # fmt: skip
