@@ -38,6 +38,7 @@ __all__ = [
     "Plan",
     "Seen",
     "after_probe",
+    "fresh_stamp",
     "key_of",
     "reconcile",
     "restart_patch",
@@ -197,7 +198,7 @@ def _start(p: _Pass) -> Plan:
                 old_replica_set=p.seen[key_of(target)].replica_set,
             )
         )
-    stamp = instant(p.now)
+    stamp = fresh_stamp(p.now, [t.previous_restarted_at for t in targets])
     names = ", ".join(t.name for t in p.spec.targets)
     message = f"restarting {names} ({p.spec.order.value}) with restartedAt {stamp}"
     status = p.write(
@@ -210,6 +211,16 @@ def _start(p: _Pass) -> Plan:
     plan = Plan(status, [Event(NORMAL, "Started", message)])
     plan.acquire = [key_of(t) for t in p.spec.targets]
     return plan
+
+
+def fresh_stamp(now: datetime, previous: list[str | None]) -> str:
+    """A restartedAt that no target carries already. The stamp has kubectl's one-second
+    precision: a second restart within the same second would leave the template as it
+    is, and nothing would roll."""
+    at, taken = now, {p for p in previous if p}
+    while instant(at) in taken:
+        at += timedelta(seconds=1)
+    return instant(at)
 
 
 def held_elsewhere(
