@@ -362,8 +362,14 @@ def test_an_s3_backup_may_read_only_secrets_its_creator_may_read(
         lambda: "pg-login" not in refused(), timeout=30, what="nina's read of pg-login to count"
     )
     message = refused()
-    assert f"you (nina) may not get Secret s3-keys, backup-key in namespace {ns}" in message
+    assert f"you (nina) may not get Secret s3-keys in namespace {ns} (the S3 access keys)" in (
+        message
+    )
+    # The API server names the first Secret refused; once nina may read it, the next.
     _read_only(kube, ns, "nina", "s3-keys")
+    wait_for(lambda: "s3-keys" not in refused(), timeout=30, what="nina's read of s3-keys")
+    message = refused()
+    assert f"may not get Secret backup-key in namespace {ns} (the encryption key)" in message
     _read_only(kube, ns, "nina", "backup-key")
     wait_for(lambda: _created(kube, "nina", backup), timeout=30, what="nina's S3 backup accepted")
     # Naming another Secret later is judged again; the ones named before are not.
