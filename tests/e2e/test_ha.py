@@ -46,13 +46,11 @@ from support.kube import (
 from support.operator import LEASE_NAMESPACE, LEASE_TIMINGS, OperatorProcess
 from support.postgres import (
     AppDatabase,
-    PostgresServer,
-    app_database,
     artifact,
     backup_spec,
     create_credentials,
-    dbname,
 )
+from support.postgres import mail_score as mail_score  # noqa: PLC0414  (a fixture)
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.rollback_cluster import deployment, owned_replica_sets, revision
 from support.wait import wait_for
@@ -61,6 +59,7 @@ from .test_emergencyscale import FRONTEND, KIND, frontend_only, held_by, replica
 from .test_emergencyscale_crash import kill_when
 from .test_maintenancewindow import (
     BACKEND,
+    approve,
     example_window,
     held_replicasets,
     ready_app_with_backup,
@@ -206,8 +205,8 @@ def test_leader_dies_mid_window_start_and_the_follower_completes_it_once(
     pair.start()
     before = ready_app_with_backup(kube, ha_namespace)
     spec = example_window(alertmanager, ha_namespace, start_in=10, duration="10m")
-    spec["approvals"] = [{"approver": "alice"}, {"approver": "bob"}]
     create_cr(kube.api, ha_namespace, "MaintenanceWindow", "mw", spec)
+    approve(kube, ha_namespace, "mw", "alice", "bob")  # each as themselves
     start = datetime.fromisoformat(spec["start"].replace("Z", "+00:00"))
 
     dead = died(pair.a)
@@ -250,15 +249,6 @@ def test_leader_dies_mid_rollback_and_the_follower_never_applies_a_second_one(
     assert revisions == [1, 3, 4]
     assert done["status"]["targets"][0]["newRevision"] == 4
     no_errors(pair.b)
-
-
-@pytest.fixture
-def mail_score(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    db = app_database(postgres, dbname("mail_score"))
-    yield db
-    for name in postgres.databases():
-        if name.startswith(db.name):
-            postgres.drop_database(name)
 
 
 def test_leader_dies_mid_backup_and_the_follower_makes_the_one_artifact(
