@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,15 +24,13 @@ from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.postgres import (
     AppDatabase,
-    PostgresServer,
     ProcessWatch,
-    app_database,
     artifact,
     assert_secret_nowhere,
     backup_spec,
     create_credentials,
-    dbname,
 )
+from support.postgres import mail_score as mail_score  # noqa: PLC0414  (a fixture)
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
 
@@ -48,15 +45,6 @@ def logged(operator: OperatorProcess, name: str, text: str) -> bool:
         text in line.get("message", "") and (line.get("object") or {}).get("name") == name
         for line in operator.logs()
     )
-
-
-@pytest.fixture
-def mail_score(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    db = app_database(postgres, dbname("mail_score"))
-    yield db
-    for name in postgres.databases():
-        if name.startswith(db.name):
-            postgres.drop_database(name)
 
 
 def test_backup_verify_lose_rows_restore(

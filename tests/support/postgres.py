@@ -359,6 +359,17 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
+@pytest.fixture
+def mail_score(postgres: PostgresServer) -> Iterator[AppDatabase]:
+    """A fresh application database; afterwards it and every database named after it
+    (a restore's scratch and target databases) are dropped."""
+    db = app_database(postgres, dbname("mail_score"))
+    yield db
+    for name in postgres.databases():
+        if name.startswith(db.name):
+            postgres.drop_database(name)
+
+
 # --- in a cluster -----------------------------------------------------------------
 
 
