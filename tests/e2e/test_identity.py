@@ -351,6 +351,8 @@ def test_an_s3_backup_may_read_only_secrets_its_creator_may_read(
         "encryption": {"secretName": "backup-key", "key": "k1"},
     }
     backup["spec"]["destination"] = {"s3": s3}
+    # A schedule, so its spec may be edited later (a one-shot backup's may not).
+    backup["spec"]["schedule"] = "0 2 1 1 *"
 
     def refused() -> str:
         with pytest.raises(Refused) as caught:
