@@ -16,6 +16,7 @@ Exceptions (each has a `reason` for conditions and events):
     PostgresError
      +-- ServerUnreachable
      +-- AuthenticationFailed
+     +-- InsecureAuthentication (the server asked for a method require_auth does not allow)
      +-- DatabaseNotFound
      +-- PermissionDenied
      +-- ToolMissing          (pg_dump / pg_restore not installed)
@@ -38,7 +39,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -57,6 +58,7 @@ __all__ = [
     "Deadline",
     "DumpFailed",
     "DumpInfo",
+    "InsecureAuthentication",
     "LockTimeout",
     "PermissionDenied",
     "PostgresError",
@@ -75,6 +77,7 @@ __all__ = [
     "dump",
     "find_tools",
     "list_archive",
+    "preflight",
     "restore",
 ]
 
@@ -93,6 +96,13 @@ class ServerUnreachable(PostgresError):
 
 class AuthenticationFailed(PostgresError):
     reason = "AuthenticationFailed"
+
+
+class InsecureAuthentication(PostgresError):
+    """The server asked for an authentication method `require_auth` does not allow (e.g.
+    the password in clear text): libpq gave up without sending the password."""
+
+    reason = "InsecureAuthentication"
 
 
 class DatabaseNotFound(PostgresError):
@@ -145,6 +155,10 @@ class Server:
     user: str
     password: str = field(repr=False)
     sslmode: str = "prefer"
+    require_auth: str | None = "scram-sha-256"
+    """libpq require_auth (None: any method): what the server may ask for before the
+    password is sent. Enforced by psycopg's libpq on every connection of ours; by
+    pg_dump/pg_restore only when their libpq is 16 or newer (see `preflight`)."""
     lock_timeout: float = 60.0
     """Seconds a statement (a row count, pg_dump's table locks) waits for a lock."""
 
@@ -189,6 +203,13 @@ def _classify(server: Server, exc: psycopg.Error) -> PostgresError:
     detail = " ".join(server.redact(str(exc)).split())
     low = detail.lower()
     where = f"PostgreSQL at {server.address}"
+    if "authentication method requirement" in low:
+        return InsecureAuthentication(
+            f"{where} asked for an authentication method that requireAuth "
+            f"({server.require_auth}) does not allow, so the password was not sent; make "
+            f"the server use scram-sha-256 (password_encryption and pg_hba.conf), or relax "
+            f"spec.postgres.requireAuth: {detail}"
+        )
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return LockTimeout(f"{where}: {_locked(server)}: {detail}")
     if "password authentication failed" in low or "pg_hba.conf" in low:
@@ -211,10 +232,17 @@ def _locked(server: Server) -> str:
     )
 
 
+def _conninfo(server: Server) -> str:
+    """Keepalives, and require_auth unless the spec said `any`."""
+    if server.require_auth:
+        return make_conninfo(KEEPALIVES, require_auth=server.require_auth)
+    return KEEPALIVES
+
+
 def connect(server: Server, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(
-            KEEPALIVES,
+            _conninfo(server),
             host=server.host,
             port=server.port,
             dbname=server.database,
@@ -228,6 +256,15 @@ def connect(server: Server, *, autocommit: bool = False) -> psycopg.Connection[A
         )
     except psycopg.Error as exc:
         raise _classify(server, exc) from None
+
+
+def preflight(server: Server) -> None:
+    """Log in once with psycopg's libpq, which enforces `require_auth`, before a tool
+    does: a server that asks for the password in clear text (or by any method not
+    allowed) fails here, and the password was never sent. pg_dump/pg_restore older than
+    16 link a libpq without require_auth, so this check is what guards them."""
+    with connect(server, autocommit=True):
+        pass
 
 
 @contextmanager
@@ -338,6 +375,12 @@ def _watch_client(major: int) -> str:
     return "-c client_connection_check_interval=2000" if major >= 14 else ""
 
 
+def _session(server: Server) -> AbstractContextManager[pgexec.Session]:
+    """The tools' private session: passfile, PGUSER, sslmode and PGREQUIREAUTH (which a
+    libpq older than 16 ignores: `preflight`, or the dump's own connection, went first)."""
+    return pgexec.session(server.password, server.sslmode, server.user, server.require_auth)
+
+
 # --- dump --------------------------------------------------------------------
 
 
@@ -358,7 +401,7 @@ def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> Dump
         tables = _list_tables(conn)
         args = [tools.pg_dump, "--format=custom", f"--snapshot={row[0]}"]
         args.append(f"--lock-wait-timeout={server.lock_timeout_ms}")
-        with pgexec.session(server.password, server.sslmode, server.user) as child:
+        with _session(server) as child:
             proc, stderr = child.spawn(
                 args + _connection_args(server, _watch_client(major)),
                 stdin=subprocess.DEVNULL,
@@ -449,7 +492,8 @@ def restore(
     if not keep_owners:
         args += ["--no-owner", "--no-privileges"]
     args += _connection_args(server)
-    with pgexec.session(server.password, server.sslmode, server.user) as child:
+    preflight(server)
+    with _session(server) as child:
         try:
             child.run_fed(args, chunks, cancel, stdout=None)
         except (pgexec.Stopped, pgexec.Exited) as exc:

@@ -46,7 +46,7 @@ VERIFIED = {
 @pytest.fixture
 def kube() -> FakeKube:
     k = FakeKube()
-    k.add_secret("pg", {"username": "restorer", "password": PASSWORD})
+    k.add_credentials("pg", {"username": "restorer", "password": PASSWORD})
     return k
 
 
