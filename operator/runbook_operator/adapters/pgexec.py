@@ -205,11 +205,18 @@ class Session:
 
 @contextmanager
 def session(
-    password: str, sslmode: str, user: str = "", require_auth: str | None = None
+    password: str,
+    sslmode: str,
+    user: str = "",
+    require_auth: str | None = None,
+    ca_pem: str | None = None,
 ) -> Iterator[Session]:
     directory = Path(tempfile.mkdtemp(prefix="runbook-pg-"))  # mode 0700
     try:
         env = _child_env(directory, password, sslmode)
+        if ca_pem:
+            (directory / "root.crt").write_text(ca_pem)
+            env["PGSSLROOTCERT"] = str(directory / "root.crt")
         if user:
             env["PGUSER"] = user
         if require_auth:

@@ -37,10 +37,12 @@ lock fails plainly, with the reason. pg_restore's archive sets its own lock_time
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -155,6 +157,8 @@ class Server:
     user: str
     password: str = field(repr=False)
     sslmode: str = "prefer"
+    ca_pem: str | None = field(default=None, repr=False)
+    """The CA certificate (PEM) the server's must chain to (libpq sslrootcert), if any."""
     require_auth: str | None = "scram-sha-256"
     """libpq require_auth (None: any method): what the server may ask for before the
     password is sent. Enforced by psycopg's libpq on every connection of ours; by
@@ -232,30 +236,50 @@ def _locked(server: Server) -> str:
     )
 
 
-def _conninfo(server: Server) -> str:
-    """Keepalives, and require_auth unless the spec said `any`."""
+def _conninfo(server: Server, root_cert: str | None = None) -> str:
+    """Keepalives, require_auth unless the spec said `any`, and the CA file if any."""
+    conninfo = KEEPALIVES
     if server.require_auth:
-        return make_conninfo(KEEPALIVES, require_auth=server.require_auth)
-    return KEEPALIVES
+        conninfo = make_conninfo(conninfo, require_auth=server.require_auth)
+    if root_cert:
+        conninfo = make_conninfo(conninfo, sslrootcert=root_cert)
+    return conninfo
+
+
+@contextmanager
+def _root_cert(server: Server) -> Iterator[str | None]:
+    """The CA as a file libpq can read, for as long as a connection is being made."""
+    if not server.ca_pem:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="runbook-pg-ca-") as directory:
+        path = Path(directory) / "root.crt"
+        path.write_text(server.ca_pem)
+        yield str(path)
 
 
 def connect(server: Server, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(
-            _conninfo(server),
-            host=server.host,
-            port=server.port,
-            dbname=server.database,
-            user=server.user,
-            password=server.password,
-            sslmode=server.sslmode,
-            connect_timeout=pgexec.CONNECT_TIMEOUT,
-            application_name=pgexec.APPLICATION,
-            autocommit=autocommit,
-            options=f"-c lock_timeout={server.lock_timeout_ms}",
-        )
+        with _root_cert(server) as root_cert:
+            return _connect(server, root_cert, autocommit)
     except psycopg.Error as exc:
         raise _classify(server, exc) from None
+
+
+def _connect(server: Server, root_cert: str | None, autocommit: bool) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        _conninfo(server, root_cert),
+        host=server.host,
+        port=server.port,
+        dbname=server.database,
+        user=server.user,
+        password=server.password,
+        sslmode=server.sslmode,
+        connect_timeout=pgexec.CONNECT_TIMEOUT,
+        application_name=pgexec.APPLICATION,
+        autocommit=autocommit,
+        options=f"-c lock_timeout={server.lock_timeout_ms}",
+    )
 
 
 def preflight(server: Server) -> None:
@@ -376,9 +400,12 @@ def _watch_client(major: int) -> str:
 
 
 def _session(server: Server) -> AbstractContextManager[pgexec.Session]:
-    """The tools' private session: passfile, PGUSER, sslmode and PGREQUIREAUTH (which a
-    libpq older than 16 ignores: `preflight`, or the dump's own connection, went first)."""
-    return pgexec.session(server.password, server.sslmode, server.user, server.require_auth)
+    """The tools' private session: passfile, PGUSER, sslmode, the CA file and PGREQUIREAUTH
+    (which a libpq older than 16 ignores: `preflight`, or the dump's own connection, went
+    first)."""
+    return pgexec.session(
+        server.password, server.sslmode, server.user, server.require_auth, server.ca_pem
+    )
 
 
 # --- dump --------------------------------------------------------------------

@@ -146,6 +146,13 @@ def _key(obj: dict[str, object], secret: str, key: str, needs: str) -> str:
         raise CredentialsError(f"Secret {secret} holds a value that is not UTF-8") from None
 
 
+def _ca(kube: KubePort, namespace: str, ref: PostgresRef) -> str | None:
+    """The CA certificate the spec names (public: no opt-in needed), or None."""
+    if ref.ca is None:
+        return None
+    return secret_value(kube, namespace, ref.ca.name, ref.ca.key)
+
+
 def server(kube: KubePort, namespace: str, ref: PostgresRef) -> pg.Server:
     """The server of `ref` with the user name and password read from its Secret, which
     must have opted in (core.pglogin); a short host is a Service in `namespace`."""
@@ -171,7 +178,8 @@ def server(kube: KubePort, namespace: str, ref: PostgresRef) -> pg.Server:
         database=ref.database,
         user=_key(obj, secret, keys.username_key, needs),
         password=_key(obj, secret, keys.password_key, needs),
-        sslmode=ref.ssl_mode.value,
+        sslmode=ref.sslmode,
+        ca_pem=_ca(kube, namespace, ref),
         require_auth=pglogin.require_auth(ref.require_auth),
         lock_timeout=parse_duration(ref.lock_timeout).total_seconds(),
     )

@@ -8,6 +8,7 @@ server that asks for it in clear text:
   `kubernetes.io/basic-auth` (read with its fixed keys `username` and `password`), or it
   carries the label `ops.mailscore.com/credentials: "true"` (any keys);
 - libpq's `require_auth` is `scram-sha-256` unless the spec relaxes it;
+- with a CA given, sslmode is verify-full unless the spec says otherwise;
 - a short host (no dot) is a Service in the object's own namespace, never the
   operator's.
 
@@ -31,6 +32,7 @@ __all__ = [
     "not_opted_in",
     "require_auth",
     "resolve_host",
+    "ssl_mode",
 ]
 
 BASIC_AUTH = "kubernetes.io/basic-auth"
@@ -102,3 +104,11 @@ def resolve_host(host: str, namespace: str, *, as_written: bool = False) -> str:
     if as_written or "." in host or _is_ip(host):
         return host
     return f"{host}.{namespace}.svc"
+
+
+def ssl_mode(spec_value: str | None, has_ca: bool) -> str:
+    """libpq sslmode: as the spec says; unset, verify-full when a CA is given (the server's
+    certificate and its host name are checked), else prefer."""
+    if spec_value:
+        return spec_value
+    return "verify-full" if has_ca else "prefer"

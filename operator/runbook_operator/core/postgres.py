@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from . import pglogin
+from .destination import SecretKeyRef
 from .fields import GoDuration, ObjectName
 from .model import ApiModel
 
@@ -88,8 +90,12 @@ class PostgresConnection(ApiModel):
     """TCP port."""
     database: DatabaseName
     """The database, e.g. mail_score (letters, digits, _, $ and -; at most 63)."""
-    ssl_mode: SslMode = SslMode.PREFER
-    """libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full."""
+    ssl_mode: SslMode | None = None
+    """libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full. Unset:
+    verify-full when `ca` is given, else prefer."""
+    ca: SecretKeyRef | None = None
+    """A CA certificate (PEM, a Secret's key, default ca.crt) the server's certificate must
+    chain to; with it sslMode defaults to verify-full (the host name is checked too)."""
     require_auth: Annotated[str, Field(max_length=200, pattern=REQUIRE_AUTH_PATTERN)] = (
         "scram-sha-256"
     )
@@ -101,6 +107,11 @@ class PostgresConnection(ApiModel):
     credentials: Credentials
     """Where the user name and password are. The Secret must opt in: type
     kubernetes.io/basic-auth, or the label ops.mailscore.com/credentials: "true"."""
+
+    @property
+    def sslmode(self) -> str:
+        """The sslmode to use: as written, else verify-full with a CA, else prefer."""
+        return pglogin.ssl_mode(self.ssl_mode.value if self.ssl_mode else None, self.ca is not None)
 
     @property
     def where(self) -> str:

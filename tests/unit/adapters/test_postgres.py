@@ -224,3 +224,23 @@ def test_a_clear_text_request_refused_by_require_auth_has_its_own_reason() -> No
     assert isinstance(failed, pg.InsecureAuthentication)
     assert failed.reason == "InsecureAuthentication"
     assert "password was not sent" in str(failed) and "requireAuth" in str(failed)
+
+
+def test_a_ca_goes_to_the_tools_as_a_private_file() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    with pg._session(replace(SERVER, ca_pem=pem)) as child:
+        path = Path(child.env["PGSSLROOTCERT"])
+        assert path.parent == child.directory and path.read_text() == pem
+    assert not path.exists()
+    with pg._session(SERVER) as child:
+        assert "PGSSLROOTCERT" not in child.env
+
+
+def test_a_ca_goes_to_our_connections_while_they_are_made() -> None:
+    with pg._root_cert(replace(SERVER, ca_pem="PEM")) as path:
+        assert path is not None and Path(path).read_text() == "PEM"
+        info = psycopg.conninfo.conninfo_to_dict(pg._conninfo(SERVER, path))
+        assert info["sslrootcert"] == path
+    assert not Path(path).exists()
+    with pg._root_cert(SERVER) as none:
+        assert none is None

@@ -129,3 +129,24 @@ def test_addresses_and_dotted_names_stay(host: str) -> None:
     kube = FakeKube()
     kube.add_credentials("pg", {"username": "u", "pw": "p"})
     assert database.server(kube, NS, REF.model_copy(update={"host": host})).host == host
+
+
+def test_a_ca_is_read_and_makes_the_connection_verify_full() -> None:
+    kube = FakeKube()
+    kube.add_credentials("pg", {"username": "u", "pw": "p"})
+    kube.add_secret("pg-ca", {"ca.crt": "-----BEGIN CERTIFICATE-----\n..."})
+    ref = PostgresRef.model_validate(
+        {**REF.model_dump(by_alias=True, exclude={"ssl_mode"}), "ca": {"name": "pg-ca"}}
+    )
+    server = database.server(kube, NS, ref)
+    assert server.sslmode == "verify-full"
+    assert server.ca_pem is not None and server.ca_pem.startswith("-----BEGIN CERTIFICATE")
+    assert "BEGIN CERTIFICATE" not in repr(server)
+
+
+def test_a_missing_ca_names_the_secret() -> None:
+    kube = FakeKube()
+    kube.add_credentials("pg", {"username": "u", "pw": "p"})
+    ref = PostgresRef.model_validate({**REF.model_dump(by_alias=True), "ca": {"name": "pg-ca"}})
+    with pytest.raises(database.CredentialsError, match="pg-ca"):
+        database.server(kube, NS, ref)

@@ -114,3 +114,18 @@ def test_the_schema_refuses_anything_else(value: str) -> None:
 def test_the_schema_refuses_an_unknown_host_resolution() -> None:
     with pytest.raises(ValidationError):
         _conn(hostResolution="Cluster")
+
+
+@pytest.mark.parametrize(
+    ("written", "has_ca", "expected"),
+    [
+        (None, False, "prefer"),
+        (None, True, "verify-full"),
+        ("disable", True, "disable"),
+        ("require", False, "require"),
+        ("verify-ca", True, "verify-ca"),
+        ("", True, "verify-full"),
+    ],
+)
+def test_ssl_mode(written: str | None, has_ca: bool, expected: str) -> None:
+    assert pglogin.ssl_mode(written, has_ca) == expected
