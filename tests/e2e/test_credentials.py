@@ -150,3 +150,27 @@ def test_a_server_asking_for_a_clear_text_password_never_receives_it(
     wait_phase(api, namespace, BACKUP, "cleartext-allowed", "Completed", timeout=120)
     log = cleartext_server.log.read_text()[mark:]
     assert "method=password" in log and "application_name=runbook-operator" in log
+
+
+def test_a_backup_with_a_schedules_label_but_not_owned_by_it_is_not_its_child(
+    kube: Cluster, operator: OperatorProcess, namespace: str, db: AppDatabase
+) -> None:
+    """Anyone who may create a DatabaseBackup may write ops.mailscore.com/schedule=nightly:
+    such a completed, verified backup is still not the schedule's newest verified child,
+    so a restore of the schedule finds none (it used to restore the impostor)."""
+    api = kube.api
+    create_credentials(api, namespace, db)
+    create_cr(api, namespace, BACKUP, "nightly", backup_spec(db, schedule="0 3 1 1 *"))
+    wait_phase(api, namespace, BACKUP, "nightly", "Scheduled", timeout=60)
+    labels = {"ops.mailscore.com/schedule": "nightly"}
+    create_cr(api, namespace, BACKUP, "nightly-impostor", backup_spec(db), labels=labels)
+    done = wait_condition(api, namespace, BACKUP, "nightly-impostor", "Ready", timeout=120)
+    assert done["status"]["phase"] == "Completed"
+    target = f"{db.name}_copy"
+    spec = {"backup": "nightly", "targetDatabase": target, "confirm": target}
+    create_cr(api, namespace, "DatabaseRestore", "from-schedule", spec)
+    obj = wait_condition(
+        api, namespace, "DatabaseRestore", "from-schedule", "Stalled", reason="NoVerifiedBackup"
+    )
+    assert (obj.get("status") or {}).get("backup") in (None, "")
+    assert target not in db.server.databases()
