@@ -189,6 +189,7 @@ def end_to_end(server: PostgresServer, rounds: int) -> tuple[list[float], list[f
             namespace,
             client.V1Secret(
                 metadata=client.V1ObjectMeta(name="pg"),
+                type="kubernetes.io/basic-auth",  # opts in to be database credentials
                 string_data={"username": server.user, "password": server.password},
             ),
         )

@@ -62,16 +62,9 @@ def test_connection_and_credential_failures(
     kube: Cluster, operator: OperatorProcess, namespace: str, db: AppDatabase
 ) -> None:
     api = kube.api
-    core = client.CoreV1Api(api)
     create_credentials(api, namespace, db)
     wrong = "wrong-" + db.password[::-1]
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="wrong"),
-            string_data={"username": db.user, "password": wrong},
-        ),
-    )
+    create_credentials(api, namespace, db, "wrong", password=wrong)
     unreachable = backup_spec(db)
     unreachable["postgres"]["port"] = free_port()
     missing_db = backup_spec(db)

@@ -79,13 +79,7 @@ def test_every_minute(
 ) -> None:
     api = kube.api
     core = client.CoreV1Api(api)
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="pg"),
-            string_data={"username": db.user, "password": "not-the-password"},
-        ),
-    )
+    create_credentials(api, namespace, db, "pg", password="not-the-password")
     spec = backup_spec(
         db, schedule="* * * * *", startingDeadline="5m", keep={"last": 1, "failed": 1}
     )

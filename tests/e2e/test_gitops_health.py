@@ -133,7 +133,7 @@ def create_all(kube: Cluster, namespace: str, db: AppDatabase) -> None:
     create_deployment(kube, namespace, manifest("rolled", image("rolled-1"), replicas=1))
     set_image(kube, namespace, "rolled", image("rolled-2"))
     create_credentials(api, namespace, db)
-    secret(kube, namespace, "pg-wrong", {"username": db.user, "password": "not-" + db.password})
+    create_credentials(api, namespace, db, "pg-wrong", password="not-" + db.password)
     secret(kube, namespace, "hook", {"url": "http://127.0.0.1:9/hook"})
     secret(kube, namespace, "redis", {"password": "unused"})
 

@@ -138,11 +138,13 @@ def example_window(
 def completed_backup(kube: Cluster, namespace: str, name: str, completed_at: datetime) -> None:
     """A DatabaseBackup run of the `nightly` schedule, marked Completed as its controller would.
 
+    The schedule (suspended: it never runs) owns the run by ownerReference, as the
+    controller's runs are: the policy counts a schedule's runs by owner, not by label.
     Its spec names a database that does not exist, so the DatabaseBackup controller
     (running in the same operator) ends it Failed at some point; the status is written
     until it stays Completed (a finished one-shot backup is never touched again).
     """
-    spec = {
+    spec: Obj = {
         "postgres": {
             "host": "postgres.invalid",
             "database": "mail_score",
@@ -150,8 +152,34 @@ def completed_backup(kube: Cluster, namespace: str, name: str, completed_at: dat
         },
         "verify": "none",
     }
-    labels = {"ops.mailscore.com/schedule": "nightly"}
-    create_cr(kube.api, namespace, "DatabaseBackup", name, spec, labels=labels)
+    schedule = create_cr(
+        kube.api,
+        namespace,
+        "DatabaseBackup",
+        "nightly",
+        {**spec, "schedule": "0 3 1 1 *", "suspend": True},
+    )
+    body = {
+        "apiVersion": "ops.mailscore.com/v1alpha1",
+        "kind": "DatabaseBackup",
+        "metadata": {
+            "name": name,
+            "labels": {"ops.mailscore.com/schedule": "nightly"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "ops.mailscore.com/v1alpha1",
+                    "kind": "DatabaseBackup",
+                    "name": "nightly",
+                    "uid": schedule["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+    client.CustomObjectsApi(kube.api).create_namespaced_custom_object(
+        "ops.mailscore.com", "v1alpha1", namespace, "databasebackups", body
+    )
     status = {"phase": "Completed", "completedAt": rfc3339(completed_at)}
     stable_since: list[float] = []
 

@@ -171,9 +171,21 @@ class FakeKube:
     def add_configmap(self, name: str, data: dict[str, str]) -> Obj:
         return self.put("ConfigMap", {"metadata": {"name": name}, "data": dict(data)})
 
-    def add_secret(self, name: str, data: dict[str, str]) -> Obj:
+    def add_secret(
+        self,
+        name: str,
+        data: dict[str, str],
+        *,
+        type: str = "Opaque",
+        labels: dict[str, str] | None = None,
+    ) -> Obj:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-        return self.put("Secret", {"metadata": {"name": name}, "data": encoded})
+        meta: Obj = {"name": name, "labels": dict(labels or {})}
+        return self.put("Secret", {"metadata": meta, "type": type, "data": encoded})
+
+    def add_credentials(self, name: str, data: dict[str, str]) -> Obj:
+        """A Secret that opted in to be used as database credentials (the label)."""
+        return self.add_secret(name, data, labels={"ops.mailscore.com/credentials": "true"})
 
     def add_custom(self, plural: str, obj: Obj) -> Obj:
         obj.setdefault("metadata", {}).setdefault("generation", 1)
@@ -383,6 +395,9 @@ class FakeKube:
     ) -> Obj:
         obj = self._write(("patch", plural, name), plural, namespace, name)
         return self._merge(obj, patch)
+
+    def read_secret(self, namespace: str, name: str) -> Obj:
+        return self._get("Secret", namespace, name)
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
         data = self._get("Secret", namespace, name).get("data") or {}

@@ -313,13 +313,21 @@ def app_database(
     return db
 
 
-def create_credentials(api: Any, namespace: str, db: AppDatabase, name: str = "pg") -> str:
-    """A Secret with `username` and `password`, as the DatabaseBackup expects."""
+BASIC_AUTH = "kubernetes.io/basic-auth"
+"""The Secret type that opts in to be used as database credentials (core.pglogin)."""
+
+
+def create_credentials(
+    api: Any, namespace: str, db: AppDatabase, name: str = "pg", *, password: str | None = None
+) -> str:
+    """A `kubernetes.io/basic-auth` Secret with `username` and `password` (by default the
+    database's own), as a DatabaseBackup expects: that type opts in to this use."""
     from kubernetes import client
 
     body = client.V1Secret(
         metadata=client.V1ObjectMeta(name=name),
-        string_data={"username": db.user, "password": db.password},
+        type=BASIC_AUTH,
+        string_data={"username": db.user, "password": password or db.password},
     )
     client.CoreV1Api(api).create_namespaced_secret(namespace, body)
     return name

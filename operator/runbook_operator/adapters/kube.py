@@ -224,6 +224,10 @@ class Kube:
         change = self.custom.patch_namespaced_custom_object
         return _call(change, group, version, namespace, plural, name, patch)  # type: ignore[no-any-return]
 
+    def read_secret(self, namespace: str, name: str) -> Obj:
+        """One Secret, whole: its type and labels say whether it may be used (with `get`)."""
+        return _call(self.core.read_namespaced_secret, name, namespace)  # type: ignore[no-any-return]
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
         """One key of one Secret (the operator may `get` Secrets, never list or watch them)."""
         import base64

@@ -204,12 +204,23 @@ class Session:
 
 
 @contextmanager
-def session(password: str, sslmode: str, user: str = "") -> Iterator[Session]:
+def session(
+    password: str,
+    sslmode: str,
+    user: str = "",
+    require_auth: str | None = None,
+    ca_pem: str | None = None,
+) -> Iterator[Session]:
     directory = Path(tempfile.mkdtemp(prefix="runbook-pg-"))  # mode 0700
     try:
         env = _child_env(directory, password, sslmode)
+        if ca_pem:
+            (directory / "root.crt").write_text(ca_pem)
+            env["PGSSLROOTCERT"] = str(directory / "root.crt")
         if user:
             env["PGUSER"] = user
+        if require_auth:
+            env["PGREQUIREAUTH"] = require_auth  # honoured by libpq 16 and newer
         yield Session(directory, password, env, user)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -16,6 +16,7 @@ Exceptions (each has a `reason` for conditions and events):
     PostgresError
      +-- ServerUnreachable
      +-- AuthenticationFailed
+     +-- InsecureAuthentication (the server asked for a method require_auth does not allow)
      +-- DatabaseNotFound
      +-- PermissionDenied
      +-- ToolMissing          (pg_dump / pg_restore not installed)
@@ -36,10 +37,12 @@ lock fails plainly, with the reason. pg_restore's archive sets its own lock_time
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -57,6 +60,7 @@ __all__ = [
     "Deadline",
     "DumpFailed",
     "DumpInfo",
+    "InsecureAuthentication",
     "LockTimeout",
     "PermissionDenied",
     "PostgresError",
@@ -75,6 +79,7 @@ __all__ = [
     "dump",
     "find_tools",
     "list_archive",
+    "preflight",
     "restore",
 ]
 
@@ -93,6 +98,13 @@ class ServerUnreachable(PostgresError):
 
 class AuthenticationFailed(PostgresError):
     reason = "AuthenticationFailed"
+
+
+class InsecureAuthentication(PostgresError):
+    """The server asked for an authentication method `require_auth` does not allow (e.g.
+    the password in clear text): libpq gave up without sending the password."""
+
+    reason = "InsecureAuthentication"
 
 
 class DatabaseNotFound(PostgresError):
@@ -145,6 +157,12 @@ class Server:
     user: str
     password: str = field(repr=False)
     sslmode: str = "prefer"
+    ca_pem: str | None = field(default=None, repr=False)
+    """The CA certificate (PEM) the server's must chain to (libpq sslrootcert), if any."""
+    require_auth: str | None = "scram-sha-256"
+    """libpq require_auth (None: any method): what the server may ask for before the
+    password is sent. Enforced by psycopg's libpq on every connection of ours; by
+    pg_dump/pg_restore only when their libpq is 16 or newer (see `preflight`)."""
     lock_timeout: float = 60.0
     """Seconds a statement (a row count, pg_dump's table locks) waits for a lock."""
 
@@ -189,6 +207,13 @@ def _classify(server: Server, exc: psycopg.Error) -> PostgresError:
     detail = " ".join(server.redact(str(exc)).split())
     low = detail.lower()
     where = f"PostgreSQL at {server.address}"
+    if "authentication method requirement" in low:
+        return InsecureAuthentication(
+            f"{where} asked for an authentication method that requireAuth "
+            f"({server.require_auth}) does not allow, so the password was not sent; make "
+            f"the server use scram-sha-256 (password_encryption and pg_hba.conf), or relax "
+            f"spec.postgres.requireAuth: {detail}"
+        )
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return LockTimeout(f"{where}: {_locked(server)}: {detail}")
     if "password authentication failed" in low or "pg_hba.conf" in low:
@@ -211,23 +236,59 @@ def _locked(server: Server) -> str:
     )
 
 
+def _conninfo(server: Server, root_cert: str | None = None) -> str:
+    """Keepalives, require_auth unless the spec said `any`, and the CA file if any."""
+    conninfo = KEEPALIVES
+    if server.require_auth:
+        conninfo = make_conninfo(conninfo, require_auth=server.require_auth)
+    if root_cert:
+        conninfo = make_conninfo(conninfo, sslrootcert=root_cert)
+    return conninfo
+
+
+@contextmanager
+def _root_cert(server: Server) -> Iterator[str | None]:
+    """The CA as a file libpq can read, for as long as a connection is being made."""
+    if not server.ca_pem:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="runbook-pg-ca-") as directory:
+        path = Path(directory) / "root.crt"
+        path.write_text(server.ca_pem)
+        yield str(path)
+
+
 def connect(server: Server, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(
-            KEEPALIVES,
-            host=server.host,
-            port=server.port,
-            dbname=server.database,
-            user=server.user,
-            password=server.password,
-            sslmode=server.sslmode,
-            connect_timeout=pgexec.CONNECT_TIMEOUT,
-            application_name=pgexec.APPLICATION,
-            autocommit=autocommit,
-            options=f"-c lock_timeout={server.lock_timeout_ms}",
-        )
+        with _root_cert(server) as root_cert:
+            return _connect(server, root_cert, autocommit)
     except psycopg.Error as exc:
         raise _classify(server, exc) from None
+
+
+def _connect(server: Server, root_cert: str | None, autocommit: bool) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        _conninfo(server, root_cert),
+        host=server.host,
+        port=server.port,
+        dbname=server.database,
+        user=server.user,
+        password=server.password,
+        sslmode=server.sslmode,
+        connect_timeout=pgexec.CONNECT_TIMEOUT,
+        application_name=pgexec.APPLICATION,
+        autocommit=autocommit,
+        options=f"-c lock_timeout={server.lock_timeout_ms}",
+    )
+
+
+def preflight(server: Server) -> None:
+    """Log in once with psycopg's libpq, which enforces `require_auth`, before a tool
+    does: a server that asks for the password in clear text (or by any method not
+    allowed) fails here, and the password was never sent. pg_dump/pg_restore older than
+    16 link a libpq without require_auth, so this check is what guards them."""
+    with connect(server, autocommit=True):
+        pass
 
 
 @contextmanager
@@ -338,6 +399,15 @@ def _watch_client(major: int) -> str:
     return "-c client_connection_check_interval=2000" if major >= 14 else ""
 
 
+def _session(server: Server) -> AbstractContextManager[pgexec.Session]:
+    """The tools' private session: passfile, PGUSER, sslmode, the CA file and PGREQUIREAUTH
+    (which a libpq older than 16 ignores: `preflight`, or the dump's own connection, went
+    first)."""
+    return pgexec.session(
+        server.password, server.sslmode, server.user, server.require_auth, server.ca_pem
+    )
+
+
 # --- dump --------------------------------------------------------------------
 
 
@@ -358,7 +428,7 @@ def dump(server: Server, write: Callable[[bytes], None], cancel: Cancel) -> Dump
         tables = _list_tables(conn)
         args = [tools.pg_dump, "--format=custom", f"--snapshot={row[0]}"]
         args.append(f"--lock-wait-timeout={server.lock_timeout_ms}")
-        with pgexec.session(server.password, server.sslmode, server.user) as child:
+        with _session(server) as child:
             proc, stderr = child.spawn(
                 args + _connection_args(server, _watch_client(major)),
                 stdin=subprocess.DEVNULL,
@@ -449,7 +519,8 @@ def restore(
     if not keep_owners:
         args += ["--no-owner", "--no-privileges"]
     args += _connection_args(server)
-    with pgexec.session(server.password, server.sslmode, server.user) as child:
+    preflight(server)
+    with _session(server) as child:
         try:
             child.run_fed(args, chunks, cancel, stdout=None)
         except (pgexec.Stopped, pgexec.Exited) as exc:

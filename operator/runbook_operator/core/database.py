@@ -10,6 +10,7 @@ Handlers only (this is I/O); the models are core.postgres.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Protocol
 from ..adapters import postgres as pg
 from ..adapters.kube import Forbidden, NotFound
 from ..adapters.storage import BackupStore, StorageError
+from . import pglogin
 from .fields import parse_duration
 from .ports import KubePort
-from .postgres import PostgresRef, Table
+from .postgres import HostResolution, PostgresRef, Table
 
 __all__ = [
     "FAILURES",
@@ -29,6 +31,7 @@ __all__ = [
     "CredentialsForbidden",
     "Failure",
     "Postgres",
+    "SecretNotOptedIn",
     "Store",
     "deadline",
     "reason_of",
@@ -93,6 +96,12 @@ class CredentialsForbidden(CredentialsError):
     reason = "CredentialsForbidden"
 
 
+class SecretNotOptedIn(CredentialsError):
+    """The Secret is neither of type kubernetes.io/basic-auth nor labelled for this use."""
+
+    reason = "SecretNotOptedIn"
+
+
 FAILURES = (pg.PostgresError, StorageError, CredentialsError)
 """What ends database work with a reason (each has `.reason`); anything else is retried."""
 
@@ -115,19 +124,63 @@ def secret_value(kube: KubePort, namespace: str, secret: str, key: str, keys: st
         raise CredentialsError(f"Secret {secret} holds a value that is not UTF-8") from None
 
 
+def _read_secret(kube: KubePort, namespace: str, secret: str, needs: str) -> dict[str, object]:
+    try:
+        return kube.read_secret(namespace, secret)
+    except NotFound as exc:
+        raise CredentialsError(f"cannot read the credentials: {exc} ({needs})") from None
+    except Forbidden as exc:
+        raise CredentialsForbidden(f"the operator may not read Secret {secret}: {exc}") from None
+
+
+def _key(obj: dict[str, object], secret: str, key: str, needs: str) -> str:
+    data = obj.get("data")
+    raw = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(raw, str):
+        raise CredentialsError(
+            f"cannot read the credentials: Secret {secret} has no key {key!r} ({needs})"
+        )
+    try:
+        return base64.b64decode(raw).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise CredentialsError(f"Secret {secret} holds a value that is not UTF-8") from None
+
+
+def _ca(kube: KubePort, namespace: str, ref: PostgresRef) -> str | None:
+    """The CA certificate the spec names (public: no opt-in needed), or None."""
+    if ref.ca is None:
+        return None
+    return secret_value(kube, namespace, ref.ca.name, ref.ca.key)
+
+
 def server(kube: KubePort, namespace: str, ref: PostgresRef) -> pg.Server:
-    """The server of `ref` with the user name and password read from its Secret."""
+    """The server of `ref` with the user name and password read from its Secret, which
+    must have opted in (core.pglogin); a short host is a Service in `namespace`."""
     secret, keys = ref.credentials.secret_name, ref.credentials
-    both = f"{keys.username_key!r} and {keys.password_key!r}"
-    user = secret_value(kube, namespace, secret, keys.username_key, both)
-    password = secret_value(kube, namespace, secret, keys.password_key, both)
+    needs = f"Secret {secret}, keys {keys.username_key!r} and {keys.password_key!r}"
+    obj = _read_secret(kube, namespace, secret, needs)
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    kind = obj.get("type")
+    refusal = pglogin.not_opted_in(
+        secret,
+        kind if isinstance(kind, str) else None,
+        labels if isinstance(labels, dict) else None,
+        keys.username_key,
+        keys.password_key,
+    )
+    if refusal is not None:
+        raise SecretNotOptedIn(refusal)
+    as_written = ref.host_resolution == HostResolution.AS_WRITTEN
     return pg.Server(
-        host=ref.host,
+        host=pglogin.resolve_host(ref.host, namespace, as_written=as_written),
         port=ref.port,
         database=ref.database,
-        user=user,
-        password=password,
-        sslmode=ref.ssl_mode.value,
+        user=_key(obj, secret, keys.username_key, needs),
+        password=_key(obj, secret, keys.password_key, needs),
+        sslmode=ref.sslmode,
+        ca_pem=_ca(kube, namespace, ref),
+        require_auth=pglogin.require_auth(ref.require_auth),
         lock_timeout=parse_duration(ref.lock_timeout).total_seconds(),
     )
 

@@ -13,12 +13,15 @@ from typing import Annotated
 
 from pydantic import Field
 
+from . import pglogin
+from .destination import SecretKeyRef
 from .fields import GoDuration, ObjectName
 from .model import ApiModel
 
 __all__ = [
     "Credentials",
     "DatabaseName",
+    "HostResolution",
     "PostgresConnection",
     "PostgresRef",
     "SslMode",
@@ -49,6 +52,17 @@ class SslMode(StrEnum):
     VERIFY_FULL = "verify-full"
 
 
+class HostResolution(StrEnum):
+    SERVICE = "Service"
+    """A short host (no dot) is the Service of that name in the object's namespace."""
+    AS_WRITTEN = "AsWritten"
+    """The host is handed to the resolver as written (the operator's own namespace)."""
+
+
+_AUTH = r"!?(password|md5|gss|sspi|scram-sha-256|oauth|none)"
+REQUIRE_AUTH_PATTERN = rf"^(any|{_AUTH}(,{_AUTH})*)$"
+
+
 class Credentials(ApiModel):
     """A Secret in this namespace with the user name and password (read with `get` only)."""
 
@@ -67,15 +81,37 @@ class PostgresConnection(ApiModel):
         str,
         Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"),
     ]
-    """Host name or IP address, e.g. the Service `postgres` or `postgres.db.svc`."""
+    """Host name or IP address, e.g. the Service `postgres` or `postgres.db.svc`. A short
+    name (no dot) is the Service in this object's namespace (see hostResolution)."""
+    host_resolution: HostResolution = HostResolution.SERVICE
+    """Service: a short host means `host.<this namespace>.svc`; AsWritten: resolve it as
+    written (in the operator's namespace). IP addresses and names with a dot never change."""
     port: Annotated[int, Field(ge=1, le=65535)] = 5432
     """TCP port."""
     database: DatabaseName
     """The database, e.g. mail_score (letters, digits, _, $ and -; at most 63)."""
-    ssl_mode: SslMode = SslMode.PREFER
-    """libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full."""
+    ssl_mode: SslMode | None = None
+    """libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full. Unset:
+    verify-full when `ca` is given, else prefer."""
+    ca: SecretKeyRef | None = None
+    """A CA certificate (PEM, a Secret's key, default ca.crt) the server's certificate must
+    chain to; with it sslMode defaults to verify-full (the host name is checked too)."""
+    require_auth: Annotated[str, Field(max_length=200, pattern=REQUIRE_AUTH_PATTERN)] = (
+        "scram-sha-256"
+    )
+    """libpq require_auth: which authentication methods the server may ask for before the
+    operator gives up without sending the password. The default, scram-sha-256, never lets
+    the password out in clear text (nor as MD5). A comma-separated list of password, md5,
+    gss, sspi, scram-sha-256, oauth, none (each may be negated with !), or `any` for no
+    requirement."""
     credentials: Credentials
-    """Where the user name and password are."""
+    """Where the user name and password are. The Secret must opt in: type
+    kubernetes.io/basic-auth, or the label ops.mailscore.com/credentials: "true"."""
+
+    @property
+    def sslmode(self) -> str:
+        """The sslmode to use: as written, else verify-full with a CA, else prefer."""
+        return pglogin.ssl_mode(self.ssl_mode.value if self.ssl_mode else None, self.ca is not None)
 
     @property
     def where(self) -> str:

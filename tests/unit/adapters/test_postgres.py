@@ -6,6 +6,7 @@ import os
 import stat
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -192,3 +193,54 @@ def test_server_options_go_into_the_conninfo_for_new_servers_only() -> None:
     assert parsed["options"] == "-c client_connection_check_interval=2000"
     assert parsed["dbname"] == "mail_score" and parsed["keepalives"] == "1"
     assert pg._watch_client(13) == ""
+
+
+def test_require_auth_goes_to_every_connection_of_ours() -> None:
+    info = psycopg.conninfo.conninfo_to_dict(pg._conninfo(SERVER))
+    assert info["require_auth"] == "scram-sha-256" and info["keepalives"] == "1"
+    relaxed = psycopg.conninfo.conninfo_to_dict(pg._conninfo(replace(SERVER, require_auth=None)))
+    assert "require_auth" not in relaxed
+
+
+def test_our_libpq_knows_require_auth() -> None:
+    assert psycopg.pq.version() >= 160000  # else connect() could not enforce it
+
+
+def test_require_auth_goes_to_the_tools_by_environment() -> None:
+    with pg._session(SERVER) as child:
+        assert child.env["PGREQUIREAUTH"] == "scram-sha-256"
+    with pg._session(replace(SERVER, require_auth=None)) as child:
+        assert "PGREQUIREAUTH" not in child.env
+
+
+def test_a_clear_text_request_refused_by_require_auth_has_its_own_reason() -> None:
+    failed = pg._classify(
+        SERVER,
+        psycopg.OperationalError(
+            'connection to server at "127.0.0.1", port 5432 failed: authentication method '
+            'requirement "scram-sha-256" failed: server requested a cleartext password'
+        ),
+    )
+    assert isinstance(failed, pg.InsecureAuthentication)
+    assert failed.reason == "InsecureAuthentication"
+    assert "password was not sent" in str(failed) and "requireAuth" in str(failed)
+
+
+def test_a_ca_goes_to_the_tools_as_a_private_file() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    with pg._session(replace(SERVER, ca_pem=pem)) as child:
+        path = Path(child.env["PGSSLROOTCERT"])
+        assert path.parent == child.directory and path.read_text() == pem
+    assert not path.exists()
+    with pg._session(SERVER) as child:
+        assert "PGSSLROOTCERT" not in child.env
+
+
+def test_a_ca_goes_to_our_connections_while_they_are_made() -> None:
+    with pg._root_cert(replace(SERVER, ca_pem="PEM")) as path:
+        assert path is not None and Path(path).read_text() == "PEM"
+        info = psycopg.conninfo.conninfo_to_dict(pg._conninfo(SERVER, path))
+        assert info["sslrootcert"] == path
+    assert not Path(path).exists()
+    with pg._root_cert(SERVER) as none:
+        assert none is None

@@ -33,7 +33,8 @@ def spec(**extra: Any) -> DatabaseBackupSpec:
 def test_defaults_are_what_the_runbook_needs() -> None:
     s = spec()
     assert s.postgres.port == 5432
-    assert s.postgres.ssl_mode == SslMode.PREFER
+    assert s.postgres.ssl_mode is None and s.postgres.sslmode == SslMode.PREFER
+    assert s.postgres.require_auth == "scram-sha-256"
     assert s.postgres.credentials.username_key == "username"
     assert s.postgres.credentials.password_key == "password"
     assert s.verify == VerifyMethod.READABLE
@@ -43,7 +44,7 @@ def test_defaults_are_what_the_runbook_needs() -> None:
 
 def test_wire_is_camel_case() -> None:
     wire = spec(schedule="0 2 * * *", timeZone="Europe/Paris", keep={"maxAge": "720h"}).wire()
-    assert wire["postgres"]["sslMode"] == "prefer"
+    assert "sslMode" not in wire["postgres"]  # prefer, or verify-full with a CA
     assert wire["postgres"]["credentials"]["secretName"] == "postgres-credentials"
     assert wire["timeZone"] == "Europe/Paris"
     assert wire["keep"] == {"last": 7, "maxAge": "720h", "failed": 3}
@@ -210,3 +211,14 @@ def test_status_records_what_deletion_needs() -> None:
 def test_only_a_finished_one_shot_is_done(phase: str, scheduled: bool | None, done: bool) -> None:
     status = DatabaseBackupStatus.model_validate({"phase": phase, "scheduled": scheduled})
     assert status.is_done() is done
+
+
+def test_a_ca_makes_verify_full_the_default() -> None:
+    s = spec(postgres={**POSTGRES, "ca": {"name": "pg-ca"}})
+    assert s.postgres.ca is not None and s.postgres.ca.key == "ca.crt"
+    assert s.postgres.sslmode == "verify-full"
+
+
+def test_an_explicit_ssl_mode_wins_over_the_ca_default() -> None:
+    s = spec(postgres={**POSTGRES, "ca": {"name": "pg-ca"}, "sslMode": "verify-ca"})
+    assert s.postgres.sslmode == "verify-ca"

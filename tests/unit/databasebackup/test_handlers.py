@@ -41,7 +41,7 @@ TABLES = {("public", "messages"): 150, ("billing", "Plans"): 3}
 @pytest.fixture
 def kube() -> FakeKube:
     k = FakeKube()
-    k.add_secret("pg", {"username": "backup", "password": PASSWORD})
+    k.add_credentials("pg", {"username": "backup", "password": PASSWORD})
     return k
 
 

@@ -46,7 +46,7 @@ VERIFIED = {
 @pytest.fixture
 def kube() -> FakeKube:
     k = FakeKube()
-    k.add_secret("pg", {"username": "restorer", "password": PASSWORD})
+    k.add_credentials("pg", {"username": "restorer", "password": PASSWORD})
     return k
 
 
@@ -69,8 +69,10 @@ def backup(
     labels: dict[str, str] | None = None,
     completed: str = "2026-01-01T02:05:00Z",
     tables: dict[tuple[str, str], int] | None = None,
+    owner: str | None = None,
 ) -> Path:
-    """A DatabaseBackup as the backup kind leaves it, and its artifact on the volume."""
+    """A DatabaseBackup as the backup kind leaves it, and its artifact on the volume
+    (owned by the DatabaseBackup of uid `owner`, as a schedule's child is)."""
     path = tmp_path / NS / name / "20260101T020000Z.dump"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(archive(TABLES))
@@ -78,7 +80,13 @@ def backup(
     kube.add_custom(
         BACKUPS,
         {
-            "metadata": {"name": name, "labels": labels or {}},
+            "metadata": {
+                "name": name,
+                "labels": labels or {},
+                "ownerReferences": [{"kind": "DatabaseBackup", "name": "x", "uid": owner}]
+                if owner
+                else [],
+            },
             "spec": {"postgres": POSTGRES, "verify": "readable"},
             "status": {
                 "phase": phase,
@@ -272,16 +280,33 @@ def test_waits_for_its_backup_to_exist_then_to_complete(
 def test_a_schedule_restores_its_newest_verified_child(
     h: Harness, kube: FakeKube, db: FakePostgres, tmp_path: Path
 ) -> None:
-    kube.add_custom(
+    parent = kube.add_custom(
         BACKUPS,
         {"metadata": {"name": "nightly"}, "spec": {"postgres": POSTGRES, "schedule": "@daily"}},
     )
-    label = {SCHEDULE_LABEL: "nightly"}
-    backup(kube, tmp_path, "nightly-1", labels=label, completed="2026-01-01T02:05:00Z")
-    backup(kube, tmp_path, "nightly-2", labels=label, completed="2026-01-02T02:05:00Z")
+    uid, label = parent["metadata"]["uid"], {SCHEDULE_LABEL: "nightly"}
+    backup(kube, tmp_path, "nightly-1", labels=label, completed="2026-01-01T02:05:00Z", owner=uid)
+    backup(kube, tmp_path, "nightly-2", labels=label, completed="2026-01-02T02:05:00Z", owner=uid)
     create(kube, targetDatabase="copy", confirm="copy")
     h.run(NAME)
     assert status_of(h).backup == "nightly-2" and status_of(h).phase == "Completed"
+
+
+def test_a_backup_with_the_schedules_label_but_not_owned_by_it_is_never_its_child(
+    h: Harness, kube: FakeKube, db: FakePostgres, tmp_path: Path
+) -> None:
+    """Anyone may write the label: a newer, "verified" impostor is not restored."""
+    parent = kube.add_custom(
+        BACKUPS,
+        {"metadata": {"name": "nightly"}, "spec": {"postgres": POSTGRES, "schedule": "@daily"}},
+    )
+    uid, label = parent["metadata"]["uid"], {SCHEDULE_LABEL: "nightly"}
+    backup(kube, tmp_path, "nightly-1", labels=label, completed="2026-01-01T02:05:00Z", owner=uid)
+    backup(kube, tmp_path, "impostor", labels=label, completed="2026-01-03T02:05:00Z")
+    backup(kube, tmp_path, "other-owner", labels=label, completed="2026-01-04T02:05:00Z", owner="x")
+    create(kube, targetDatabase="copy", confirm="copy")
+    h.run(NAME)
+    assert status_of(h).backup == "nightly-1" and status_of(h).phase == "Completed"
 
 
 def test_a_lost_status_write_is_recorded_not_restored_again(

@@ -50,6 +50,11 @@ def view(name: str, phase: str | None = "Completed", **kw: object) -> BackupView
     return BackupView(**values)  # type: ignore[arg-type]
 
 
+def child(name: str, phase: str | None = "Completed", **kw: object) -> BackupView:
+    """A run of the schedule of uid u1 (owned by it)."""
+    return view(name, phase, owners=frozenset({"u1"}), **kw)
+
+
 def restore_spec(**kw: object) -> DatabaseRestoreSpec:
     return DatabaseRestoreSpec.model_validate({"backup": "nightly", **kw})
 
@@ -121,21 +126,54 @@ class TestResolveBackup:
         assert isinstance(refusal, Refusal) and refusal.reason == "BackupFailed"
 
     def test_schedule_takes_the_newest_verified_child(self) -> None:
-        parent = view("nightly", "Scheduled", scheduled=True, location=None)
+        parent = view("nightly", "Scheduled", scheduled=True, location=None, uid="u1")
         children = [
-            view("nightly-1", completed_at=NOW - timedelta(days=2)),
-            view("nightly-2", completed_at=NOW - timedelta(days=1)),
-            view("nightly-3", completed_at=NOW, verified=False),
-            view("nightly-4", "Failed", completed_at=NOW + timedelta(hours=1)),
-            view("nightly-5", "Running", completed_at=None),
+            child("nightly-1", completed_at=NOW - timedelta(days=2)),
+            child("nightly-2", completed_at=NOW - timedelta(days=1)),
+            child("nightly-3", completed_at=NOW, verified=False),
+            child("nightly-4", "Failed", completed_at=NOW + timedelta(hours=1)),
+            child("nightly-5", "Running", completed_at=None),
         ]
         chosen = logic.resolve_backup("nightly", parent, children)
         assert isinstance(chosen, BackupView) and chosen.name == "nightly-2"
 
     def test_schedule_without_verified_child(self) -> None:
-        parent = view("nightly", "Scheduled", scheduled=True)
-        refusal = logic.resolve_backup("nightly", parent, [view("nightly-1", verified=False)])
+        parent = view("nightly", "Scheduled", scheduled=True, uid="u1")
+        refusal = logic.resolve_backup("nightly", parent, [child("nightly-1", verified=False)])
         assert isinstance(refusal, Refusal) and refusal.reason == "NoVerifiedBackup"
+
+    def test_a_child_not_owned_by_the_schedule_never_counts(self) -> None:
+        parent = view("nightly", "Scheduled", scheduled=True, location=None, uid="u1")
+        children = [
+            child("nightly-1", completed_at=NOW - timedelta(days=2)),
+            view("forged", completed_at=NOW),  # the label only: no ownerReference
+            view("elsewhere", completed_at=NOW, owners=frozenset({"u2"})),
+        ]
+        chosen = logic.resolve_backup("nightly", parent, children)
+        assert isinstance(chosen, BackupView) and chosen.name == "nightly-1"
+
+    def test_only_unowned_children_is_no_verified_backup(self) -> None:
+        parent = view("nightly", "Scheduled", scheduled=True, uid="u1")
+        refusal = logic.resolve_backup("nightly", parent, [view("forged")])
+        assert isinstance(refusal, Refusal) and refusal.reason == "NoVerifiedBackup"
+
+    def test_a_schedule_without_a_uid_owns_nothing(self) -> None:
+        parent = view("nightly", "Scheduled", scheduled=True)
+        forged = view("forged", owners=frozenset({""}))
+        refusal = logic.resolve_backup("nightly", parent, [forged])
+        assert isinstance(refusal, Refusal) and refusal.reason == "NoVerifiedBackup"
+
+    def test_the_view_reads_uid_and_owners(self) -> None:
+        seen = logic.backup_view(
+            {
+                "metadata": {
+                    "name": "n-1",
+                    "uid": "u9",
+                    "ownerReferences": [{"uid": "u1"}, {"uid": ""}, "junk"],
+                }
+            }
+        )
+        assert (seen.uid, seen.owners) == ("u9", frozenset({"u1"}))
 
 
 class TestAuthorize:

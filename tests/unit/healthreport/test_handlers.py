@@ -78,7 +78,7 @@ CHECKS: list[dict[str, Any]] = [
 def kube() -> FakeKube:
     k = FakeKube()
     k.put("Deployment", deployment("backend", 2))
-    k.add_secret("pg", {"username": "app", "password": PASSWORD})
+    k.add_credentials("pg", {"username": "app", "password": PASSWORD})
     k.add_secret("redis", {"password": PASSWORD})
     return k
 

@@ -68,10 +68,18 @@ def sim(spec: dict[str, Any] | None = None, **kw: Any) -> Sim:
         **kw,
     )
     mail_score(s.kube)
+    schedule = s.kube.add_custom(
+        "databasebackups", {"metadata": {"name": "nightly"}, "spec": {"schedule": "@daily"}}
+    )
+    owner = {"kind": "DatabaseBackup", "name": "nightly", "uid": schedule["metadata"]["uid"]}
     s.kube.add_custom(
         "databasebackups",
         {
-            "metadata": {"name": "nightly-1", "labels": {"ops.mailscore.com/schedule": "nightly"}},
+            "metadata": {
+                "name": "nightly-1",
+                "labels": {"ops.mailscore.com/schedule": "nightly"},
+                "ownerReferences": [owner],
+            },
             "status": {
                 "phase": "Completed",
                 "completedAt": (START - timedelta(hours=3)).isoformat(),

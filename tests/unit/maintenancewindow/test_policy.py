@@ -99,15 +99,49 @@ def test_fresh_backup_by_name() -> None:
     assert result.ok and "nightly completed at 2025-03-01T23:00:00Z, 3h before" in result.message
 
 
+NIGHTLY_UID = "uid-nightly"
+
+
+def schedule(name: str = "nightly") -> BackupSeen:
+    return BackupSeen(name, "Scheduled", None, uid=NIGHTLY_UID)
+
+
 def test_child_of_a_schedule_counts_and_the_newest_wins() -> None:
     s = spec(policy={"backup": {"name": "nightly"}})
     seen = (
-        backup("nightly-1", 30, schedule="nightly"),
-        backup("nightly-2", 5, schedule="nightly"),
+        schedule(),
+        backup("nightly-1", 30, owners=frozenset({NIGHTLY_UID})),
+        backup("nightly-2", 5, owners=frozenset({NIGHTLY_UID})),
         backup("other", 1),
     )
     result = rules(s, PolicyObservation(backups=seen))[BACKUP_FRESH]
     assert result.ok and "nightly-2" in result.message
+
+
+def test_a_backup_not_owned_by_the_schedule_does_not_count_whatever_its_name() -> None:
+    """Its label (which anyone may write) made it count before; only the uid counts now."""
+    s = spec(policy={"backup": {"name": "nightly"}})
+    seen = (
+        schedule(),
+        backup("nightly-forged", 1, owners=frozenset({"uid-someone-else"})),
+        backup("nightly-orphan", 1),
+    )
+    result = rules(s, PolicyObservation(backups=seen))[BACKUP_FRESH]
+    assert not result.ok and result.reason == "BackupMissing"
+
+
+def test_a_child_of_a_schedule_of_another_name_does_not_count() -> None:
+    s = spec(policy={"backup": {"name": "nightly"}})
+    other = BackupSeen("weekly", "Scheduled", None, uid="uid-weekly")
+    seen = (schedule(), other, backup("weekly-1", 1, owners=frozenset({"uid-weekly"})))
+    assert not rules(s, PolicyObservation(backups=seen))[BACKUP_FRESH].ok
+
+
+def test_owners_count_only_through_a_backup_of_the_named_uid() -> None:
+    """No schedule of that name here (deleted): its orphans' old uid counts for nothing."""
+    s = spec(policy={"backup": {"name": "nightly"}})
+    seen = (backup("nightly-1", 1, owners=frozenset({NIGHTLY_UID})),)
+    assert not rules(s, PolicyObservation(backups=seen))[BACKUP_FRESH].ok
 
 
 def test_stale_backup_blocks_with_the_latest_named() -> None:

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError
 from ....core.conditions import Condition, find, is_true
 from ....core.model import GROUP, VERSION, ApiModel
 from ....core.names import PRE_RESTORE_LABEL
+from ....core.owners import owner_uids
 from ....core.postgres import PostgresRef, TableRows
 from ..api import DatabaseRestoreSpec
 
@@ -75,6 +76,9 @@ class BackupView:
     postgres: PostgresRef | None
     """Its server; None when its spec.postgres cannot be read."""
     tables: tuple[TableRows, ...] = ()
+    uid: str = ""
+    owners: frozenset[str] = frozenset()
+    """The uids of its ownerReferences: a schedule's child is owned by the schedule."""
 
     @property
     def database(self) -> str | None:
@@ -105,6 +109,8 @@ def backup_view(obj: Obj) -> BackupView:
         sha256=status.sha256,
         postgres=spec.postgres,
         tables=tuple(status.tables),
+        uid=str((obj.get("metadata") or {}).get("uid") or ""),
+        owners=owner_uids(obj),
     )
 
 
@@ -121,11 +127,17 @@ class Refusal:
 def resolve_backup(
     requested: str, found: BackupView | None, children: list[BackupView]
 ) -> BackupView | Refusal:
-    """The backup to restore: the named one, or a schedule's newest verified child."""
+    """The backup to restore: the named one, or a schedule's newest verified child. A child
+    is one the schedule owns (ownerReference uid); its label alone does not make it one."""
     if found is None:
         return Refusal("BackupNotFound", f"DatabaseBackup {requested} does not exist here")
     if found.scheduled:
-        usable = [c for c in children if c.phase == COMPLETED and c.verified and c.location]
+        usable = [
+            c
+            for c in children
+            if found.uid and found.uid in c.owners
+            and c.phase == COMPLETED and c.verified and c.location
+        ]  # fmt: skip
         if not usable:
             return Refusal(
                 "NoVerifiedBackup",

@@ -13,7 +13,7 @@ from typing import Any
 
 from ....adapters.alertmanager import AlertmanagerError
 from ....adapters.kube import KubeError, NotFound
-from ....core.names import SCHEDULE_LABEL
+from ....core.owners import owner_uids
 from ....core.probing import probe
 from ....core.schedule import instant
 from ..api import MaintenanceWindowSpec, SilenceStatus
@@ -60,7 +60,8 @@ def _backup(obj: dict[str, Any]) -> BackupSeen:
         name=obj["metadata"]["name"],
         phase=status.get("phase"),
         completed_at=datetime.fromisoformat(completed) if completed else None,
-        schedule=(obj["metadata"].get("labels") or {}).get(SCHEDULE_LABEL),
+        uid=str(obj["metadata"].get("uid") or ""),
+        owners=owner_uids(obj),
     )
 
 

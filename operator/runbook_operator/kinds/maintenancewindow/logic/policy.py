@@ -55,8 +55,10 @@ class BackupSeen:
     name: str
     phase: str | None
     completed_at: datetime | None
-    schedule: str | None = None
-    """The value of its ops.mailscore.com/schedule label (a run of that schedule)."""
+    uid: str = ""
+    owners: frozenset[str] = frozenset()
+    """The uids of its ownerReferences: a run of a schedule is owned by the schedule (its
+    ops.mailscore.com/schedule label alone, which anyone may write, does not count)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ def _backup(
         )
     max_age = parse_duration(rule.max_age)
     oldest_ok = start - max_age
-    runs = [b for b in observed.backups if rule.name in (b.name, b.schedule)]
+    named = {b.uid for b in observed.backups if b.name == rule.name and b.uid}
+    runs = [b for b in observed.backups if b.name == rule.name or b.owners & named]
     completed = sorted(
         (b for b in runs if b.phase == BACKUP_COMPLETED and b.completed_at is not None),
         key=lambda b: b.completed_at or start,
