@@ -391,6 +391,29 @@ def test_an_s3_backup_may_read_only_secrets_its_creator_may_read(
     assert "may not get Secret other-keys in namespace" in str(caught.value)
 
 
+def test_a_database_ca_is_a_secret_its_creator_must_be_able_to_read(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    _read_only(kube, ns, "nina", "pg-login")
+    backup = _backup(ns, "verified")
+    backup["spec"]["postgres"]["ca"] = {"name": "pg-ca"}
+
+    def refused() -> str:
+        with pytest.raises(Refused) as caught:
+            create_as(kube, "nina", backup)
+        return str(caught.value)
+
+    wait_for(
+        lambda: "pg-login" not in refused(), timeout=30, what="nina's read of pg-login to count"
+    )
+    assert f"you (nina) may not get Secret pg-ca in namespace {ns} (the database CA)" in (
+        refused()
+    )
+    _read_only(kube, ns, "nina", "pg-ca")
+    wait_for(lambda: _created(kube, "nina", backup), timeout=30, what="nina's backup accepted")
+
+
 def test_a_restore_needs_its_own_verb_not_confirm_nor_any_active_window(
     kube: Cluster, operator: OperatorProcess, people: str
 ) -> None:
