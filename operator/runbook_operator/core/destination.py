@@ -13,7 +13,7 @@ reads and deletes nothing.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import Field
 
@@ -21,13 +21,18 @@ from .fields import ObjectName
 from .model import ApiModel, cel
 
 __all__ = [
+    "DEFAULT_NAME",
+    "DESTINATIONS",
     "S3_SCHEME",
+    "Chosen",
     "Destination",
     "Encryption",
     "ObjectCredentials",
     "S3Destination",
     "SecretKeyRef",
     "VolumeDestination",
+    "choose",
+    "describe",
     "family_prefix",
     "key_id",
     "location_of",
@@ -35,6 +40,10 @@ __all__ = [
 ]
 
 S3_SCHEME = "s3://"
+DESTINATIONS = "backupdestinations"
+"""Plural of BackupDestination: a namespace's default destination, set once."""
+DEFAULT_NAME = "default"
+"""The one BackupDestination of a namespace that backups without spec.destination use."""
 
 
 class SecretKeyRef(ApiModel):
@@ -160,3 +169,30 @@ def key_id(encryption: Encryption | None) -> str | None:
     if encryption is None or encryption.key is None:
         return None
     return f"{encryption.secret_name}/{encryption.key}"
+
+
+class Chosen(NamedTuple):
+    """The destination a new backup writes to, and where that choice came from (words)."""
+
+    destination: Destination
+    source: str
+
+
+def choose(own: Destination | None, default: Destination | None) -> Chosen:
+    """spec.destination when set; else the namespace's BackupDestination `default`; else
+    the operator's volume. Decided once, when a backup starts, and recorded in its status,
+    so a later change of the default never moves an existing backup's artifact."""
+    if own is not None and (own.s3 is not None or own.volume is not None):
+        return Chosen(own, "spec.destination")
+    if default is not None and (default.s3 is not None or default.volume is not None):
+        return Chosen(default, f"BackupDestination {DEFAULT_NAME}")
+    return Chosen(Destination(volume=VolumeDestination()), "the operator's volume (no default)")
+
+
+def describe(destination: Destination | None) -> str:
+    """Where a destination puts artifacts, for people: `volume` or `s3://bucket/prefix`."""
+    if destination is None or destination.s3 is None:
+        return "volume"
+    s3 = destination.s3
+    prefix = s3.prefix.strip("/")
+    return f"{S3_SCHEME}{s3.bucket}/{prefix}" if prefix else f"{S3_SCHEME}{s3.bucket}"

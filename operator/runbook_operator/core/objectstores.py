@@ -14,13 +14,17 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from ..adapters.kube import NotFound
 from ..adapters.objectstore import S3Config, S3Store
 from . import destination as dest
 from .database import CredentialsError, secret_value
 from .names import SCHEDULE_LABEL
 from .ports import KubePort
+from .spec import InvalidSpec
 
-__all__ = ["encryption_key", "is_s3", "s3_store", "s3_store_of"]
+__all__ = ["default_destination", "encryption_key", "is_s3", "s3_store", "s3_store_of"]
 
 
 def is_s3(location: str | None) -> bool:
@@ -92,16 +96,33 @@ def s3_store(
     )
 
 
+def default_destination(kube: KubePort, namespace: str) -> dest.Destination | None:
+    """The namespace's BackupDestination `default`, None when there is none."""
+    try:
+        obj = kube.get_custom(dest.DESTINATIONS, namespace, dest.DEFAULT_NAME)
+    except NotFound:
+        return None
+    try:
+        return dest.Destination.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        raise InvalidSpec(
+            f"BackupDestination {dest.DEFAULT_NAME} in {namespace} cannot be used: "
+            f"{exc.errors()[0].get('msg', exc)}"
+        ) from None
+
+
 def s3_store_of(kube: KubePort, backup: Mapping[str, Any]) -> S3Store | None:
     """The store a DatabaseBackup object's artifact is in, read from the object itself
-    (its spec's destination, its uid, the key id its status recorded); None: the volume."""
-    raw = (backup.get("spec") or {}).get("destination")
+    (its spec's destination, else the one its status recorded when it started; its uid;
+    the key id its status recorded); None: the volume."""
+    status = backup.get("status") or {}
+    raw = (backup.get("spec") or {}).get("destination") or status.get("destination")
     if not raw:
         return None
     destination = dest.Destination.model_validate(raw)
     if destination.s3 is None:
         return None
-    recorded = (backup.get("status") or {}).get("encryptionKeyId")
+    recorded = status.get("encryptionKeyId")
     return s3_store(
         kube, backup["metadata"], destination.s3, recorded_key_id=recorded, writing=False
     )

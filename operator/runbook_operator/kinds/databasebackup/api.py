@@ -232,6 +232,14 @@ class DatabaseBackupStatus(StatusBase):
     deletion_policy: DeletionPolicy | None = None
     """spec.deletionPolicy as recorded when the backup started: whether deleting the object
     deletes the artifact (read from here, never from a spec that may no longer parse)."""
+    destination: Destination | None = None
+    """Where the artifact went, decided when the backup started: spec.destination, else the
+    namespace's BackupDestination `default`, else the operator's volume. Restores, verification
+    and deletion read it from here, so a later change of the default never moves it (a
+    spec.destination, when set, always wins over this record)."""
+    destination_from: str | None = None
+    """Where that choice came from: spec.destination, BackupDestination default, or the
+    operator's volume."""
     connection: PostgresRef | None = None
     """spec.postgres as recorded when the backup started (the Secret's name, never its
     values): the finalizer drops an interrupted verification's scratch database there."""

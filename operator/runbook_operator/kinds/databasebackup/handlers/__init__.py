@@ -13,7 +13,7 @@ recorded deletion policy says. A schedule's children go with it (owner reference
 from __future__ import annotations
 
 from ....adapters.storage import BackupStore, FileStore, StorageError
-from ....core import database
+from ....core import database, objectstores
 from ....core.conditions import StatusBase
 from ....core.context import Pass
 from ....core.kind import DATABASE, Kind, Result
@@ -92,10 +92,14 @@ class DatabaseBackupKind(Kind):
     def _store(
         self, ctx: Pass, spec: DatabaseBackupSpec | None, status: DatabaseBackupStatus
     ) -> BackupStore:
-        """The volume, or the bucket of spec.destination (a one-shot spec never changes)."""
-        if spec is None or not (spec.destination and spec.destination.s3):
+        """The volume, or the bucket of the backup's destination (spec.destination, else the
+        one it recorded when it started; a one-shot spec never changes)."""
+        where = logic.destination_of(spec, status)
+        if not (where and where.s3):
             return self.store(ctx.settings.backup_root)
-        return self.oneshot.store_for(ctx, spec, status)
+        return objectstores.s3_store(
+            ctx.kube, ctx.meta, where.s3, recorded_key_id=status.encryption_key_id, writing=False
+        )
 
     def _drop_scratch(self, ctx: Pass, ref: PostgresRef, scratch: str) -> None:
         try:
