@@ -8,7 +8,9 @@ What is shown, on the real control plane, PostgreSQL and S3 server:
   restored and deleted from S3 (its record), while the restore's safety backup, taken
   now, goes to the new default;
 - the admission policy: naming a Secret one may not read is refused, and `edit` alone
-  may not change a BackupDestination at all.
+  may not change a BackupDestination at all;
+- safety backups pruned by their own rule (RUNBOOK_SAFETY_BACKUPS_KEEP=1), from the
+  volume and from the bucket, each where it recorded its artifact.
 """
 
 from __future__ import annotations
@@ -209,3 +211,63 @@ def test_a_backupdestination_needs_a_destination(
     with pytest.raises(client.exceptions.ApiException) as empty:
         create_cr(kube.api, namespace, DEST, "default", {})
     assert "a BackupDestination needs a destination: set volume: {} or s3" in str(empty.value)
+
+
+def test_safety_backups_are_pruned_by_their_own_rule_on_the_volume_and_in_the_bucket(
+    kube: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    db: AppDatabase,
+    s3_server: S3Process,
+) -> None:
+    """RUNBOOK_SAFETY_BACKUPS_KEEP=1: each restore's safety backup, once finished, deletes
+    the older one of the same database, with its artifact wherever that one recorded it."""
+    api = kube.api
+    create_credentials(api, namespace, db)
+    s3_secrets(api, namespace, s3_server)
+    saved = dict(operator.env)
+    operator.env["RUNBOOK_SAFETY_BACKUPS_KEEP"] = "1"
+    operator.restart()
+    try:
+        spec = backup_spec(db, verify="none", destination={"volume": {}})
+        create_cr(api, namespace, BACKUP, "source", spec)
+        wait_condition(api, namespace, BACKUP, "source", "Ready", timeout=120)
+
+        def restore(name: str) -> dict[str, Any]:
+            create_cr(api, namespace, RESTORE, name, {"backup": "source", "confirm": db.name})
+            done = wait_condition(api, namespace, RESTORE, name, "Ready", timeout=180)
+            return get_cr(api, namespace, BACKUP, done["status"]["safetyBackup"])
+
+        first = restore("first")  # no default: the volume
+        first_file = operator.backup_root / namespace / first["metadata"]["name"]
+        assert first["status"]["location"].startswith("file://") and first_file.exists()
+
+        create_cr(api, namespace, DEST, "default", s3_destination(s3_server))
+        wait_condition(api, namespace, DEST, "default", "Ready", reason="Configured")
+        second = restore("second")  # the default: the bucket
+        second_key = key_of(second)
+        assert second["status"]["location"] == f"s3://{s3_server.bucket}/{second_key}"
+
+        def gone(name: str) -> bool:
+            try:
+                get_cr(api, namespace, BACKUP, name)
+            except client.exceptions.ApiException as exc:
+                return bool(exc.status == 404)
+            return False
+
+        wait_for(lambda: gone(first["metadata"]["name"]), timeout=60, what="the first pruned")
+        assert not any(first_file.glob("*.dump"))  # its artifact left the volume with it
+        assert s3_server.objects() == [second_key]
+
+        third = restore("third")
+        wait_for(lambda: gone(second["metadata"]["name"]), timeout=60, what="the second pruned")
+        wait_for(
+            lambda: s3_server.objects() == [key_of(third)],
+            timeout=60,
+            what="only the newest safety backup left in the bucket",
+        )
+        assert not gone("source")  # an ordinary backup is never a safety backup
+    finally:
+        operator.env.clear()
+        operator.env.update(saved)
+        operator.restart()

@@ -9,6 +9,7 @@ finalizer that works from status alone, even when the spec no longer parses.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from runbook_operator.adapters import postgres as pg
 from runbook_operator.adapters.kube import Conflict
 from runbook_operator.adapters.storage import FileStore
-from runbook_operator.core.names import FINALIZER
+from runbook_operator.core.names import FINALIZER, PRE_RESTORE_LABEL
 from runbook_operator.kinds.databasebackup.api import DatabaseBackupStatus
 from runbook_operator.kinds.databasebackup.handlers import DatabaseBackupKind
 from runbook_operator.kinds.databasebackup.logic import scratch_database
@@ -466,3 +467,35 @@ def test_a_later_change_of_the_default_never_moves_an_existing_artifact(
     h.run(NAME)
     assert not path.exists()
     assert "ArtifactDeleted" in h.reasons()
+
+
+def test_a_finished_safety_backup_prunes_its_older_siblings_with_their_artifacts(
+    kube: FakeKube, db: FakePostgres, tmp_path: Path
+) -> None:
+    clock = iter(datetime(2026, 12, 4, 2, 0, tzinfo=UTC) + timedelta(minutes=i) for i in range(99))
+    h = Harness(
+        DatabaseBackupKind(postgres=db),
+        kube,
+        Settings(backup_root=tmp_path, safety_backups_keep=1),
+        clock=lambda: next(clock),
+    )
+    names = ["r1-pre-restore-a", "r2-pre-restore-b", "r3-pre-restore-c"]
+    paths = []
+    for name in names:
+        create(kube, name, verify="none")
+        kube.obj(PLURAL, name)["metadata"]["labels"] = {PRE_RESTORE_LABEL: name[:2]}
+        h.run(name)
+        paths.append(Path(status_of(h, name).location.removeprefix("file://")))  # type: ignore[union-attr]
+    # Each pass kept only the newest: r1 went when r2 finished, r2 when r3 finished.
+    deleted = [c[2] for c in kube.calls if c[:2] == ("delete", PLURAL)]
+    assert deleted == names[:2]
+    for name in names[:2]:
+        h.run(name)  # the finalizer: the artifact goes with the object
+    assert [p.exists() for p in paths] == [False, False, True]
+    assert "SafetyBackupPruned" in h.reasons()
+    # An ordinary backup is no safety backup: it prunes nothing and costs nothing when done.
+    create(kube, "plain", verify="none")
+    h.run("plain")
+    kube.calls.clear()
+    h.run("plain")
+    assert kube.calls == []

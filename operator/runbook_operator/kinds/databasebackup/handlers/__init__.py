@@ -23,7 +23,7 @@ from .. import logic
 from ..api import DATABASE_BACKUP, DatabaseBackupSpec, DatabaseBackupStatus
 from ..logic import retention
 from ..logic.schedule import InvalidSchedule
-from . import schedule
+from . import safety, schedule
 from .oneshot import OneShot, Store, now_of
 
 __all__ = ["DatabaseBackupKind"]
@@ -43,7 +43,10 @@ class DatabaseBackupKind(Kind):
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(DatabaseBackupSpec)
         if spec.schedule is None:
-            return self.oneshot.run(ctx, spec)
+            result = self.oneshot.run(ctx, spec)
+            if safety.is_safety_backup(ctx):
+                return safety.prune(ctx) or result
+            return result
         problem = retention.max_age_problem(spec, now_of(ctx))
         if problem is not None:
             raise InvalidSpec(f"spec.keep.maxAge: {problem}")
