@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -76,9 +77,11 @@ def s3_store(
     *,
     recorded_key_id: str | None,
     writing: bool,
+    started_at: datetime | None = None,
 ) -> S3Store:
     """The store of the backup whose metadata this is. writing: a new artifact will be
-    uploaded (encrypted with the spec's key); reading uses the key id the backup recorded."""
+    uploaded (encrypted with the spec's key, locked until started_at + objectLock.retainFor);
+    reading uses the key id the backup recorded."""
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
     family = (metadata.get("labels") or {}).get(SCHEDULE_LABEL) or name
     key = dest.object_key(s3.prefix, namespace, family, uid)
@@ -93,7 +96,15 @@ def s3_store(
         opened_with=recorded_key_id,
         keyring=lambda key_id: encryption_key(kube, namespace, key_id),
         sweep=writing,
+        lock=_lock(s3, started_at) if writing else None,
     )
+
+
+def _lock(s3: dest.S3Destination, started_at: datetime | None) -> tuple[str, datetime] | None:
+    until = dest.retain_until(s3, started_at)
+    if until is None or s3.object_lock is None:
+        return None
+    return s3.object_lock.mode.value, until
 
 
 def default_destination(kube: KubePort, namespace: str) -> dest.Destination | None:

@@ -200,6 +200,8 @@ class DatabaseBackupStatus(StatusBase):
     """Size for people, e.g. 1.2GiB."""
     sha256: str | None = None
     """SHA-256 of the dump, computed while it was written (before any encryption)."""
+    retain_until: datetime | None = None
+    """S3 Object Lock: the artifact cannot be deleted before this (the bucket refuses)."""
     encryption_key_id: str | None = None
     """The key (`<secret>/<key>`) that encrypted the artifact; restores decrypt with it."""
     server_version: str | None = None

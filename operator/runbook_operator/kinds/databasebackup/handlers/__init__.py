@@ -12,6 +12,8 @@ recorded deletion policy says. A schedule's children go with it (owner reference
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ....adapters.storage import BackupStore, FileStore, StorageError
 from ....core import database, objectstores
 from ....core.conditions import StatusBase
@@ -89,7 +91,7 @@ class DatabaseBackupKind(Kind):
         if plan.scratch is not None:
             self._drop_scratch(ctx, *plan.scratch)
         if store is not None:
-            self._artifacts(ctx, store, plan)
+            self._artifacts(ctx, store, plan, status.retain_until)
         return None
 
     def _store(
@@ -114,13 +116,24 @@ class DatabaseBackupKind(Kind):
             return
         self.oneshot.drop_quietly(ctx, server, scratch)
 
-    def _artifacts(self, ctx: Pass, store: BackupStore, plan: logic.Cleanup) -> None:
-        """The recorded artifact (and one stored but not yet recorded) as the policy says."""
+    def _artifacts(
+        self, ctx: Pass, store: BackupStore, plan: logic.Cleanup, locked: datetime | None
+    ) -> None:
+        """The recorded artifact (and one stored but not yet recorded) as the policy says;
+        one under an Object Lock retention is left to the bucket, which deletes nothing
+        before its date (a request would only be refused)."""
         artifacts = [plan.location] if plan.location else []
         if plan.unrecorded is not None:
             artifacts.append(store.location(ctx.namespace, ctx.name, plan.unrecorded))
         for location in dict.fromkeys(artifacts):
-            if plan.deletes:
+            if plan.deletes and locked is not None and now_of(ctx) < locked:
+                ctx.recorder.warn(
+                    "ArtifactLocked",
+                    f"kept {location}: Object Lock retains it until {locked.isoformat()}; "
+                    "the bucket refuses to delete it earlier (a lifecycle rule can expire it "
+                    "after that date)",
+                )
+            elif plan.deletes:
                 self._delete(ctx, store, location)
             elif location == plan.location:
                 why = "deletionPolicy Retain" if plan.policy else "its deletion policy is unknown"

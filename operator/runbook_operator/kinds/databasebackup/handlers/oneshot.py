@@ -25,7 +25,7 @@ from ....core import database, failpoints, objectstores, quota
 from ....core.attempts import Attempts, Key
 from ....core.context import Pass
 from ....core.database import Failure, Store
-from ....core.destination import choose, key_id
+from ....core.destination import choose, key_id, retain_until
 from ....core.events import NORMAL, WARNING, Event
 from ....core.kind import Result
 from .. import logic
@@ -153,7 +153,12 @@ class OneShot:
             )
             where = logic.destination_of(spec, status)
             if where and where.s3:
-                new = new.model_copy(update={"encryption_key_id": key_id(where.s3.encryption)})
+                new = new.model_copy(
+                    update={
+                        "encryption_key_id": key_id(where.s3.encryption),
+                        "retain_until": retain_until(where.s3, status.started_at),
+                    }
+                )
         else:
             new = logic.verified(status, outcome, generation=generation, now=now)
             events.append(Event(NORMAL, "Verified", new.message(logic.VERIFIED)))
@@ -179,7 +184,12 @@ class OneShot:
         if s3 is None:
             return self.store(ctx.settings.backup_root)
         return objectstores.s3_store(
-            ctx.kube, ctx.meta, s3, recorded_key_id=status.encryption_key_id, writing=writing
+            ctx.kube,
+            ctx.meta,
+            s3,
+            recorded_key_id=status.encryption_key_id,
+            writing=writing,
+            started_at=status.started_at,
         )
 
     @staticmethod
