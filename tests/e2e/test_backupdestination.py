@@ -154,12 +154,8 @@ def test_its_author_must_be_able_to_read_every_secret_it_names(
     with pytest.raises(Refused) as refused:
         create_as(kube, "dana", destination(namespace, "default", {"s3": s3}))
     message = str(refused.value)
-    print("refusal:", message)
     assert "runbook-backupdestination-access" in message
-    assert (
-        "you (dana) may not get Secret s3, backup-key in namespace " + namespace in message
-        or "you may not get every Secret this BackupDestination names" in message
-    ), message
+    assert "you may not get every Secret this BackupDestination names" in message, message
 
     # The volume names no Secret: allowed. With get on exactly those Secrets: allowed.
     create_as(kube, "dana", destination(namespace, "volume", {"volume": {}}))
