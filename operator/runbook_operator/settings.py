@@ -94,6 +94,12 @@ class Settings:
     backup of a namespace at or over it fails with reason QuotaExceeded before pg_dump."""
     volume_quota_count: int = field(default_factory=lambda: int(_env("VOLUME_QUOTA_COUNT", "0")))
     """Artifacts one namespace may keep on the backup volume (0: no limit)."""
+    safety_backups_keep: int = field(default_factory=lambda: int(_env("SAFETY_BACKUPS_KEEP", "3")))
+    """Completed safety backups (taken by DatabaseRestores before they overwrite) kept per
+    database, newest first; older ones are deleted with their artifacts (at least 1)."""
+    safety_backups_max_age: str = field(default_factory=lambda: _env("SAFETY_BACKUPS_MAX_AGE", ""))
+    """A Go duration, e.g. 720h: safety backups older than this are deleted, except the
+    newest Completed one of each database. Empty: no age limit."""
     tick_seconds: float = field(default_factory=lambda: float(_env("TICK_SECONDS", "2")))
     """How often a Prometheus condition (a trigger, a gate) is asked again, in seconds.
     Nothing else polls: everything else waits for a watch event or its own due time."""

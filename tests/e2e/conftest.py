@@ -118,6 +118,10 @@ PROBES = {
         {"postgres": {"host": "h", "database": "d", "credentials": {"secretName": "s"}}},
     ),
     "runbook-databaserestore-access": _probe("DatabaseRestore", {"backup": "b"}),
+    "runbook-backupdestination-access": _probe(
+        "BackupDestination",
+        {"s3": {"endpoint": "http://h", "bucket": "bkt", "credentials": {"secretName": "s"}}},
+    ),
 }
 
 
@@ -125,6 +129,7 @@ def wait_admission_enforced(kube: Cluster) -> None:
     """Policies take a moment to be enforced after they are created: until each refuses
     its probe (a server-side dry run) and the requester is stamped, they are not."""
     grant(kube, "default", "runbook-edit", PROBE_USER)
+    grant(kube, "default", "runbook-destinations", PROBE_USER)
 
     def refused(policy: str, manifest: str) -> bool:
         try:

@@ -220,6 +220,14 @@ def create_all(kube: Cluster, namespace: str, db: AppDatabase) -> None:
     broken = {"webhook": {"urlFrom": {"name": "not-there", "key": "url"}}}
     create_cr(api, namespace, "Notifier", "broken", broken)
 
+    # The namespace's default destination (the volume: backups here go where they went),
+    # one whose Secret is missing, and one that is not named default (never used).
+    create_cr(api, namespace, "BackupDestination", "default", {"volume": {}})
+    creds = {"secretName": "not-there"}
+    s3 = {"endpoint": "http://127.0.0.1:9", "bucket": "nowhere", "credentials": creds}
+    create_cr(api, namespace, "BackupDestination", "unreadable", {"s3": s3})
+    create_cr(api, namespace, "BackupDestination", "misnamed", {"volume": {}})
+
 
 def capture_all(c: Capture) -> None:
     # Short-lived states first, while they last; settled ones after.
@@ -274,6 +282,27 @@ def capture_all(c: Capture) -> None:
         lambda o: has(o, "Ready", "False"),
         ("InProgress", "Degraded", "InProgress"),
         label="SecretNotReadable",
+    )
+    c.when(
+        "BackupDestination",
+        "default",
+        lambda o: has(o, "Ready", "True"),
+        CURRENT,
+        label="Configured",
+    )
+    c.when(
+        "BackupDestination",
+        "unreadable",
+        lambda o: has(o, "Ready", "False"),
+        ("InProgress", "Degraded", "InProgress"),
+        label="SecretNotReadable",
+    )
+    c.when(
+        "BackupDestination",
+        "misnamed",
+        lambda o: has(o, "Stalled", "True"),
+        FAILED,
+        label="NotTheDefault",
     )
     c.phase(MW, "emergency", "Completed", CURRENT)
     create_cr(c.kube.api, c.namespace, RESTORE, "unconfirmed", {"backup": "before-upgrade"})

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +147,9 @@ class _MultipartUpload:
         self.size = 0
         self.upload_id = store._call(
             "starting the upload",
-            lambda c: c.create_multipart_upload(Bucket=store.config.bucket, Key=store.key),
+            lambda c: c.create_multipart_upload(
+                Bucket=store.config.bucket, Key=store.key, **store.lock_arguments()
+            ),
         )["UploadId"]
         self.pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="s3-part")
 
@@ -225,13 +228,16 @@ class S3Store:
         opened_with: str | None = None,
         keyring: Keyring | None = None,
         sweep: bool = False,
+        lock: tuple[str, datetime] | None = None,
     ) -> None:
         """key: the object's key; family: the prefix of its schedule's objects (ends /).
         seal_with: (key id, key) to encrypt a new artifact; opened_with: the key id the
         backup recorded, to decrypt it (None: stored in the clear). sweep: discard_partials
         aborts the unfinished uploads of the whole family (before a run uploads), not
-        only this key's (a deletion, while another run of the schedule may be uploading)."""
+        only this key's (a deletion, while another run of the schedule may be uploading).
+        lock: (Object Lock mode, retain-until date) the new artifact is uploaded with."""
         self.sweep = sweep
+        self.lock = lock
         self.config = config
         self.key = key
         self.family = family
@@ -246,6 +252,13 @@ class S3Store:
             ca_path.write_bytes(config.ca_pem)
             ca_file = str(ca_path)
         self.client = _client(config, ca_file)
+
+    def lock_arguments(self) -> dict[str, Any]:
+        """The Object Lock headers of a new upload (none when not locked)."""
+        if self.lock is None:
+            return {}
+        mode, until = self.lock
+        return {"ObjectLockMode": mode, "ObjectLockRetainUntilDate": until}
 
     def _call(self, what: str, request: Callable[[S3Client], Any]) -> Any:
         try:

@@ -13,28 +13,42 @@ reads and deletes nothing.
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, NamedTuple
 
 from pydantic import Field
 
-from .fields import ObjectName
+from .fields import GoDuration, ObjectName, parse_duration
 from .model import ApiModel, cel
 
 __all__ = [
+    "DEFAULT_NAME",
+    "DESTINATIONS",
     "S3_SCHEME",
+    "Chosen",
     "Destination",
     "Encryption",
+    "LockMode",
     "ObjectCredentials",
+    "ObjectLock",
     "S3Destination",
     "SecretKeyRef",
     "VolumeDestination",
+    "choose",
+    "describe",
     "family_prefix",
     "key_id",
     "location_of",
     "object_key",
+    "retain_until",
 ]
 
 S3_SCHEME = "s3://"
+DESTINATIONS = "backupdestinations"
+"""Plural of BackupDestination: a namespace's default destination, set once."""
+DEFAULT_NAME = "default"
+"""The one BackupDestination of a namespace that backups without spec.destination use."""
 
 
 class SecretKeyRef(ApiModel):
@@ -79,6 +93,24 @@ class Encryption(ApiModel):
     the Secret and name it here; older backups still decrypt with the key they recorded."""
 
 
+class LockMode(StrEnum):
+    COMPLIANCE = "COMPLIANCE"
+    """Nobody, not even the bucket's root account, deletes the object before its date."""
+    GOVERNANCE = "GOVERNANCE"
+    """Only a user granted s3:BypassGovernanceRetention may delete it early, on purpose."""
+
+
+class ObjectLock(ApiModel):
+    """S3 Object Lock: each artifact is uploaded with a retention date, and the server
+    refuses to delete it before then. The bucket must have Object Lock enabled (created
+    with it); a bucket without it refuses the upload, and the backup fails saying so."""
+
+    mode: LockMode = LockMode.COMPLIANCE
+    """COMPLIANCE (default) or GOVERNANCE."""
+    retain_for: GoDuration
+    """How long each artifact is retained from the backup's start, e.g. 720h."""
+
+
 class S3Destination(ApiModel):
     """An S3-compatible bucket."""
 
@@ -114,6 +146,9 @@ class S3Destination(ApiModel):
     """A CA certificate (PEM) the endpoint's TLS certificate must chain to."""
     encryption: Encryption | None = None
     """Encrypt the artifact before it leaves the operator. Unset: stored as pg_dump wrote it."""
+    object_lock: ObjectLock | None = None
+    """Upload each artifact with an Object Lock retention date, so it cannot be deleted
+    before it (deleting the DatabaseBackup earlier leaves the artifact in the bucket)."""
 
 
 class VolumeDestination(ApiModel):
@@ -160,3 +195,38 @@ def key_id(encryption: Encryption | None) -> str | None:
     if encryption is None or encryption.key is None:
         return None
     return f"{encryption.secret_name}/{encryption.key}"
+
+
+class Chosen(NamedTuple):
+    """The destination a new backup writes to, and where that choice came from (words)."""
+
+    destination: Destination
+    source: str
+
+
+def choose(own: Destination | None, default: Destination | None) -> Chosen:
+    """spec.destination when set; else the namespace's BackupDestination `default`; else
+    the operator's volume. Decided once, when a backup starts, and recorded in its status,
+    so a later change of the default never moves an existing backup's artifact."""
+    if own is not None and (own.s3 is not None or own.volume is not None):
+        return Chosen(own, "spec.destination")
+    if default is not None and (default.s3 is not None or default.volume is not None):
+        return Chosen(default, f"BackupDestination {DEFAULT_NAME}")
+    return Chosen(Destination(volume=VolumeDestination()), "the operator's volume (no default)")
+
+
+def describe(destination: Destination | None) -> str:
+    """Where a destination puts artifacts, for people: `volume` or `s3://bucket/prefix`."""
+    if destination is None or destination.s3 is None:
+        return "volume"
+    s3 = destination.s3
+    prefix = s3.prefix.strip("/")
+    return f"{S3_SCHEME}{s3.bucket}/{prefix}" if prefix else f"{S3_SCHEME}{s3.bucket}"
+
+
+def retain_until(s3: S3Destination | None, started_at: datetime | None) -> datetime | None:
+    """The Object Lock retention date of an artifact whose backup started then (None: not
+    locked). From the start, recorded before the upload, so a retried upload gets the same."""
+    if s3 is None or s3.object_lock is None or started_at is None:
+        return None
+    return started_at + parse_duration(s3.object_lock.retain_for)

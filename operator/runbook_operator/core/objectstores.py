@@ -12,15 +12,20 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from ..adapters.kube import NotFound
 from ..adapters.objectstore import S3Config, S3Store
 from . import destination as dest
 from .database import CredentialsError, secret_value
 from .names import SCHEDULE_LABEL
 from .ports import KubePort
+from .spec import InvalidSpec
 
-__all__ = ["encryption_key", "is_s3", "s3_store", "s3_store_of"]
+__all__ = ["default_destination", "encryption_key", "is_s3", "s3_store", "s3_store_of"]
 
 
 def is_s3(location: str | None) -> bool:
@@ -72,9 +77,11 @@ def s3_store(
     *,
     recorded_key_id: str | None,
     writing: bool,
+    started_at: datetime | None = None,
 ) -> S3Store:
     """The store of the backup whose metadata this is. writing: a new artifact will be
-    uploaded (encrypted with the spec's key); reading uses the key id the backup recorded."""
+    uploaded (encrypted with the spec's key, locked until started_at + objectLock.retainFor);
+    reading uses the key id the backup recorded."""
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
     family = (metadata.get("labels") or {}).get(SCHEDULE_LABEL) or name
     key = dest.object_key(s3.prefix, namespace, family, uid)
@@ -89,19 +96,44 @@ def s3_store(
         opened_with=recorded_key_id,
         keyring=lambda key_id: encryption_key(kube, namespace, key_id),
         sweep=writing,
+        lock=_lock(s3, started_at) if writing else None,
     )
+
+
+def _lock(s3: dest.S3Destination, started_at: datetime | None) -> tuple[str, datetime] | None:
+    until = dest.retain_until(s3, started_at)
+    if until is None or s3.object_lock is None:
+        return None
+    return s3.object_lock.mode.value, until
+
+
+def default_destination(kube: KubePort, namespace: str) -> dest.Destination | None:
+    """The namespace's BackupDestination `default`, None when there is none."""
+    try:
+        obj = kube.get_custom(dest.DESTINATIONS, namespace, dest.DEFAULT_NAME)
+    except NotFound:
+        return None
+    try:
+        return dest.Destination.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        raise InvalidSpec(
+            f"BackupDestination {dest.DEFAULT_NAME} in {namespace} cannot be used: "
+            f"{exc.errors()[0].get('msg', exc)}"
+        ) from None
 
 
 def s3_store_of(kube: KubePort, backup: Mapping[str, Any]) -> S3Store | None:
     """The store a DatabaseBackup object's artifact is in, read from the object itself
-    (its spec's destination, its uid, the key id its status recorded); None: the volume."""
-    raw = (backup.get("spec") or {}).get("destination")
+    (its spec's destination, else the one its status recorded when it started; its uid;
+    the key id its status recorded); None: the volume."""
+    status = backup.get("status") or {}
+    raw = (backup.get("spec") or {}).get("destination") or status.get("destination")
     if not raw:
         return None
     destination = dest.Destination.model_validate(raw)
     if destination.s3 is None:
         return None
-    recorded = (backup.get("status") or {}).get("encryptionKeyId")
+    recorded = status.get("encryptionKeyId")
     return s3_store(
         kube, backup["metadata"], destination.s3, recorded_key_id=recorded, writing=False
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..core.kind import Kind
 from ..core.resource import Resource
+from .backupdestination.handlers import BackupDestinationKind
 from .cacheflush.handlers import CacheFlushKind
 from .databasebackup.handlers import DatabaseBackupKind
 from .databaserestore.handlers import DatabaseRestoreKind
@@ -25,6 +26,7 @@ __all__ = ["KINDS", "RESOURCES"]
 def kinds() -> list[Kind]:
     """A fresh set of every kind's handlers, with their real adapters."""
     return [
+        BackupDestinationKind(),
         CacheFlushKind(),
         DatabaseBackupKind(),
         DatabaseRestoreKind(),

@@ -9,6 +9,7 @@ finalizer that works from status alone, even when the spec no longer parses.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from runbook_operator.adapters import postgres as pg
 from runbook_operator.adapters.kube import Conflict
 from runbook_operator.adapters.storage import FileStore
-from runbook_operator.core.names import FINALIZER
+from runbook_operator.core.names import FINALIZER, PRE_RESTORE_LABEL
 from runbook_operator.kinds.databasebackup.api import DatabaseBackupStatus
 from runbook_operator.kinds.databasebackup.handlers import DatabaseBackupKind
 from runbook_operator.kinds.databasebackup.logic import scratch_database
@@ -404,3 +405,97 @@ def test_a_finished_backup_stays_finished_when_its_spec_stops_parsing(
 
 def test_the_store_is_the_real_one_by_default() -> None:
     assert DatabaseBackupKind().store is FileStore and DatabaseBackupKind.pool == "database"
+
+
+def default_destination(kube: FakeKube, spec: dict[str, Any]) -> None:
+    kube.add_custom(
+        "backupdestinations",
+        {
+            "apiVersion": "ops.mailscore.com/v1alpha1",
+            "kind": "BackupDestination",
+            "metadata": {"name": "default", "uid": "dest-uid"},
+            "spec": spec,
+        },
+    )
+
+
+def test_without_spec_destination_or_default_the_volume_is_recorded(
+    h: Harness, kube: FakeKube
+) -> None:
+    create(kube, verify="none")
+    h.run(NAME)
+    status = status_of(h)
+    assert status.phase == "Completed" and status.location.startswith("file://")  # type: ignore[union-attr]
+    assert status.destination is not None and status.destination.volume is not None
+    assert status.destination_from is not None and "volume" in status.destination_from
+
+
+def test_the_namespace_default_is_used_and_recorded_before_pg_dump_starts(
+    h: Harness, kube: FakeKube, db: FakePostgres
+) -> None:
+    """The default on S3 names a Secret that is missing: the backup fails on it, after the
+    choice was recorded, and pg_dump never ran."""
+    s3 = {"endpoint": "http://127.0.0.1:9", "bucket": "team", "credentials": {"secretName": "s3"}}
+    default_destination(kube, {"s3": s3})
+    create(kube, verify="none")
+    h.run(NAME)
+    status = status_of(h)
+    assert status.destination is not None and status.destination.s3 is not None
+    assert status.destination.s3.bucket == "team"
+    assert status.destination_from == "BackupDestination default"
+    assert status.phase == "Failed" and "s3" in (status.message() or "")
+    assert "dump" not in [c[0] for c in db.calls]
+
+
+def test_a_later_change_of_the_default_never_moves_an_existing_artifact(
+    h: Harness, kube: FakeKube, tmp_path: Path
+) -> None:
+    default_destination(kube, {"volume": {}})
+    create(kube, verify="none")
+    h.run(NAME)
+    status = status_of(h)
+    assert status.destination_from == "BackupDestination default"
+    path = Path(status.location.removeprefix("file://"))  # type: ignore[union-attr]
+    assert path.exists()
+    # The team moves its default to S3 (a Secret it cannot even read here): the backup
+    # is deleted from where it is, the volume, and nothing asks for the S3 Secret.
+    s3 = {"endpoint": "http://127.0.0.1:9", "bucket": "team", "credentials": {"secretName": "s3"}}
+    kube.obj("backupdestinations", "default")["spec"] = {"s3": s3}
+    h.run(NAME)
+    assert status_of(h).location == status.location
+    h.delete(NAME)
+    h.run(NAME)
+    assert not path.exists()
+    assert "ArtifactDeleted" in h.reasons()
+
+
+def test_a_finished_safety_backup_prunes_its_older_siblings_with_their_artifacts(
+    kube: FakeKube, db: FakePostgres, tmp_path: Path
+) -> None:
+    clock = iter(datetime(2026, 12, 4, 2, 0, tzinfo=UTC) + timedelta(minutes=i) for i in range(99))
+    h = Harness(
+        DatabaseBackupKind(postgres=db),
+        kube,
+        Settings(backup_root=tmp_path, safety_backups_keep=1),
+        clock=lambda: next(clock),
+    )
+    names = ["r1-pre-restore-a", "r2-pre-restore-b", "r3-pre-restore-c"]
+    paths = []
+    for name in names:
+        create(kube, name, verify="none")
+        kube.obj(PLURAL, name)["metadata"]["labels"] = {PRE_RESTORE_LABEL: name[:2]}
+        h.run(name)
+        paths.append(Path(status_of(h, name).location.removeprefix("file://")))  # type: ignore[union-attr]
+    # Each pass kept only the newest: r1 went when r2 finished, r2 when r3 finished.
+    deleted = [c[2] for c in kube.calls if c[:2] == ("delete", PLURAL)]
+    assert deleted == names[:2]
+    for name in names[:2]:
+        h.run(name)  # the finalizer: the artifact goes with the object
+    assert [p.exists() for p in paths] == [False, False, True]
+    assert "SafetyBackupPruned" in h.reasons()
+    # An ordinary backup is no safety backup: it prunes nothing and costs nothing when done.
+    create(kube, "plain", verify="none")
+    h.run("plain")
+    kube.calls.clear()
+    h.run("plain")
+    assert kube.calls == []

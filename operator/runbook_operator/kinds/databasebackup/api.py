@@ -200,6 +200,8 @@ class DatabaseBackupStatus(StatusBase):
     """Size for people, e.g. 1.2GiB."""
     sha256: str | None = None
     """SHA-256 of the dump, computed while it was written (before any encryption)."""
+    retain_until: datetime | None = None
+    """S3 Object Lock: the artifact cannot be deleted before this (the bucket refuses)."""
     encryption_key_id: str | None = None
     """The key (`<secret>/<key>`) that encrypted the artifact; restores decrypt with it."""
     server_version: str | None = None
@@ -232,6 +234,14 @@ class DatabaseBackupStatus(StatusBase):
     deletion_policy: DeletionPolicy | None = None
     """spec.deletionPolicy as recorded when the backup started: whether deleting the object
     deletes the artifact (read from here, never from a spec that may no longer parse)."""
+    destination: Destination | None = None
+    """Where the artifact went, decided when the backup started: spec.destination, else the
+    namespace's BackupDestination `default`, else the operator's volume. Restores, verification
+    and deletion read it from here, so a later change of the default never moves it (a
+    spec.destination, when set, always wins over this record)."""
+    destination_from: str | None = None
+    """Where that choice came from: spec.destination, BackupDestination default, or the
+    operator's volume."""
     connection: PostgresRef | None = None
     """spec.postgres as recorded when the backup started (the Secret's name, never its
     values): the finalizer drops an interrupted verification's scratch database there."""

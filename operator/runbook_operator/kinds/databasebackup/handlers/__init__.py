@@ -12,8 +12,10 @@ recorded deletion policy says. A schedule's children go with it (owner reference
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ....adapters.storage import BackupStore, FileStore, StorageError
-from ....core import database
+from ....core import database, objectstores
 from ....core.conditions import StatusBase
 from ....core.context import Pass
 from ....core.kind import DATABASE, Kind, Result
@@ -23,7 +25,7 @@ from .. import logic
 from ..api import DATABASE_BACKUP, DatabaseBackupSpec, DatabaseBackupStatus
 from ..logic import retention
 from ..logic.schedule import InvalidSchedule
-from . import schedule
+from . import safety, schedule
 from .oneshot import OneShot, Store, now_of
 
 __all__ = ["DatabaseBackupKind"]
@@ -43,7 +45,10 @@ class DatabaseBackupKind(Kind):
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(DatabaseBackupSpec)
         if spec.schedule is None:
-            return self.oneshot.run(ctx, spec)
+            result = self.oneshot.run(ctx, spec)
+            if safety.is_safety_backup(ctx):
+                return safety.prune(ctx) or result
+            return result
         problem = retention.max_age_problem(spec, now_of(ctx))
         if problem is not None:
             raise InvalidSpec(f"spec.keep.maxAge: {problem}")
@@ -86,16 +91,20 @@ class DatabaseBackupKind(Kind):
         if plan.scratch is not None:
             self._drop_scratch(ctx, *plan.scratch)
         if store is not None:
-            self._artifacts(ctx, store, plan)
+            self._artifacts(ctx, store, plan, status.retain_until)
         return None
 
     def _store(
         self, ctx: Pass, spec: DatabaseBackupSpec | None, status: DatabaseBackupStatus
     ) -> BackupStore:
-        """The volume, or the bucket of spec.destination (a one-shot spec never changes)."""
-        if spec is None or not (spec.destination and spec.destination.s3):
+        """The volume, or the bucket of the backup's destination (spec.destination, else the
+        one it recorded when it started; a one-shot spec never changes)."""
+        where = logic.destination_of(spec, status)
+        if not (where and where.s3):
             return self.store(ctx.settings.backup_root)
-        return self.oneshot.store_for(ctx, spec, status)
+        return objectstores.s3_store(
+            ctx.kube, ctx.meta, where.s3, recorded_key_id=status.encryption_key_id, writing=False
+        )
 
     def _drop_scratch(self, ctx: Pass, ref: PostgresRef, scratch: str) -> None:
         try:
@@ -107,13 +116,24 @@ class DatabaseBackupKind(Kind):
             return
         self.oneshot.drop_quietly(ctx, server, scratch)
 
-    def _artifacts(self, ctx: Pass, store: BackupStore, plan: logic.Cleanup) -> None:
-        """The recorded artifact (and one stored but not yet recorded) as the policy says."""
+    def _artifacts(
+        self, ctx: Pass, store: BackupStore, plan: logic.Cleanup, locked: datetime | None
+    ) -> None:
+        """The recorded artifact (and one stored but not yet recorded) as the policy says;
+        one under an Object Lock retention is left to the bucket, which deletes nothing
+        before its date (a request would only be refused)."""
         artifacts = [plan.location] if plan.location else []
         if plan.unrecorded is not None:
             artifacts.append(store.location(ctx.namespace, ctx.name, plan.unrecorded))
         for location in dict.fromkeys(artifacts):
-            if plan.deletes:
+            if plan.deletes and locked is not None and now_of(ctx) < locked:
+                ctx.recorder.warn(
+                    "ArtifactLocked",
+                    f"kept {location}: Object Lock retains it until {locked.isoformat()}; "
+                    "the bucket refuses to delete it earlier (a lifecycle rule can expire it "
+                    "after that date)",
+                )
+            elif plan.deletes:
                 self._delete(ctx, store, location)
             elif location == plan.location:
                 why = "deletionPolicy Retain" if plan.policy else "its deletion policy is unknown"

@@ -25,7 +25,7 @@ from ....core import database, failpoints, objectstores, quota
 from ....core.attempts import Attempts, Key
 from ....core.context import Pass
 from ....core.database import Failure, Store
-from ....core.destination import key_id
+from ....core.destination import choose, key_id, retain_until
 from ....core.events import NORMAL, WARNING, Event
 from ....core.kind import Result
 from .. import logic
@@ -90,7 +90,18 @@ class OneShot:
     ) -> None:
         now, generation = now_of(ctx), ctx.generation
         if action == logic.Action.START:
-            ctx.write(logic.started(status, instance=ctx.instance, generation=generation, now=now))
+            chosen = choose(
+                spec.destination, objectstores.default_destination(ctx.kube, ctx.namespace)
+            )
+            ctx.write(
+                logic.started(
+                    status,
+                    instance=ctx.instance,
+                    generation=generation,
+                    now=now,
+                    destination=chosen,
+                )
+            )
             failpoints.hit("databasebackup-dumping")
             ctx.recorder.info("Started", f"backing up {spec.postgres.where} with pg_dump")
         elif action == logic.Action.RETRY:
@@ -140,9 +151,13 @@ class OneShot:
                     f"written to {outcome.location}",
                 )
             )
-            if spec.destination and spec.destination.s3:
+            where = logic.destination_of(spec, status)
+            if where and where.s3:
                 new = new.model_copy(
-                    update={"encryption_key_id": key_id(spec.destination.s3.encryption)}
+                    update={
+                        "encryption_key_id": key_id(where.s3.encryption),
+                        "retain_until": retain_until(where.s3, status.started_at),
+                    }
                 )
         else:
             new = logic.verified(status, outcome, generation=generation, now=now)
@@ -161,13 +176,20 @@ class OneShot:
         *,
         writing: bool = False,
     ) -> BackupStore:
-        """The volume, or this backup's own object in the bucket spec.destination names
-        (its key from the object's namespace, schedule and uid; never from status)."""
-        s3 = spec.destination.s3 if spec.destination else None
+        """The volume, or this backup's own object in the bucket its destination names
+        (logic.destination_of; the key from the object's namespace, schedule and uid, never
+        from status)."""
+        where = logic.destination_of(spec, status)
+        s3 = where.s3 if where else None
         if s3 is None:
             return self.store(ctx.settings.backup_root)
         return objectstores.s3_store(
-            ctx.kube, ctx.meta, s3, recorded_key_id=status.encryption_key_id, writing=writing
+            ctx.kube,
+            ctx.meta,
+            s3,
+            recorded_key_id=status.encryption_key_id,
+            writing=writing,
+            started_at=status.started_at,
         )
 
     @staticmethod
@@ -191,7 +213,8 @@ class OneShot:
         outcome: Outcome
         try:
             store = self.store_for(ctx, spec, status, writing=True)
-            if not (spec.destination and spec.destination.s3):
+            where = logic.destination_of(spec, status)
+            if not (where and where.s3):
                 self._within_quota(ctx)
             server = database.server(ctx.kube, ctx.namespace, spec.postgres)
             store.discard_partials(ctx.namespace, ctx.name)

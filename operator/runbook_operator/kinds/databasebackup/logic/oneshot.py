@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from ....core.attempts import MAX_ATTEMPTS, Verdict, judge
 from ....core.conditions import ConditionStatus, progressing, ready, set_condition, stalled
+from ....core.destination import Chosen, Destination, describe
 from ....core.fields import span
 from ....core.postgres import Table, TableRows
 from ..api import (
@@ -34,6 +35,7 @@ __all__ = [
     "Dumped",
     "compare_counts",
     "completed",
+    "destination_of",
     "dumped",
     "failed",
     "human_size",
@@ -89,6 +91,18 @@ def recorded(status: DatabaseBackupStatus, spec: DatabaseBackupSpec) -> Database
     )
 
 
+def destination_of(
+    spec: DatabaseBackupSpec | None, status: DatabaseBackupStatus
+) -> Destination | None:
+    """Where this backup's artifact is (None: the volume). A spec.destination always wins
+    (it is immutable and admission checked its Secrets); otherwise what the backup recorded
+    when it started, so a later change of the namespace's default never redirects it."""
+    own = spec.destination if spec is not None else None
+    if own is not None and (own.s3 is not None or own.volume is not None):
+        return own
+    return status.destination
+
+
 def scratch_database(uid: str) -> str:
     """The scratch database of a restore-verification: stable per object, at most 63."""
     return f"runbook_verify_{uid.replace('-', '')[:12]}"
@@ -98,11 +112,27 @@ def scratch_database(uid: str) -> str:
 
 
 def started(
-    status: DatabaseBackupStatus, *, instance: str, generation: int | None, now: datetime
+    status: DatabaseBackupStatus,
+    *,
+    instance: str,
+    generation: int | None,
+    now: datetime,
+    destination: Chosen | None = None,
 ) -> DatabaseBackupStatus:
+    """Running, Dumping, attempt 1; with the destination chosen for it, recorded before the
+    first byte is written."""
+    where = ""
+    if destination is not None:
+        where = f" to {describe(destination.destination)} ({destination.source})"
     conditions = progressing(
-        status.conditions, "Dumping", "pg_dump is running", generation=generation, now=now
+        status.conditions, "Dumping", f"pg_dump is running{where}", generation=generation, now=now
     )
+    recorded: dict[str, object] = {}
+    if destination is not None:
+        recorded = {
+            "destination": destination.destination,
+            "destination_from": destination.source,
+        }
     return status.model_copy(
         update={
             "phase": BackupPhase.RUNNING,
@@ -112,6 +142,7 @@ def started(
             "started_at": now,
             "observed_generation": generation,
             "conditions": conditions,
+            **recorded,
         }
     )
 

@@ -1,0 +1,1 @@
+"""BackupDestination: where a namespace's backups go unless they say otherwise."""
