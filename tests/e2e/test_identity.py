@@ -407,9 +407,7 @@ def test_a_database_ca_is_a_secret_its_creator_must_be_able_to_read(
     wait_for(
         lambda: "pg-login" not in refused(), timeout=30, what="nina's read of pg-login to count"
     )
-    assert f"you (nina) may not get Secret pg-ca in namespace {ns} (the database CA)" in (
-        refused()
-    )
+    assert f"you (nina) may not get Secret pg-ca in namespace {ns} (the database CA)" in (refused())
     _read_only(kube, ns, "nina", "pg-ca")
     wait_for(lambda: _created(kube, "nina", backup), timeout=30, what="nina's backup accepted")
 
