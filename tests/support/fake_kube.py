@@ -306,6 +306,10 @@ class FakeKube:
         obj = self._write(("patch", kind, name), kind, namespace, name)
         return self._merge(obj, patch)
 
+    def scale_workload(self, kind: str, namespace: str, name: str, replicas: int) -> Obj:
+        obj = self._write(("scale", kind, name), kind, namespace, name)
+        return self._merge(obj, {"spec": {"replicas": replicas}})
+
     def get_deployment(self, namespace: str, name: str) -> Obj:
         return self.get_workload("Deployment", namespace, name)
 

@@ -157,6 +157,14 @@ class Kube:
             return _call(self.apps.patch_namespaced_stateful_set, name, namespace, patch)  # type: ignore[no-any-return]
         return _call(self.apps.patch_namespaced_deployment, name, namespace, patch)  # type: ignore[no-any-return]
 
+    def scale_workload(self, kind: WorkloadKind, namespace: str, name: str, replicas: int) -> Obj:
+        """Only the replicas, through the `scale` subresource (what `kubectl scale` does):
+        `patch` on deployments/scale, not on the whole object, is all it needs."""
+        body = {"spec": {"replicas": replicas}}
+        if kind == "StatefulSet":
+            return _call(self.apps.patch_namespaced_stateful_set_scale, name, namespace, body)  # type: ignore[no-any-return]
+        return _call(self.apps.patch_namespaced_deployment_scale, name, namespace, body)  # type: ignore[no-any-return]
+
     def get_deployment(self, namespace: str, name: str) -> Obj:
         return self.get_workload("Deployment", namespace, name)
 

@@ -72,7 +72,7 @@ def held_by(kube: FakeKube, name: str) -> str | None:
 
 
 def writes(kube: FakeKube) -> list[tuple[str, ...]]:
-    return [c for c in kube.calls if c[0] in ("patch", "patch-status", "json-patch")]
+    return [c for c in kube.calls if c[0] in ("patch", "scale", "patch-status", "json-patch")]
 
 
 def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
@@ -86,7 +86,7 @@ def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
         ("patch-status", PLURAL, NAME),  # originals recorded
         ("patch-status", PLURAL, NAME),  # Active, recorded before ...
         ("patch", "HorizontalPodAutoscaler", "backend-hpa"),  # ... the changes
-        ("patch", "Deployment", "mail-score-frontend"),
+        ("scale", "Deployment", "mail-score-frontend"),  # replicas, by the scale subresource
         ("patch-status", PLURAL, NAME),  # looked again: only the backend is left to wait for
     ]
     status = h.status(NAME)

@@ -174,7 +174,9 @@ class EmergencyScaleKind(Kind):
             if change.hpa is not None:
                 hpas.patched(ctx.kube.patch_hpa(ctx.namespace, change.hpa, change.patch))
             else:
-                ctx.kube.patch_workload(change.key[0], ctx.namespace, change.key[1], change.patch)
+                assert change.replicas is not None  # a workload's change is its replicas
+                kind, name = change.key
+                ctx.kube.scale_workload(kind, ctx.namespace, name, change.replicas)
 
     @staticmethod
     def _release(ctx: Pass, keys: tuple[logic.Key, ...], holder: str) -> None:

@@ -105,13 +105,15 @@ World = Mapping[Key, Workload | None]
 
 @dataclass(frozen=True)
 class Change:
-    """One patch: the HPA `hpa` when set, else the workload itself."""
+    """One change: the HPA `hpa`'s bounds (`patch`) when set, else the workload's replicas
+    through its scale subresource."""
 
     key: Key
     hpa: str | None
     patch: dict[str, Any]
     text: str
     """For the event, e.g. `backend-hpa minReplicas 3 -> 10, maxReplicas 10 -> 15`."""
+    replicas: int | None = None
 
 
 def key_of(target: ScaleTarget | TargetOriginal) -> Key:
@@ -246,6 +248,7 @@ def replicas_change(workload: Workload, replicas: int) -> Change | None:
         key=workload.key,
         hpa=None,
         patch={"spec": {"replicas": replicas}},
+        replicas=replicas,
         text=f"{workload.kind} {workload.name} replicas {workload.replicas} -> {replicas}",
     )
 

@@ -297,7 +297,7 @@ def _scale_down(env: Env, t: Target) -> Outcome:
                 words.append(f"HPA {original.hpa} pinned to {n}")
             except NotFound:
                 words.append(f"HPA {original.hpa} is gone")
-        env.kube.patch_deployment(t.namespace, original.name, replicas_patch(n))
+        env.kube.scale_workload(DEPLOYMENT, t.namespace, original.name, n)
         words.append(f"{original.name} to {n}")
     return Outcome.ok(", ".join(words))
 
@@ -331,7 +331,7 @@ def _restore_replicas(env: Env, t: Target) -> Outcome:
                 words.append(f"HPA {original.hpa} {original.min_replicas}-{original.max_replicas}")
             else:
                 gone.append(f"HPA {original.hpa}")
-        env.kube.patch_deployment(t.namespace, original.name, replicas_patch(original.replicas))
+        _scale_back(env, t.namespace, original.name, original.replicas)
         words.append(f"{original.name} {original.replicas}")
     if gone:
         return Outcome(
@@ -388,3 +388,12 @@ _STEPS: dict[Step, Callable[[Env, Target], Outcome]] = {
     Step.EXPIRE_SILENCE: expire_silence,
     Step.RELEASE_HOLDS: _release,
 }
+
+
+def _scale_back(env: Env, namespace: str, name: str, replicas: int | None) -> None:
+    """Replicas back through the scale subresource; a Deployment recorded without
+    spec.replicas gets the field removed again, which only a patch of the whole object can."""
+    if replicas is None:
+        env.kube.patch_deployment(namespace, name, replicas_patch(None))
+    else:
+        env.kube.scale_workload(DEPLOYMENT, namespace, name, replicas)
