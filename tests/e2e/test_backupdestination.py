@@ -37,17 +37,14 @@ from support.operator import OperatorProcess
 from support.postgres import (
     AppDatabase,
     PostgresServer,
-    app_database,
     backup_spec,
     create_credentials,
-    dbname,
+    scratch_database,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
-from support.s3 import S3Process
+from support.s3 import PREFIX, S3Process, key_of, s3_destination, s3_secrets
 from support.s3 import s3_server as s3_server  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
-
-from .test_databasebackup_s3 import PREFIX, key_of, s3_destination, s3_secrets
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -56,9 +53,8 @@ BACKUP, RESTORE, DEST = "DatabaseBackup", "DatabaseRestore", "BackupDestination"
 
 @pytest.fixture
 def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    database = app_database(postgres, dbname("dest"), messages=2_000)
-    yield database
-    postgres.drop_database(database.name)
+    with scratch_database(postgres, "dest", messages=2_000) as database:
+        yield database
 
 
 def test_backups_without_a_destination_use_the_default_and_keep_what_they_recorded(

@@ -26,7 +26,7 @@ from support.postgres import (
     assert_secret_nowhere,
     backup_spec,
     create_credentials,
-    dbname,
+    scratch_database,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.servers import require
@@ -39,9 +39,8 @@ CLEARTEXT_ROLE = "cleartext_app"
 
 @pytest.fixture
 def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    database = app_database(postgres, dbname("creds"), messages=200)
-    yield database
-    postgres.drop_database(database.name)
+    with scratch_database(postgres, "creds", messages=200) as database:
+        yield database
 
 
 def secret(

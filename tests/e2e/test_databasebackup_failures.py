@@ -24,11 +24,10 @@ from support.operator import OperatorProcess, free_port
 from support.postgres import (
     AppDatabase,
     PostgresServer,
-    app_database,
     assert_secret_nowhere,
     backup_spec,
     create_credentials,
-    dbname,
+    scratch_database,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
@@ -40,9 +39,8 @@ BACKUP = "DatabaseBackup"
 
 @pytest.fixture
 def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    database = app_database(postgres, dbname("failing"), messages=2_000)
-    yield database
-    postgres.drop_database(database.name)
+    with scratch_database(postgres, "failing", messages=2_000) as database:
+        yield database
 
 
 def wait_failed(api: Any, namespace: str, name: str, reason: str) -> dict[str, Any]:

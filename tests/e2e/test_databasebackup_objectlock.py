@@ -23,17 +23,14 @@ from support.operator import OperatorProcess
 from support.postgres import (
     AppDatabase,
     PostgresServer,
-    app_database,
     backup_spec,
     create_credentials,
-    dbname,
+    scratch_database,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
-from support.s3 import S3Process
+from support.s3 import S3Process, key_of, s3_destination, s3_secrets
 from support.s3 import s3_server as s3_server  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
-
-from .test_databasebackup_s3 import key_of, s3_destination, s3_secrets
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,9 +39,8 @@ BACKUP, LOCKED = "DatabaseBackup", "locked"
 
 @pytest.fixture
 def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    database = app_database(postgres, dbname("lock"), messages=1_000)
-    yield database
-    postgres.drop_database(database.name)
+    with scratch_database(postgres, "lock", messages=1_000) as database:
+        yield database
 
 
 def test_a_locked_backup_cannot_be_deleted_early(

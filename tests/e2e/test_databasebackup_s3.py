@@ -15,8 +15,6 @@ What is shown, on the real control plane, PostgreSQL and S3 server:
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,59 +36,24 @@ from support.operator import OperatorProcess
 from support.postgres import (
     AppDatabase,
     PostgresServer,
-    app_database,
     backup_spec,
     create_credentials,
-    dbname,
+    scratch_database,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
-from support.s3 import S3Process
+from support.s3 import PREFIX, S3Process, key_of, s3_destination, s3_secrets
 from support.s3 import s3_server as s3_server  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
 
 pytestmark = pytest.mark.timeout(420)
 
 BACKUP, RESTORE = "DatabaseBackup", "DatabaseRestore"
-PREFIX = "mail-score"
 
 
 @pytest.fixture
 def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    database = app_database(postgres, dbname("s3"), messages=5_000)
-    yield database
-    postgres.drop_database(database.name)
-
-
-def s3_secrets(api: Any, namespace: str, s3: S3Process) -> None:
-    core = client.CoreV1Api(api)
-    creds = {"accessKeyId": s3.access_key, "secretAccessKey": s3.secret_key}
-    core.create_namespaced_secret(
-        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="s3"), string_data=creds)
-    )
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="backup-key"), string_data={"key-2025": key}
-        ),
-    )
-
-
-def s3_destination(s3: S3Process, *, encrypted: bool = False) -> dict[str, Any]:
-    destination: dict[str, Any] = {
-        "endpoint": s3.url,
-        "bucket": s3.bucket,
-        "prefix": PREFIX,
-        "credentials": {"secretName": "s3"},
-    }
-    if encrypted:
-        destination["encryption"] = {"secretName": "backup-key", "key": "key-2025"}
-    return {"s3": destination}
-
-
-def key_of(obj: dict[str, Any], family: str | None = None) -> str:
-    meta = obj["metadata"]
-    return f"{PREFIX}/{meta['namespace']}/{family or meta['name']}/{meta['uid']}.dump"
+    with scratch_database(postgres, "s3", messages=5_000) as database:
+        yield database
 
 
 def test_encrypted_backup_to_s3_then_restore_after_rows_were_deleted(

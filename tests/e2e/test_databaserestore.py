@@ -29,10 +29,9 @@ from support.operator import OperatorProcess
 from support.postgres import (
     AppDatabase,
     PostgresServer,
-    app_database,
     backup_spec,
     create_credentials,
-    dbname,
+    scratch_database,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
@@ -44,9 +43,8 @@ BACKUP, RESTORE, WINDOW = "DatabaseBackup", "DatabaseRestore", "MaintenanceWindo
 
 @pytest.fixture
 def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    database = app_database(postgres, dbname("guarded"), messages=5_000)
-    yield database
-    postgres.drop_database(database.name)
+    with scratch_database(postgres, "guarded", messages=5_000) as database:
+        yield database
 
 
 def blocked(api: Any, namespace: str, name: str) -> dict[str, Any]:

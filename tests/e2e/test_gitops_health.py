@@ -27,10 +27,9 @@ from support.operator import OperatorProcess
 from support.postgres import (
     AppDatabase,
     PostgresServer,
-    app_database,
     backup_spec,
     create_credentials,
-    dbname,
+    scratch_database,
 )
 from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.rollback_cluster import create_deployment, manifest, set_image
@@ -61,9 +60,8 @@ def in_(seconds: float) -> str:
 
 @pytest.fixture
 def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
-    database = app_database(postgres, dbname("gitops"), messages=200)
-    yield database
-    postgres.drop_database(database.name)
+    with scratch_database(postgres, "gitops", messages=200) as database:
+        yield database
 
 
 def secret(kube: Cluster, namespace: str, name: str, data: dict[str, str]) -> None:

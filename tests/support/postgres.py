@@ -385,6 +385,18 @@ def dbname(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(3)}"
 
 
+@contextlib.contextmanager
+def scratch_database(
+    server: PostgresServer, prefix: str, *, messages: int
+) -> Iterator[AppDatabase]:
+    """A seeded database of its own for one test (see app_database), dropped after it."""
+    database = app_database(server, dbname(prefix), messages=messages)
+    try:
+        yield database
+    finally:
+        server.drop_database(database.name)
+
+
 def artifact(obj: dict[str, Any]) -> Path:
     return Path(urlparse(obj["status"]["location"]).path)
 

@@ -18,6 +18,7 @@ is stopped by pid when the fixture ends.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import secrets
 import signal
@@ -30,6 +31,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from kubernetes import client
 
 from testbed import pki, testbed
 
@@ -156,3 +158,41 @@ def s3_server(tmp_path: Path) -> Iterator[S3Process]:
     """A fresh S3 server with an empty bucket `backups`, for one test."""
     with running_s3(tmp_path / "s3") as server:
         yield server
+
+
+# --- the objects tests make for S3 backups ------------------------------------
+
+PREFIX = "mail-score"
+"""The key prefix every test destination writes under."""
+
+
+def s3_secrets(api: Any, namespace: str, s3: S3Process) -> None:
+    core = client.CoreV1Api(api)
+    creds = {"accessKeyId": s3.access_key, "secretAccessKey": s3.secret_key}
+    core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="s3"), string_data=creds)
+    )
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="backup-key"), string_data={"key-2025": key}
+        ),
+    )
+
+
+def s3_destination(s3: S3Process, *, encrypted: bool = False) -> dict[str, Any]:
+    destination: dict[str, Any] = {
+        "endpoint": s3.url,
+        "bucket": s3.bucket,
+        "prefix": PREFIX,
+        "credentials": {"secretName": "s3"},
+    }
+    if encrypted:
+        destination["encryption"] = {"secretName": "backup-key", "key": "key-2025"}
+    return {"s3": destination}
+
+
+def key_of(obj: dict[str, Any], family: str | None = None) -> str:
+    meta = obj["metadata"]
+    return f"{PREFIX}/{meta['namespace']}/{family or meta['name']}/{meta['uid']}.dump"
