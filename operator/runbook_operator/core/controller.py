@@ -95,6 +95,9 @@ class Controller:
         """False while this process may not act (not the leader, or stopping)."""
         self._bodies: dict[Key, Obj] = {}
         self._written: dict[Key, int] = {}
+        self._deleted: dict[Key, int] = {}
+        """The version at which each key's object was deleted: a pass still running on it
+        then keeps and measures nothing (its series would outlive the object)."""
         self._guard = threading.Lock()
         self._active: set[Key] = set()
         self._dirty: set[Key] = set()
@@ -109,11 +112,14 @@ class Controller:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
         if event_type == "DELETED":
-            self.forget(key)
+            self.forget(key, deleted_at=_version(body))
             return
         if meta.get("deletionTimestamp"):
             self._cancel(key).set()  # long work of this object stops
         with self._guard:
+            if self._gone(key, body):
+                return
+            self._deleted.pop(key, None)  # a new object of that name
             if _version(body) >= _version(self._bodies.get(key)):
                 self._bodies[key] = lean(body)
             # At or below our last answered write: nothing we have not seen (a change
@@ -139,21 +145,28 @@ class Controller:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def forget(self, key: Key) -> None:
+    def forget(self, key: Key, deleted_at: int | None = None) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
         with self._guard:
             self._bodies.pop(key, None)
             self._written.pop(key, None)
+            if deleted_at is not None:
+                self._deleted[key] = deleted_at
+            metrics.DOMAIN.forget((self.kind.resource.kind, *key))
         self._failures.pop(key, None)
         self.notifying.forget(key)
         self.guarding.forget(key)
-        metrics.DOMAIN.forget((self.kind.resource.kind, *key))
         cancel = self._cancels.pop(key, None)
         if cancel is not None:
             cancel.set()
         self.on_result(self.kind, key, None)
+
+    def _gone(self, key: Key, obj: Obj) -> bool:
+        """The object was deleted at or after this version of it (call with the guard)."""
+        deleted = self._deleted.get(key)
+        return deleted is not None and _version(obj) <= deleted
 
     def _cancel(self, key: Key) -> threading.Event:
         return self._cancels.setdefault(key, threading.Event())
@@ -244,16 +257,21 @@ class Controller:
         kind = self.kind.resource
         if not kind.operation:
             return
+        key = (ctx.namespace, ctx.name)
         try:
-            metrics.DOMAIN.count(measures.counts(kind.kind, ctx.obj, [start, *ctx.writer.written]))
-            metrics.DOMAIN.show(
-                (kind.kind, ctx.namespace, ctx.name), measures.gauges(kind.kind, ctx.obj)
-            )
+            with self._guard:  # against a deletion seen meanwhile (forget)
+                if self._gone(key, ctx.obj):
+                    return
+                written = [start, *ctx.writer.written]
+                metrics.DOMAIN.count(measures.counts(kind.kind, ctx.obj, written))
+                metrics.DOMAIN.show((kind.kind, *key), measures.gauges(kind.kind, ctx.obj))
         except Exception:  # a metric never fails an operation
             LOG.exception(f"{kind.kind} {ctx.namespace}/{ctx.name}: metrics not updated")
 
     def _keep(self, key: Key, obj: Obj, written: bool) -> None:
         with self._guard:
+            if self._gone(key, obj):
+                return
             if _version(obj) >= _version(self._bodies.get(key)):
                 self._bodies[key] = lean(obj)
             if written:

@@ -36,3 +36,37 @@ def test_a_block_counts_once_however_many_passes_and_goes_with_the_object() -> N
     harness.controller.forget((NS, "m"))
     assert sample(blocks[0], **blocks[1]) is None
     assert sample("runbook_operation_phase", name="m", phase="Completed") is None
+
+
+def test_a_deletion_seen_while_a_pass_runs_leaves_no_series_behind() -> None:
+    """The watch's DELETED can come while the pass that let the object go still runs; what
+    that pass then keeps or measures must not bring the object's series back."""
+    DOMAIN.declare(measures.METRICS)
+    kube = FakeKube()
+    harness = Harness(ProbeKind(), kube)
+    kube.add_custom(
+        "probes", {"metadata": {"name": "d", "namespace": NS}, "spec": {"to": "Completed"}}
+    )
+    deleted: list[str] = []
+
+    def delete_during_the_status_write(call: tuple[str, ...]) -> None:
+        if call[0] == "patch-status" and not deleted:
+            obj = kube.store[("probes", NS, "d")]
+            gone = {**obj, "metadata": {**obj["metadata"], "resourceVersion": "1000"}}
+            deleted.append("d")
+            harness.controller.observe("DELETED", gone)
+
+    kube.before_write = delete_during_the_status_write
+    harness.run("d")
+    assert deleted == ["d"]
+    assert sample("runbook_operation_phase", name="d", phase="Completed") is None
+    assert (NS, "d") not in harness.controller.keys()
+    # A new object of that name is an object like any other.
+    harness.controller.observe(
+        "ADDED",
+        {
+            **kube.store[("probes", NS, "d")],
+            "metadata": {**kube.store[("probes", NS, "d")]["metadata"], "resourceVersion": "1001"},
+        },
+    )
+    assert (NS, "d") in harness.controller.keys()
