@@ -273,6 +273,22 @@ def test_a_window_may_change_only_what_its_requester_could_change(
         what="nina's window accepted once she holds the rights",
     )
 
+    # Many Deployments: a right over the namespace's Deployments is asked once, not once per
+    # Deployment (CEL allows two authorizer checks per expression).
+    many = [f"mail-score-{n}" for n in ("web", "api", "worker", "mailer")]
+    wide = window(
+        maintenanceMode={"configMap": "frontend-config", "restart": [{"name": n} for n in many]},
+        scaleDown=[{"name": n, "replicas": 0} for n in many],
+    )
+    create_as(kube, "rita", obj(MW, "many", ns, wide))  # edit: patch on every Deployment
+    restarts = window(
+        maintenanceMode={"configMap": "frontend-config", "restart": [{"name": n} for n in many]}
+    )
+    with pytest.raises(Refused) as restart:
+        create_as(kube, "nina", obj(MW, "restarts", ns, restarts))
+    assert "may not patch every Deployment this window restarts" in str(restart.value)
+    assert "for more than two, on every Deployment of the namespace" in str(restart.value)
+
 
 def _created(kube: Cluster, user: str, manifest: dict[str, Any]) -> bool:
     try:
