@@ -8,16 +8,20 @@ its end) and the health check after the end.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from ....adapters.alertmanager import AlertmanagerError
 from ....adapters.kube import KubeError, NotFound
 from ....core.owners import owner_uids
 from ....core.probing import probe
 from ....core.schedule import instant
-from ..api import MaintenanceWindowSpec, SilenceStatus
+from ..api import MAINTENANCE_POLICY, MaintenancePolicySpec, MaintenanceWindowSpec, SilenceStatus
 from ..logic import SILENCE_MARGIN
+from ..logic.minimums import ClusterPolicy
 from ..logic.policy import BackupSeen, PolicyObservation, needed_objects
 from ..logic.steps import Outcome
 from .env import Env, Target
@@ -29,7 +33,31 @@ __all__ = ["create_silence", "expire_silence", "extend_silence", "health_check",
 
 
 def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
-    """Which named objects exist, and the DatabaseBackups the backup rule counts."""
+    """Which named objects exist, the DatabaseBackups the backup rule counts, and the
+    cluster's minimums (MaintenancePolicies, and the namespace's labels they select on)."""
+    seen = _observe(env, namespace, spec)
+    try:
+        labels = (env.kube.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
+        listed = env.kube.list_cluster_custom(MAINTENANCE_POLICY.plural)
+        policies = tuple(_cluster_policy(obj) for obj in listed)
+    except NotFound:  # the MaintenancePolicy kind is not installed: there is none
+        return seen
+    except (KubeError, ValueError) as exc:
+        return replace(seen, cluster_error=str(exc))
+    return replace(seen, cluster_policies=policies, namespace_labels=dict(labels))
+
+
+def _cluster_policy(obj: dict[str, Any]) -> ClusterPolicy:
+    name = str(obj["metadata"]["name"])
+    try:
+        return ClusterPolicy(name, MaintenancePolicySpec.model_validate(obj.get("spec") or {}))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise ValueError(f"MaintenancePolicy {name}: spec.{where}: {problem['msg']}") from exc
+
+
+def _observe(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
     missing = set()
     for ref in needed_objects(spec):
         kind, name = ref.split("/", 1)
