@@ -1,0 +1,104 @@
+"""RUNBOOK_ALLOWED_URLS through the real controller on the FakeKube, with the real
+adapters: a refused URL is never asked, and the operation says why, in plain words.
+
+(adapters/test_urls.py covers the matching and every adapter; these show what a person
+sees in status when a custom resource names a URL the operator may not call.)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from runbook_operator.adapters.urls import AllowList, allowing
+from runbook_operator.kinds.emergencyscale.handlers import EmergencyScaleKind
+from runbook_operator.kinds.maintenancewindow.handlers import MaintenanceWindowKind
+from runbook_operator.settings import Settings
+from support.fake_kube import NS, FakeKube
+from support.maintenancewindow_fakes import Sim, mail_score
+from support.passes import Harness
+
+SETTING = "http://prometheus.monitoring:9090,http://alertmanager.monitoring:9093"
+LISTED = (
+    "the operator's RUNBOOK_ALLOWED_URLS "
+    "(http://prometheus.monitoring:9090, http://alertmanager.monitoring:9093)"
+)
+
+
+@pytest.fixture(autouse=True)
+def restricted() -> Iterator[None]:
+    with allowing(AllowList.parse(SETTING)):
+        yield
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+def test_an_emergency_scale_gated_on_another_prometheus_stalls_url_not_allowed() -> None:
+    kube = FakeKube()
+    kube.add_deployment("mail-score-frontend", 2)
+    kube.add_custom(
+        "emergencyscales",
+        {
+            "metadata": {"name": "spike", "namespace": NS},
+            "spec": {
+                "duration": "1h",
+                "targets": [{"name": "mail-score-frontend", "replicas": 6}],
+                "trigger": {
+                    "url": "http://metadata.internal:80/latest",
+                    "query": "errors",
+                    "threshold": 0.1,
+                },
+            },
+        },
+    )
+    h = Harness(EmergencyScaleKind(), kube, Settings(tick_seconds=2))  # the real sampler
+    h.run("spike")
+    status = h.obj("spike")["status"]
+    stalled = condition(status, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "URLNotAllowed"
+    assert (
+        "Prometheus URL refused: http://metadata.internal:80 is not allowed by"
+        in (stalled["message"])
+    )
+    assert "RUNBOOK_ALLOWED_URLS (http://prometheus.monitoring:9090" in stalled["message"]
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
+
+
+def test_a_window_silencing_an_alertmanager_not_allowed_fails_at_once_and_undoes() -> None:
+    start = datetime(2025, 3, 2, 2, 0, tzinfo=UTC)
+    spec = {
+        "start": start.isoformat(),
+        "duration": "1h",
+        "policy": {"minimumNotice": "1h"},
+        "scaleDown": [{"name": "mail-score-backend", "replicas": 1}],
+        "silence": {
+            "url": "http://alertmanager.evil.example:9093",
+            "matchers": [{"name": "namespace", "value": NS}],
+        },
+    }
+    s = Sim(
+        spec=copy.deepcopy(spec),
+        now=start - timedelta(minutes=1),
+        created=start - timedelta(days=1),
+    )
+    mail_score(s.kube)
+    # The real Alertmanager client and HTTP check (nothing is reachable: none is asked).
+    s.harness = Harness(
+        MaintenanceWindowKind(), s.kube, Settings(tick_seconds=2), clock=lambda: s.now
+    )
+    s.run_until(lambda s: s.phase in ("Failed", "Completed"), limit=400)
+    assert s.phase == "Failed"
+    ready = condition(s.status, "Ready")
+    assert (
+        "Alertmanager URL refused: http://alertmanager.evil.example:9093 is not allowed"
+        in (ready["message"])
+    )
+    assert LISTED in ready["message"]
+    assert s.kube.obj("Deployment", "mail-score-backend")["spec"]["replicas"] == 3
+    assert not any(e.reason == "Retrying" for e in s.events)
