@@ -45,6 +45,7 @@ __all__ = [
     "configure",
     "open_checked",
     "redact",
+    "refusal",
 ]
 
 SETTING = "RUNBOOK_ALLOWED_URLS"
@@ -58,8 +59,6 @@ _UNSAFE = re.compile(r"[\s\\\x00-\x1f\x7f]")
 class URLNotAllowed(ValueError):
     """The URL's origin is not in the operator's allow-list. Adapters raise subclasses that
     are also their own error (e.g. prometheus.NotAllowed), so callers may catch either."""
-
-    reason = "URLNotAllowed"
 
 
 def redact(url: str) -> str:
@@ -162,7 +161,8 @@ class AllowList:
             return f"the URL is not http(s) with a host name, as {setting} requires"
         if any(o.admits(scheme, host, port) for o in self.origins):
             return None
-        return f"{scheme}://{host}:{port} is not allowed by {setting}"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{shown}:{port} is not allowed by {setting}"
 
 
 def _origin_of(url: str) -> Origin:
@@ -206,12 +206,18 @@ def allowing(allow: AllowList) -> Iterator[None]:
         _PROCESS.swap(before)
 
 
+def refusal(url: str, what: str = "") -> str | None:
+    """Why the process's allow-list refuses `url`, as `check` would say it (None: allowed)."""
+    why = _PROCESS.allow.refusal(url)
+    return None if why is None else f"{what + ' ' if what else ''}URL refused: {why}"
+
+
 def check(url: str, error: type[URLNotAllowed] = URLNotAllowed, what: str = "") -> None:
     """Raise `error` (saying why, naming the host and the setting) unless `url` may be
     called. `what` names the caller's purpose, e.g. "Alertmanager"."""
-    why = _PROCESS.allow.refusal(url)
+    why = refusal(url, what)
     if why is not None:
-        raise error(f"{what + ' ' if what else ''}URL refused: {why}")
+        raise error(why)
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):

@@ -59,7 +59,7 @@ def test_allowed(allow: AllowList, url: str) -> None:
         ("http://prometheus.monitoring:9091/", "prometheus.monitoring:9091"),
         ("http://prometheus.monitoring/", "prometheus.monitoring:80"),
         ("http://10.0.0.8:9090/", "10.0.0.8:9090"),
-        ("http://[::1]:9090/", "::1:9090"),
+        ("http://[::1]:9090/", "http://[::1]:9090"),
     ],
 )
 def test_refused_naming_the_host_and_the_setting(allow: AllowList, url: str, named: str) -> None:

@@ -70,7 +70,7 @@ def test_an_emergency_scale_gated_on_another_prometheus_stalls_url_not_allowed()
     assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
 
 
-def test_a_window_silencing_an_alertmanager_not_allowed_fails_at_once_and_undoes() -> None:
+def test_a_window_silencing_an_alertmanager_not_allowed_is_blocked_changing_nothing() -> None:
     start = datetime(2025, 3, 2, 2, 0, tzinfo=UTC)
     spec = {
         "start": start.isoformat(),
@@ -92,13 +92,37 @@ def test_a_window_silencing_an_alertmanager_not_allowed_fails_at_once_and_undoes
     s.harness = Harness(
         MaintenanceWindowKind(), s.kube, Settings(tick_seconds=2), clock=lambda: s.now
     )
-    s.run_until(lambda s: s.phase in ("Failed", "Completed"), limit=400)
-    assert s.phase == "Failed"
-    ready = condition(s.status, "Ready")
+    s.run_until(lambda s: s.phase == "Blocked", limit=400)
+    stalled = condition(s.status, "Stalled")
+    assert stalled["reason"] == "URLNotAllowed"
     assert (
         "Alertmanager URL refused: http://alertmanager.evil.example:9093 is not allowed"
-        in (ready["message"])
+        in (stalled["message"])
     )
-    assert LISTED in ready["message"]
+    assert LISTED in stalled["message"]
+    assert s.step_names() == []
     assert s.kube.obj("Deployment", "mail-score-backend")["spec"]["replicas"] == 3
-    assert not any(e.reason == "Retrying" for e in s.events)
+
+
+def test_a_pending_window_says_before_its_start_that_it_would_be_refused() -> None:
+    start = datetime(2025, 3, 2, 2, 0, tzinfo=UTC)
+    spec = {
+        "start": start.isoformat(),
+        "duration": "1h",
+        "policy": {"minimumNotice": "1h"},
+        "silence": {
+            "url": "http://alertmanager.monitoring:9093",  # allowed
+            "matchers": [{"name": "namespace", "value": NS}],
+        },
+        "healthCheck": {"http": {"url": "http://169.254.169.254/latest/meta-data"}},
+    }
+    s = Sim(spec=spec, now=start - timedelta(hours=1), created=start - timedelta(days=1))
+    mail_score(s.kube)
+    s.one()
+    found = condition(s.status, "TargetsFound")
+    assert found["status"] == "False" and found["reason"] == "URLNotAllowed"
+    assert found["message"].startswith(
+        "health check URL refused: http://169.254.169.254:80 is not allowed by"
+    )
+    s.run_until(lambda s: s.phase == "Blocked", limit=20000)
+    assert condition(s.status, "Stalled")["reason"] == "URLNotAllowed"

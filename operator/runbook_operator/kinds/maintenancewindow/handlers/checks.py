@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ....adapters.alertmanager import AlertmanagerError
 from ....adapters.kube import KubeError, NotFound
-from ....adapters.urls import URLNotAllowed
+from ....adapters.urls import URLNotAllowed, refusal
 from ....core.owners import owner_uids
 from ....core.probing import probe
 from ....core.schedule import instant
@@ -36,7 +36,7 @@ __all__ = ["create_silence", "expire_silence", "extend_silence", "health_check",
 def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
     """Which named objects exist, the DatabaseBackups the backup rule counts, and the
     cluster's minimums (MaintenancePolicies, and the namespace's labels they select on)."""
-    seen = _observe(env, namespace, spec)
+    seen = replace(_observe(env, namespace, spec), refused_urls=_refused(spec))
     try:
         labels = (env.kube.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
         listed = env.kube.list_cluster_custom(MAINTENANCE_POLICY.plural)
@@ -46,6 +46,18 @@ def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> Pol
     except (KubeError, ValueError) as exc:
         return replace(seen, cluster_error=str(exc))
     return replace(seen, cluster_policies=policies, namespace_labels=dict(labels))
+
+
+def _refused(spec: MaintenanceWindowSpec) -> tuple[str, ...]:
+    """The URLs the window will call that the operator's allow-list refuses (its default
+    Prometheus is always allowed)."""
+    urls = [("Alertmanager", spec.silence.url)] if spec.silence else []
+    check = spec.health_check
+    if check is not None and check.http is not None:
+        urls.append(("health check", check.http.url))
+    if check is not None and check.prometheus is not None and check.prometheus.url:
+        urls.append(("Prometheus", check.prometheus.url))
+    return tuple(why for what, url in urls if (why := refusal(url, what)) is not None)
 
 
 def _cluster_policy(obj: dict[str, Any]) -> ClusterPolicy:

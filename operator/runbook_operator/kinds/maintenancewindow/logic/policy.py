@@ -77,6 +77,9 @@ class PolicyObservation:
     """Every MaintenancePolicy of the cluster."""
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     """The labels of the window's namespace (which policies govern it)."""
+    refused_urls: tuple[str, ...] = ()
+    """Why the operator's RUNBOOK_ALLOWED_URLS refuses the silence's or the health check's
+    URL, one sentence each (the window would fail at its start: it does not start)."""
     cluster_error: str | None = None
     """Why the MaintenancePolicies or the namespace could not be read (then the notice and
     approval rules are unmet: a minimum nobody can read is not waived)."""
@@ -440,6 +443,10 @@ def _rollback_plan(spec: MaintenanceWindowSpec, observed: PolicyObservation) -> 
 
 def _targets(spec: MaintenanceWindowSpec, observed: PolicyObservation) -> RuleResult:
     missing = [n for n in changed_objects(spec) if n in observed.missing]
+    if observed.refused_urls and not missing:
+        return RuleResult(
+            TARGETS_FOUND, False, "URLNotAllowed", f"{'; '.join(observed.refused_urls)}."
+        )
     if missing:
         return RuleResult(
             TARGETS_FOUND,
