@@ -126,3 +126,36 @@ def test_a_pending_window_says_before_its_start_that_it_would_be_refused() -> No
     )
     s.run_until(lambda s: s.phase == "Blocked", limit=20000)
     assert condition(s.status, "Stalled")["reason"] == "URLNotAllowed"
+
+
+@pytest.mark.parametrize(
+    ("webhook", "ready", "reason"),
+    [
+        ("https://hooks.slack.evil.example/services/T0/B0/xoxb-secret", "False", "URLNotAllowed"),
+        ("http://alertmanager.monitoring:9093/hook/xoxb-secret", "True", "Configured"),
+    ],
+)
+def test_a_notifier_whose_webhook_is_refused_says_so_without_the_secret(
+    webhook: str, ready: str, reason: str
+) -> None:
+    from runbook_operator.kinds.notifier.handlers import NotifierKind
+
+    kube = FakeKube()
+    kube.add_secret("slack-webhook", {"url": webhook})
+    kube.add_custom(
+        "notifiers",
+        {
+            "metadata": {"name": "sre-slack", "namespace": NS},
+            "spec": {"slack": {"webhookUrl": {"name": "slack-webhook", "key": "url"}}},
+        },
+    )
+    h = Harness(NotifierKind(), kube, Settings())
+    h.run("sre-slack")
+    shown = condition(h.obj("sre-slack")["status"], "Ready")
+    assert (shown["status"], shown["reason"]) == (ready, reason)
+    assert "xoxb-secret" not in shown["message"] and "services" not in shown["message"]
+    if reason == "URLNotAllowed":
+        assert shown["message"].startswith(
+            "Slack incoming webhook URL refused: https://hooks.slack.evil.example:443 is not "
+            "allowed by the operator's RUNBOOK_ALLOWED_URLS"
+        )
