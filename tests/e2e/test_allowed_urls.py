@@ -55,7 +55,7 @@ def restricted(
 
 
 def result(obj: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(r for r in obj["status"]["results"] if r["name"] == name)
+    return next(r for r in obj["status"]["checks"] if r["name"] == name)
 
 
 def test_only_the_allowed_origin_is_called(
