@@ -29,6 +29,7 @@ LOG = logging.getLogger("runbook_operator")
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
+    from .adapters import urls
     from .core.runtime import register
     from .kinds import kinds
     from .settings import Settings
@@ -39,6 +40,13 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # every liveness probe
     settings = Settings(namespaces=tuple(args.namespace))
+    try:  # before anything starts: a malformed allow-list is a configuration error
+        allowed = urls.configure(settings.allowed_urls, settings.prometheus_url)
+    except ValueError as exc:
+        LOG.error(str(exc))
+        return 2
+    if allowed.origins:
+        LOG.info(f"outbound URLs restricted to {', '.join(str(o) for o in allowed.origins)}")
     if settings.election.enabled:
         return _run_elected(settings)
     _serve(settings, kopf.Memo(settings=settings), stop_flag=None)

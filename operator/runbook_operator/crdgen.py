@@ -95,6 +95,8 @@ def _schema(resource: Resource) -> Schema:
     spec = structural(resource.spec.model_json_schema(by_alias=True))
     if resource.spec_rules:
         spec.setdefault("x-kubernetes-validations", []).extend(resource.spec_rules)
+    if resource.cluster_scoped:  # configuration nobody reports on: no status
+        return _document(resource, spec, None)
     status = structural(resource.status.model_json_schema(by_alias=True), keep_defaults=False)
     if resource.operation:
         notify = structural(NotifyRef.model_json_schema(by_alias=True))
@@ -126,17 +128,23 @@ def _schema(resource: Resource) -> Schema:
                 "manages are keyed by a hash of their spec."
             ),
         }
+    return _document(resource, spec, status)
+
+
+def _document(resource: Resource, spec: Schema, status: Schema | None) -> Schema:
+    properties: Schema = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": spec,
+    }
+    if status is not None:
+        properties["status"] = status
     return {
         "type": "object",
         "description": resource.description,
         "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
-        },
+        "properties": properties,
     }
 
 
@@ -159,7 +167,7 @@ def crd(resource: Resource) -> Schema:
         "metadata": {"name": resource.crd_name},
         "spec": {
             "group": resource.group,
-            "scope": "Namespaced",
+            "scope": "Cluster" if resource.cluster_scoped else "Namespaced",
             "names": {
                 "kind": resource.kind,
                 "listKind": f"{resource.kind}List",
@@ -173,7 +181,7 @@ def crd(resource: Resource) -> Schema:
                     "name": resource.version,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    **({} if resource.cluster_scoped else {"subresources": {"status": {}}}),
                     "additionalPrinterColumns": columns,
                     "schema": {"openAPIV3Schema": _schema(resource)},
                 }

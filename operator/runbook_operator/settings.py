@@ -81,6 +81,10 @@ class Settings:
     """Port of the /healthz liveness endpoint; 0 disables it."""
     prometheus_url: str = field(default_factory=lambda: _env("PROMETHEUS_URL", ""))
     """Default Prometheus for triggers and health checks, e.g. http://prometheus:9090."""
+    allowed_urls: str = field(default_factory=lambda: _env("ALLOWED_URLS", ""))
+    """Comma-separated origins (scheme://host[:port], `*.` for names below a domain, `:*`
+    for any port) that Prometheus, Alertmanager, health-check and webhook URLs taken
+    from custom resources must match (adapters.urls). Empty: any URL."""
     argocd_namespace: str = field(default_factory=lambda: _env("ARGOCD_NAMESPACE", "argocd"))
     """Where Argo CD's Applications live, when a tracking annotation does not say."""
     max_replicas: int = field(default_factory=lambda: int(_env("MAX_REPLICAS", "50")))

@@ -71,6 +71,8 @@ def test_every_example_is_accepted(kube: Cluster, namespace: str, path: Path) ->
         ("create", "events", "yes"),
         ("watch", "emergencyscales.ops.mailscore.com", "yes"),
         ("patch", "emergencyscales.ops.mailscore.com/status", "yes"),
+        ("watch", "maintenancepolicies.ops.mailscore.com", "yes"),
+        ("patch", "maintenancepolicies.ops.mailscore.com", "no"),
     ],
 )
 def test_service_account_rbac(

@@ -191,6 +191,17 @@ class FakeKube:
         obj.setdefault("metadata", {}).setdefault("generation", 1)
         return self.put(plural, obj)
 
+    def add_cluster_custom(self, plural: str, obj: Obj) -> Obj:
+        """A cluster-scoped object of ours (a MaintenancePolicy)."""
+        obj.setdefault("metadata", {})["namespace"] = ""
+        return self.add_custom(plural, obj)
+
+    def label_namespace(self, name: str, labels: dict[str, str]) -> Obj:
+        """The namespace with these labels (namespaces exist, unlabelled, until then)."""
+        return self.put(
+            "Namespace", {"metadata": {"name": name, "namespace": "", "labels": labels}}
+        )
+
     def obj(self, kind: str, name: str, namespace: str = NS) -> Obj:
         return self.store[(kind, namespace, name)]
 
@@ -436,7 +447,24 @@ class FakeKube:
         self.events.append(body)
         return body
 
+    def get_namespace(self, name: str) -> Obj:
+        error = self.read_errors.get(("Namespace", name))
+        if error is not None:
+            raise error
+        found = self.store.get(("Namespace", "", name))
+        return copy.deepcopy(found) if found else {"metadata": {"name": name, "labels": {}}}
+
     # --- our own objects --------------------------------------------------------
+
+    def list_cluster_custom(self, plural: str) -> list[Obj]:
+        error = self.read_errors.get((plural, "*"))
+        if error is not None:
+            raise error
+        return [
+            copy.deepcopy(o)
+            for (kind, ns, _), o in self.store.items()
+            if kind == plural and ns == ""
+        ]
 
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj:
         return self._get(plural, namespace, name)

@@ -92,9 +92,15 @@ def test_names_columns_and_category(resource: Any) -> None:
     assert names["categories"] == (["runbook"] if resource.operation else [])
     assert names["shortNames"]
     version = doc["spec"]["versions"][0]
-    assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert ("Phase" in columns or "Ready" in columns) and columns[-1] == "Age"
+    assert columns[-1] == "Age"
+    if resource.cluster_scoped:  # configuration no controller reports on (MaintenancePolicy)
+        assert doc["spec"]["scope"] == "Cluster" and "subresources" not in version
+        assert "status" not in version["schema"]["openAPIV3Schema"]["properties"]
+        return
+    assert doc["spec"]["scope"] == "Namespaced"
+    assert version["subresources"] == {"status": {}}
+    assert "Phase" in columns or "Ready" in columns
 
 
 def test_optional_becomes_nullable_without_null_default() -> None:

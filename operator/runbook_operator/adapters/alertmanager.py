@@ -11,6 +11,7 @@ shown in messages.
 
 Exceptions:
     AlertmanagerError   (unreachable, timeout, or an HTTP error; the message says which)
+     +-- NotAllowed     (also a urls.URLNotAllowed: RUNBOOK_ALLOWED_URLS refuses the URL)
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from .urls import redact
+from .urls import URLNotAllowed, check, open_checked, redact
 
-__all__ = ["Alertmanager", "AlertmanagerError", "Silences"]
+__all__ = ["Alertmanager", "AlertmanagerError", "NotAllowed", "Silences"]
 
 TIMEOUT_SECONDS = 5.0
 CREATED_BY = "runbook-operator"
@@ -35,6 +36,10 @@ Obj = dict[str, Any]
 
 class AlertmanagerError(Exception):
     """Alertmanager could not be asked, or refused."""
+
+
+class NotAllowed(AlertmanagerError, URLNotAllowed):
+    """The operator's allow-list refuses the URL (or where it redirects to)."""
 
 
 class Silences(Protocol):
@@ -62,6 +67,7 @@ class Alertmanager:
     """One Alertmanager, by base URL (e.g. http://alertmanager:9093)."""
 
     def __init__(self, url: str, timeout: float = TIMEOUT_SECONDS) -> None:
+        check(url, NotAllowed, "Alertmanager")
         parts = urlsplit(url)
         self._auth: str | None = None
         if parts.username is not None:
@@ -80,7 +86,7 @@ class Alertmanager:
         if self._auth is not None:
             request.add_header("Authorization", self._auth)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with open_checked(request, self.timeout, NotAllowed, "Alertmanager") as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace").strip()[:300]

@@ -5,6 +5,8 @@ Credentials in the URL are used for Basic auth and never shown in messages.
 
 Exceptions:
     HttpCheckError   (connection refused, DNS, timeout: no status at all)
+     +-- NotAllowed  (also a urls.URLNotAllowed: RUNBOOK_ALLOWED_URLS refuses the URL or
+                      a redirect; never asked)
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ import urllib.error
 import urllib.request
 from urllib.parse import unquote, urlsplit
 
-from .urls import redact
+from .urls import URLNotAllowed, open_checked, redact
 
-__all__ = ["HttpCheckError", "get_status"]
+__all__ = ["HttpCheckError", "NotAllowed", "get_status"]
 
 TIMEOUT_SECONDS = 5.0
 
 
 class HttpCheckError(Exception):
     """The URL gave no HTTP answer."""
+
+
+class NotAllowed(HttpCheckError, URLNotAllowed):
+    """The operator's allow-list refuses the URL (or where it redirects to)."""
 
 
 def get_status(url: str, timeout: float = TIMEOUT_SECONDS) -> int:
@@ -33,7 +39,7 @@ def get_status(url: str, timeout: float = TIMEOUT_SECONDS) -> int:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with open_checked(request, timeout, NotAllowed, "health check", url=url) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)

@@ -260,6 +260,10 @@ class Kube:
         """A core/v1 Event (core.recorder builds it)."""
         return _call(self.core.create_namespaced_event, namespace, body)  # type: ignore[no-any-return]
 
+    def get_namespace(self, name: str) -> Obj:
+        """A Namespace (its labels select the cluster-wide policies that govern it)."""
+        return _call(self.core.read_namespace, name)  # type: ignore[no-any-return]
+
     # --- authorization -------------------------------------------------------
 
     def allowed(
@@ -307,6 +311,11 @@ class Kube:
             plural,
             label_selector=label_selector,
         )
+        return list(listing["items"])
+
+    def list_cluster_custom(self, plural: str) -> list[Obj]:
+        """Every object of one of our cluster-scoped kinds (a MaintenancePolicy)."""
+        listing = _call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
         return list(listing["items"])
 
     def create_custom(self, plural: str, namespace: str, body: Obj) -> Obj:

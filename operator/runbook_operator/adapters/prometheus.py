@@ -11,6 +11,8 @@ Exceptions:
      +-- QueryRefused    (HTTP 4xx: a PromQL error; the message is Prometheus's)
      +-- NoData          (no series)
      +-- SeveralSeries   (more than one series: which one counts is unclear)
+     +-- NotAllowed      (also a urls.URLNotAllowed: RUNBOOK_ALLOWED_URLS refuses the URL
+                          or a redirect; never asked)
 
 URLs may carry credentials (http://user:secret@host); messages never show them.
 """
@@ -20,16 +22,18 @@ from __future__ import annotations
 import json
 import threading
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from .urls import redact
+from .urls import URLNotAllowed, check, redact
 
 __all__ = [
     "NoData",
+    "NotAllowed",
     "PrometheusError",
     "QueryRefused",
     "SeveralSeries",
@@ -58,6 +62,10 @@ class NoData(PrometheusError):
     problem = "NoData"
 
 
+class NotAllowed(PrometheusError, URLNotAllowed):
+    problem = "URLNotAllowed"
+
+
 class SeveralSeries(PrometheusError):
     problem = "SeveralSeries"
 
@@ -75,7 +83,15 @@ def _client(url: str) -> PrometheusConnect:
             retry=Retry(total=0, raise_on_status=False),
             timeout=TIMEOUT_SECONDS,
         )
+        clients[url]._session.hooks["response"].append(_redirect_checked)
     return clients[url]
+
+
+def _redirect_checked(response: requests.Response, *_: Any, **__: Any) -> None:
+    """requests follows redirects itself: each one's target must be allowed too."""
+    if response.is_redirect:
+        target = urljoin(response.url, response.headers.get("location", ""))
+        check(target, NotAllowed, "Prometheus redirect")
 
 
 def _refusal(exc: PrometheusApiClientException, url: str) -> PrometheusError:
@@ -108,8 +124,11 @@ def _series_names(result: list[dict[str, Any]]) -> str:
 
 def query_one(url: str, query: str) -> float:
     """The value of an instant query that returns exactly one series (or a scalar)."""
+    check(url, NotAllowed, "Prometheus")
     try:
         result = _client(url).custom_query(query)
+    except NotAllowed:
+        raise
     except PrometheusApiClientException as exc:
         raise _refusal(exc, url) from exc
     except requests.exceptions.JSONDecodeError as exc:

@@ -2,7 +2,8 @@
 
 Each call is one HTTP request with a timeout; an answer outside 2xx, or none at all, is
 a `DeliveryError` whose message says what the server answered and never the URL or a
-token (webhook URLs are credentials).
+token (webhook URLs are credentials). A URL the operator's RUNBOOK_ALLOWED_URLS does not
+allow is `NotAllowed` (a DeliveryError naming only its scheme, host and port), unsent.
 
 Request shapes, as the services document them:
 - Slack: `POST <webhook URL>`, `Content-Type: application/json`, `{"text": …, "blocks": …}`;
@@ -20,6 +21,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from .urls import URLNotAllowed, open_checked
+
 __all__ = ["TRANSPORT", "DeliveryError", "open_incident", "post_json", "slack", "update_incident"]
 
 USER_AGENT = "runbook-operator"
@@ -27,6 +30,10 @@ USER_AGENT = "runbook-operator"
 
 class DeliveryError(Exception):
     """The message was not accepted; the text is safe to show."""
+
+
+class NotAllowed(DeliveryError, URLNotAllowed):
+    """The operator's allow-list (RUNBOOK_ALLOWED_URLS) refuses the URL; nothing was sent."""
 
 
 def _request(
@@ -39,7 +46,7 @@ def _request(
     for key, value in headers.items():
         request.add_header(key, value)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with open_checked(request, timeout, NotAllowed, what) as response:
             return bytes(response.read(65536))
     except urllib.error.HTTPError as exc:
         answer = exc.read(200).decode(errors="replace").strip()
@@ -48,6 +55,8 @@ def _request(
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DeliveryError(f"{what} cannot be reached ({reason})") from None
+    except NotAllowed:
+        raise
     except ValueError:
         raise DeliveryError(f"{what}: the URL is not a valid http(s) URL") from None
 

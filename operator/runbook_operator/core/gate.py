@@ -53,9 +53,11 @@ class Problem(StrEnum):
     """The query returned more than one series: which one counts is unclear."""
     BAD_QUERY = "BadQuery"
     """Prometheus refused the query (PromQL error), or it returned a range or a string."""
+    URL_NOT_ALLOWED = "URLNotAllowed"
+    """The operator's RUNBOOK_ALLOWED_URLS does not allow the Prometheus URL: never asked."""
 
 
-NEEDS_HUMAN = frozenset({Problem.SEVERAL_SERIES, Problem.BAD_QUERY})
+NEEDS_HUMAN = frozenset({Problem.SEVERAL_SERIES, Problem.BAD_QUERY, Problem.URL_NOT_ALLOWED})
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class Verdict:
     """onNoData is Fail and there was no value: why. The caller fails the operation."""
     invalid: str | None = None
     """The query needs a human (several series, refused): why."""
+    problem: Problem | None = None
+    """With `invalid`: which problem (URLNotAllowed is named as such in conditions)."""
 
 
 def _for(condition: PrometheusCondition) -> timedelta:
@@ -143,7 +147,7 @@ def evaluate(
         return _decide(condition, _kept(previous), now, active, cooldown)
     if sample.problem in NEEDS_HUMAN:
         state = GateState(evaluated_at=now, error=sample.detail or str(sample.problem))
-        return Verdict(state=state, on=active, invalid=state.error)
+        return Verdict(state=state, on=active, invalid=state.error, problem=sample.problem)
     if sample.value is None:
         return _no_data(condition, previous, sample, now, active, cooldown)
     holds = compare(sample.value, condition.comparison, condition.threshold)

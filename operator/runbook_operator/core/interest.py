@@ -47,8 +47,19 @@ class Interest:
     def drop(self, owner: Owner) -> None:
         self.watch(owner, ())
 
-    def owners(self, namespace: str, kind: str, name: str) -> set[Owner]:
-        """The operations to wake for a change of this object."""
+    def owners(self, namespace: str | None, kind: str, name: str) -> set[Owner]:
+        """The operations to wake for a change of this object. A cluster-scoped object
+        (namespace None) wakes those of every namespace that watch it; a Namespace is
+        its own namespace."""
+        if kind == "Namespace":
+            namespace = name
+        if namespace is None:
+            return {
+                owner
+                for (_, k, n), owners in self._owners.items()
+                if k == kind and n in (name, "*")
+                for owner in owners
+            }
         return self._owners.get((namespace, kind, name), set()) | self._owners.get(
             (namespace, kind, "*"), set()
         )

@@ -29,7 +29,9 @@ DATABASE = "database"
 
 Watch = tuple[str, str]
 """(Kind, name) of an object in the same namespace whose changes wake this one;
-name "*" for any object of that kind (e.g. ("MaintenanceWindow", "*"))."""
+name "*" for any object of that kind (e.g. ("MaintenanceWindow", "*")). A cluster-scoped
+kind's objects wake it wherever they are (("MaintenancePolicy", "*")), and
+("Namespace", <its namespace>) is its own namespace."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,12 @@ class Kind(ABC):
 
     resource: Resource
     pool: str = PASSES
+    policies: tuple[Resource, ...] = ()
+    """Cluster-scoped configuration the kind reads (a MaintenancePolicy): rendered into
+    CRDs with the kind, and watched, so a change wakes the operations that watch it."""
+    namespace_labels: bool = False
+    """The kind reads its namespace's labels: a change of a Namespace wakes the operations
+    in it that watch ("Namespace", its name)."""
 
     @abstractmethod
     def reconcile(self, ctx: Pass) -> Result: ...

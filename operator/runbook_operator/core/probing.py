@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..adapters.httpcheck import HttpCheckError
-from ..adapters.urls import redact
+from ..adapters.urls import URLNotAllowed, redact
 from .health import HealthCheck
 from .prometheus import compare
 
@@ -24,7 +24,8 @@ class Probe:
     text: str
     """`healthy: ...` or `unhealthy: ...`, for a condition or a step record."""
     failed: str | None = None
-    """The check can never pass as configured (no Prometheus to ask): fail at once."""
+    """The check can never pass as configured (no Prometheus to ask, a URL the operator's
+    RUNBOOK_ALLOWED_URLS refuses): fail at once."""
 
 
 def probe(
@@ -36,6 +37,8 @@ def probe(
     if check.http is not None:
         try:
             status = http_status(check.http.url)
+        except URLNotAllowed as exc:
+            return Probe(False, f"unhealthy: {exc}", failed=str(exc))
         except HttpCheckError as exc:
             return Probe(False, f"unhealthy: {exc}")
         wanted = check.http.expected_status
@@ -50,6 +53,8 @@ def probe(
         return Probe(False, f"unhealthy: {failed}", failed=failed)
     try:
         value = query(url, prom.query)
+    except URLNotAllowed as exc:
+        return Probe(False, f"unhealthy: {exc}", failed=str(exc))
     except Exception as exc:  # the adapter's errors say why there is no value
         return Probe(False, f"unhealthy: {exc}")
     text = f"{prom.query} = {value:g} (healthy when {prom.comparison} {prom.threshold:g})"

@@ -58,6 +58,9 @@ class Resource:
     """(kind, name) of the objects in its namespace that an operation changes, from its
     spec: each one that Argo CD or Flux also manages is named, and their sync is paused on
     request (core.gitops)."""
+    cluster_scoped: bool = False
+    """A cluster-wide configuration object (a policy that spans namespaces) that no
+    controller acts on: its CRD is cluster-scoped and has no status (`status` is unused)."""
     moment: Callable[[dict[str, Any]], Seen | None] | None = None
     """The notification moment of a status, when the common reading (core.notify.moment_of)
     does not fit the kind's phases."""

@@ -104,10 +104,11 @@ class Runtime:
     def notify(self, kind: str, body: Obj) -> None:
         """Wake the operations that watch this object."""
         meta = body.get("metadata") or {}
-        for owner_kind, namespace, name in self.interest.owners(
-            str(meta.get("namespace")), kind, str(meta.get("name"))
+        namespace = meta.get("namespace")
+        for owner_kind, owner_namespace, name in self.interest.owners(
+            str(namespace) if namespace else None, kind, str(meta.get("name"))
         ):
-            self.controllers[owner_kind].enqueue((namespace, name))
+            self.controllers[owner_kind].enqueue((owner_namespace, name))
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop(STOP_SECONDS) for c in self.controllers.values()))
@@ -197,6 +198,13 @@ def register(kinds: Sequence[Kind]) -> None:
     for kind in kinds:
         _register_kind(kind.resource.kind, kind.resource.plural)
     for group, version, plural, kind_name in WORKLOADS:
+        _register_workload(group, version, plural, kind_name)
+    # Cluster-scoped objects some kind reads (Kopf watches them cluster-wide even when it
+    # serves only some namespaces): their changes only wake the operations watching them.
+    policies = {(GROUP, VERSION, r.plural, r.kind) for k in kinds for r in k.policies}
+    if any(k.namespace_labels for k in kinds):
+        policies.add(("", "v1", "namespaces", "Namespace"))
+    for group, version, plural, kind_name in sorted(policies):
         _register_workload(group, version, plural, kind_name)
 
 

@@ -41,4 +41,4 @@ def kinds() -> list[Kind]:
 
 
 KINDS = kinds
-RESOURCES: tuple[Resource, ...] = tuple(k.resource for k in kinds())
+RESOURCES: tuple[Resource, ...] = tuple(r for k in kinds() for r in (k.resource, *k.policies))

@@ -31,3 +31,26 @@ def test_any_object_of_a_kind() -> None:
     assert interest.owners("ns", "DatabaseBackup", "nightly") == {ES}
     interest.drop(ES)
     assert interest.owners("ns", "DatabaseBackup", "nightly") == set()
+
+
+MW_SHOP = ("MaintenanceWindow", "shop", "weekly")
+MW_BANK = ("MaintenanceWindow", "bank", "nightly")
+
+
+def test_a_cluster_scoped_object_wakes_its_watchers_in_every_namespace() -> None:
+    interest = Interest()
+    interest.watch(MW_SHOP, [("MaintenancePolicy", "*"), ("Namespace", "shop")])
+    interest.watch(MW_BANK, [("MaintenancePolicy", "*"), ("Namespace", "bank")])
+    interest.watch(ES, [("Deployment", "web")])
+    assert interest.owners(None, "MaintenancePolicy", "production-minimums") == {MW_SHOP, MW_BANK}
+    interest.drop(MW_BANK)
+    assert interest.owners(None, "MaintenancePolicy", "production-minimums") == {MW_SHOP}
+    assert interest.owners(None, "Deployment", "web") == {ES}  # by kind and name, anywhere
+
+
+def test_a_namespace_is_its_own_namespace() -> None:
+    interest = Interest()
+    interest.watch(MW_SHOP, [("Namespace", "shop")])
+    interest.watch(MW_BANK, [("Namespace", "bank")])
+    assert interest.owners(None, "Namespace", "shop") == {MW_SHOP}
+    assert interest.owners(None, "Namespace", "other") == set()

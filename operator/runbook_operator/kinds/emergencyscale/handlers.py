@@ -18,7 +18,7 @@ from typing import Any
 from ...adapters.kube import NotFound
 from ...core import failpoints, sampling
 from ...core.context import Pass
-from ...core.gate import Problem, Sample
+from ...core.gate import NEEDS_HUMAN, Problem, Sample
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Kind, Result, due_in
 from ...core.names import holder_id
@@ -102,7 +102,11 @@ class EmergencyScaleKind(Kind):
             lctx = _context(ctx)
             world = observe(ctx, _keys(spec, status), hpas)
             outcome = logic.reconcile(spec, status, world, sample, lctx)
-            sample = None  # asked once per pass; later steps reuse the recorded answer
+            # Asked once per pass; later steps reuse the recorded answer, except a problem
+            # that needs a human (the record keeps only its text, and the next step would
+            # read it as no data: Stalled, then Ready again within one pass).
+            if sample is not None and sample.problem not in NEEDS_HUMAN:
+                sample = None
             if not self._act(ctx, spec, status, outcome, lctx, hpas):
                 break
         status = ctx.status()

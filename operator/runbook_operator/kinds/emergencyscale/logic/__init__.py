@@ -193,7 +193,10 @@ def _gate(
         return status, end(spec, status, world, ctx, EndReason.TRIGGER_FAILED, verdict.failed)
     if verdict.invalid is not None:
         message = f"The trigger cannot be evaluated: {verdict.invalid}; fix spec.trigger"
-        return status, conditioned(spec, status, ctx, "stalled", "TriggerInvalid", message)
+        reason = "TriggerInvalid"
+        if verdict.problem == gate.Problem.URL_NOT_ALLOWED:
+            reason = str(verdict.problem)
+        return status, conditioned(spec, status, ctx, "stalled", reason, message)
     if verdict.on:
         return status, None
     if active:

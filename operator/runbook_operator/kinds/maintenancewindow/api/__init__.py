@@ -15,6 +15,7 @@ from typing import Any
 
 from ....core import gitops
 from ....core.resource import Column, Resource
+from .clusterpolicy import MAINTENANCE_POLICY, MaintenancePolicySpec, MinimumApprovals
 from .spec import (
     TRANSITION_RULES,
     Approval,
@@ -49,6 +50,7 @@ from .status import (
 )
 
 __all__ = [
+    "MAINTENANCE_POLICY",
     "MAINTENANCE_WINDOW",
     "Approval",
     "ApprovalRecord",
@@ -61,9 +63,11 @@ __all__ = [
     "HealthCheck",
     "HttpCheck",
     "MaintenanceMode",
+    "MaintenancePolicySpec",
     "MaintenanceWindowSpec",
     "MaintenanceWindowStatus",
     "Matcher",
+    "MinimumApprovals",
     "OccurrenceRecord",
     "Originals",
     "Policy",

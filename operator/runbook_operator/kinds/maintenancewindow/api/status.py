@@ -165,7 +165,8 @@ class ApprovalRecord(ApiModel):
     at: datetime
     """When the operator first saw it."""
     counted: bool
-    """Whether it counts toward policy.approvals.required."""
+    """Whether it counts toward policy.approvals.required (or a MaintenancePolicy's
+    minimum)."""
     note: str = ""
     """Why it does not count (not a named approver, self-approval, voided by an edit)."""
 
@@ -226,6 +227,9 @@ class MaintenanceWindowStatus(StatusBase):
     """The last failed attempt of the current step (it is retried)."""
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     """Every approval in spec.approvals, who gave it (as authenticated), and whether it counts."""
+    governed_by: list[str] = Field(default_factory=list)
+    """The MaintenancePolicies (cluster-wide minimums) whose namespaceSelector picks this
+    window's namespace, as of the last look at the checklist."""
     cancelled_by: str | None = None
     """Who set spec.cancel, as the API server authenticated them."""
     last_occurrence: OccurrenceRecord | None = None

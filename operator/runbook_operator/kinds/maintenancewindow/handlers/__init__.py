@@ -29,7 +29,13 @@ from ....core.context import Pass
 from ....core.kind import Kind, Result, due_in
 from ....core.spec import InvalidSpec
 from .. import logic
-from ..api import MAINTENANCE_WINDOW, MaintenanceWindowSpec, MaintenanceWindowStatus, WindowPhase
+from ..api import (
+    MAINTENANCE_POLICY,
+    MAINTENANCE_WINDOW,
+    MaintenanceWindowSpec,
+    MaintenanceWindowStatus,
+    WindowPhase,
+)
 from ..logic.policy import Stamps
 from .env import Env
 from .passes import step, undo_step
@@ -43,6 +49,8 @@ RETRY_SECONDS = 2.0
 
 class MaintenanceWindowKind(Kind):
     resource = MAINTENANCE_WINDOW
+    policies = (MAINTENANCE_POLICY,)
+    namespace_labels = True
 
     def __init__(
         self,
@@ -106,7 +114,8 @@ class MaintenanceWindowKind(Kind):
         if deferred and status.policy_checked_at is not None:
             again = status.policy_checked_at + logic.POLICY_INTERVAL
             due = again if due is None else min(due, again)
-        return Result(requeue_after=due_in(due, ctx.now), watch=_watches(spec, status))
+        watch = _watches(spec, status, ctx.namespace)
+        return Result(requeue_after=due_in(due, ctx.now), watch=watch)
 
     # --- finalize ---------------------------------------------------------
 
@@ -156,7 +165,7 @@ def _pending_before_start(status: MaintenanceWindowStatus, now: datetime) -> boo
 
 
 def _watches(
-    spec: MaintenanceWindowSpec, status: MaintenanceWindowStatus
+    spec: MaintenanceWindowSpec, status: MaintenanceWindowStatus, namespace: str
 ) -> frozenset[tuple[str, str]]:
     names = set(status.holds)
     if spec.maintenance_mode is not None:
@@ -167,4 +176,8 @@ def _watches(
     watch = {("Deployment", name) for name in names}
     if spec.policy.backup is not None and not status.is_done():
         watch.add(("DatabaseBackup", "*"))
+    if (status.phase or WindowPhase.PENDING) == WindowPhase.PENDING:
+        # Before the start, the cluster's minimums can change under it: a MaintenancePolicy
+        # edited, created or deleted, or the namespace's labels (which select them).
+        watch |= {(MAINTENANCE_POLICY.kind, "*"), ("Namespace", namespace)}
     return frozenset(watch)

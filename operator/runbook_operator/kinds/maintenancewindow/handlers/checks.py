@@ -8,16 +8,21 @@ its end) and the health check after the end.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from ....adapters.alertmanager import AlertmanagerError
 from ....adapters.kube import KubeError, NotFound
+from ....adapters.urls import URLNotAllowed, refusal
 from ....core.owners import owner_uids
 from ....core.probing import probe
 from ....core.schedule import instant
-from ..api import MaintenanceWindowSpec, SilenceStatus
+from ..api import MAINTENANCE_POLICY, MaintenancePolicySpec, MaintenanceWindowSpec, SilenceStatus
 from ..logic import SILENCE_MARGIN
+from ..logic.minimums import ClusterPolicy
 from ..logic.policy import BackupSeen, PolicyObservation, needed_objects
 from ..logic.steps import Outcome
 from .env import Env, Target
@@ -29,7 +34,43 @@ __all__ = ["create_silence", "expire_silence", "extend_silence", "health_check",
 
 
 def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
-    """Which named objects exist, and the DatabaseBackups the backup rule counts."""
+    """Which named objects exist, the DatabaseBackups the backup rule counts, and the
+    cluster's minimums (MaintenancePolicies, and the namespace's labels they select on)."""
+    seen = replace(_observe(env, namespace, spec), refused_urls=_refused(spec))
+    try:
+        labels = (env.kube.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
+        listed = env.kube.list_cluster_custom(MAINTENANCE_POLICY.plural)
+        policies = tuple(_cluster_policy(obj) for obj in listed)
+    except NotFound:  # the MaintenancePolicy kind is not installed: there is none
+        return seen
+    except (KubeError, ValueError) as exc:
+        return replace(seen, cluster_error=str(exc))
+    return replace(seen, cluster_policies=policies, namespace_labels=dict(labels))
+
+
+def _refused(spec: MaintenanceWindowSpec) -> tuple[str, ...]:
+    """The URLs the window will call that the operator's allow-list refuses (its default
+    Prometheus is always allowed)."""
+    urls = [("Alertmanager", spec.silence.url)] if spec.silence else []
+    check = spec.health_check
+    if check is not None and check.http is not None:
+        urls.append(("health check", check.http.url))
+    if check is not None and check.prometheus is not None and check.prometheus.url:
+        urls.append(("Prometheus", check.prometheus.url))
+    return tuple(why for what, url in urls if (why := refusal(url, what)) is not None)
+
+
+def _cluster_policy(obj: dict[str, Any]) -> ClusterPolicy:
+    name = str(obj["metadata"]["name"])
+    try:
+        return ClusterPolicy(name, MaintenancePolicySpec.model_validate(obj.get("spec") or {}))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise ValueError(f"MaintenancePolicy {name}: spec.{where}: {problem['msg']}") from exc
+
+
+def _observe(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
     missing = set()
     for ref in needed_objects(spec):
         kind, name = ref.split("/", 1)
@@ -81,7 +122,10 @@ def create_silence(env: Env, t: Target) -> Outcome:
     assert t.spec is not None
     spec = t.spec.silence
     assert spec is not None and t.status.next_end is not None
-    am = env.silences(spec.url)
+    try:
+        am = env.silences(spec.url)
+    except URLNotAllowed as exc:  # no retry makes it allowed: fail now, and undo
+        return Outcome(done=False, failed=str(exc))
     ends = t.status.next_end + SILENCE_MARGIN
     found = am.find(t.marker)
     if found:
@@ -125,7 +169,12 @@ def expire_silence(env: Env, t: Target) -> Outcome:
         url = t.spec.silence.url  # recorded by an operator before it kept the URL in status
     if url is None:
         return Outcome.ok("no silence configured any more; nothing to expire")
-    am = env.silences(url)
+    try:
+        am = env.silences(url)
+    except URLNotAllowed as exc:  # never created there, or the allow-list changed since
+        ends = t.status.silence.ends_at if t.status.silence else None
+        by_itself = f"; it ends by itself at {instant(ends)}" if ends else ""
+        return Outcome.ok(f"no silence expired: {exc}{by_itself}")
     ids = [i for i in [recorded, *(str(s["id"]) for s in am.find(t.marker))] if i]
     for silence_id in dict.fromkeys(ids):
         am.expire(silence_id)

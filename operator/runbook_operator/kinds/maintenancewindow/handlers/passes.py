@@ -12,7 +12,7 @@ from datetime import datetime
 
 from .. import logic
 from ..api import MaintenanceWindowSpec, MaintenanceWindowStatus
-from ..logic.policy import approval_records, evaluate
+from ..logic.policy import approval_records, evaluate, minimums
 from .checks import extend_silence, observe_policy
 from .env import Env, Target
 from .steps import execute, release_holds
@@ -35,8 +35,10 @@ def step(env: Env, w: logic.Window, ref: tuple[str, str, str], now: datetime) ->
         assert p.status.next_start is not None
         observed = observe_policy(env, namespace, w.spec)
         results = evaluate(w.spec, w.created, p.status.next_start, observed, now, w.stamps)
-        judged = approval_records(w.spec, w.stamps, p.status.approvals, now)
-        p = replace(p, status=p.status.model_copy(update={"approvals": judged}))
+        least = minimums(w.spec, observed)
+        judged = approval_records(w.spec, w.stamps, p.status.approvals, now, least)
+        update = {"approvals": judged, "governed_by": list(least.governed_by)}
+        p = replace(p, status=p.status.model_copy(update=update))
         p = logic.after_policy(w, p, results, now, at_start=work.at_start)
         if p.work is None:
             return p

@@ -178,9 +178,15 @@ def after_trigger(
         return Plan(new, tuple(p.events))
     if verdict.invalid:
         message = f"the trigger's query needs fixing: {verdict.invalid}"
+        reason = "InvalidQuery"
+        if verdict.problem == gate.Problem.URL_NOT_ALLOWED:
+            message, reason = (
+                f"the trigger cannot be asked: {verdict.invalid}",
+                str(verdict.problem),
+            )
         if status.trigger is None or status.trigger.error != state.error:
-            p.event("Warning", "InvalidQuery", message)
-        new = p.write(trigger=state, conditions=p.conditions(stalled, "InvalidQuery", message))
+            p.event("Warning", reason, message)
+        new = p.write(trigger=state, conditions=p.conditions(stalled, reason, message))
         return Plan(new, tuple(p.events))
     if not verdict.on:
         message = f"rolls back when {_describe_trigger(spec)}; window open for " + ", ".join(opened)
