@@ -103,6 +103,51 @@ def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
     assert h.reasons()[:3] == ["RecordedOriginals", "Applied", "Applied"]
 
 
+def test_the_first_change_waits_for_one_read_of_each_workload(kube: FakeKube) -> None:
+    """Holds and later steps start from what the pass read and from our patches' answers:
+    every read before the first change is a round trip an incident waits for."""
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    kube.reads.clear()
+    before: list[tuple[str, ...]] = []
+
+    def first_change(call: tuple[str, ...]) -> None:
+        if call[1] == "HorizontalPodAutoscaler" and not before:
+            before.extend(kube.reads)
+
+    kube.before_write = first_change
+    h.run(NAME)
+    assert sorted(r for r in before if r[1] != PLURAL) == [
+        ("get", "Deployment", "mail-score-backend"),
+        ("get", "Deployment", "mail-score-frontend"),
+        ("list", "HorizontalPodAutoscaler"),
+    ]
+
+
+def test_a_stale_copy_of_a_workload_costs_a_conflict_never_a_lost_update(
+    kube: FakeKube,
+) -> None:
+    """Someone changes a target between the pass's read and its hold: the hold, written
+    with the resourceVersion read, is refused and taken again on a fresh read."""
+    h = harness(kube)
+    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
+    touched: list[tuple[str, ...]] = []
+
+    def someone_scales(call: tuple[str, ...]) -> None:
+        if call == ("patch", "Deployment", "mail-score-frontend") and not touched:
+            touched.append(call)
+            obj = kube.obj("Deployment", "mail-score-frontend")
+            obj["spec"]["replicas"] = 3
+            obj["metadata"]["resourceVersion"] = "9999"
+
+    kube.before_write = someone_scales
+    h.run(NAME)
+    assert touched
+    assert held_by(kube, "mail-score-frontend") is not None
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert [o.replicas for o in h.status(NAME).originals] == [2]
+
+
 def test_the_wake_up_is_the_end_of_the_duration(kube: FakeKube) -> None:
     h = harness(kube)
     create(kube, RUNBOOK)
