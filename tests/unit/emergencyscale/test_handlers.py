@@ -78,13 +78,24 @@ def writes(kube: FakeKube) -> list[tuple[str, ...]]:
 def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
     h = harness(kube)
     create(kube, RUNBOOK)
+    recorded: list[dict[str, Any]] = []
+
+    def first_change(call: tuple[str, ...]) -> None:
+        if call[1] == "HorizontalPodAutoscaler" and not recorded:
+            recorded.append(kube.obj(PLURAL, NAME)["status"])
+
+    kube.before_write = first_change
     h.run(NAME)
+    # Both originals were stored before the first change, with the holds taken before.
+    assert [o["name"] for o in recorded[0]["originals"]] == [
+        "mail-score-backend",
+        "mail-score-frontend",
+    ]
     assert writes(kube) == [
         ("patch", PLURAL, NAME),  # our finalizer, before anything changes
         ("patch", "Deployment", "mail-score-backend"),  # hold
         ("patch", "Deployment", "mail-score-frontend"),  # hold
-        ("patch-status", PLURAL, NAME),  # originals recorded
-        ("patch-status", PLURAL, NAME),  # Active, recorded before ...
+        ("patch-status", PLURAL, NAME),  # originals and Active, recorded before ...
         ("patch", "HorizontalPodAutoscaler", "backend-hpa"),  # ... the changes
         ("patch", "Deployment", "mail-score-frontend"),
         ("patch-status", PLURAL, NAME),  # looked again: only the backend is left to wait for

@@ -121,7 +121,7 @@ class EmergencyScaleKind(Kind):
                 break
             lctx = _context(ctx)
             world = observe(ctx, _keys(spec, status), seen)
-            outcome = logic.reconcile(spec, status, world, sample, lctx)
+            outcome = logic.advance(spec, status, world, sample, lctx)
             sample = None  # asked once per pass; later steps reuse the recorded answer
             if not self._act(ctx, spec, status, outcome, lctx, seen):
                 break
