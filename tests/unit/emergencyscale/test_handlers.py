@@ -8,11 +8,13 @@ tick, and a finalizer that works from status alone.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from runbook_operator.core.context import Pass
 from runbook_operator.core.gate import Problem, Sample
 from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION, RELEASE_ANNOTATION
 from runbook_operator.kinds.emergencyscale.api import EmergencyScaleSpec, EmergencyScaleStatus
@@ -133,6 +135,30 @@ def test_the_first_change_waits_for_one_read_of_each_workload(kube: FakeKube) ->
         ("get", "Deployment", "mail-score-frontend"),
         ("list", "HorizontalPodAutoscaler"),
     ]
+
+
+def test_the_first_reads_go_out_beside_the_finalizer(kube: FakeKube) -> None:
+    """The HPA list and the targets' reads do not wait for our finalizer to be added."""
+    started = threading.Event()
+    overlapped: list[bool] = []
+
+    class Watched(EmergencyScaleKind):
+        def prefetch(self, ctx: Pass) -> None:
+            started.set()
+            super().prefetch(ctx)
+
+    def finalizer(call: tuple[str, ...]) -> None:
+        if call == ("patch", PLURAL, NAME) and not overlapped:
+            overlapped.append(started.wait(5))
+
+    h = Harness(Watched(sample=lambda url, query: Sample.of(0.0)), kube, Settings(max_replicas=50))
+    create(kube, RUNBOOK)
+    kube.before_write = finalizer
+    kube.reads.clear()
+    h.run(NAME)
+    assert overlapped == [True]
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert len([r for r in kube.reads if r[0] == "list"]) == 1  # read once, by prefetch
 
 
 def test_a_stale_copy_of_a_workload_costs_a_conflict_never_a_lost_update(

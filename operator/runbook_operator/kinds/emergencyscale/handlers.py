@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from ...adapters.kube import NotFound
-from ...core import failpoints, sampling
+from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import Problem, Sample
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
@@ -35,6 +35,8 @@ from .api import (
 __all__ = ["EmergencyScaleKind"]
 
 KIND = EMERGENCY_SCALE.kind
+OBSERVED = "emergencyscale-observed"
+"""ctx.extra's key for what `prefetch` read."""
 MAX_STEPS = 8
 """Steps one pass may take (record, apply, end, revert... never more than a few)."""
 
@@ -63,18 +65,26 @@ class Observed:
     copy that went stale costs nothing unsafe: a hold is written with the
     resourceVersion it was read with, and the sizes we patch are absolute."""
 
-    def __init__(self, ctx: Pass) -> None:
+    def __init__(self, ctx: Pass, keys: list[logic.Key]) -> None:
         self.ctx = ctx
-        self.hpas = ctx.kube.list_hpas(ctx.namespace)
         self.workloads: dict[logic.Key, dict[str, Any] | None] = {}
+        keys = list(dict.fromkeys(keys))
+        reads: list[Callable[[], Any]] = [functools.partial(ctx.kube.list_hpas, ctx.namespace)]
+        reads += [functools.partial(self._read, key) for key in keys]
+        answers = fanout.gather(reads)  # side by side: none depends on another
+        self.hpas: list[dict[str, Any]] = answers[0]
+        self.workloads.update(zip(keys, answers[1:], strict=True))
+
+    def _read(self, key: logic.Key) -> dict[str, Any] | None:
+        try:
+            return self.ctx.kube.get_workload(key[0], self.ctx.namespace, key[1])
+        except NotFound:
+            return None
 
     def workload(self, key: logic.Key) -> dict[str, Any] | None:
         """The workload as last read or patched in this pass; None when it does not exist."""
         if key not in self.workloads:
-            try:
-                self.workloads[key] = self.ctx.kube.get_workload(key[0], self.ctx.namespace, key[1])
-            except NotFound:
-                self.workloads[key] = None
+            self.workloads[key] = self._read(key)
         return self.workloads[key]
 
     def patched(self, key: logic.Key, obj: dict[str, Any]) -> None:
@@ -90,7 +100,7 @@ class Observed:
 
 
 def observe(ctx: Pass, keys: list[logic.Key], seen: Observed | None = None) -> logic.World:
-    seen = seen or Observed(ctx)
+    seen = seen or Observed(ctx, keys)
     world: dict[logic.Key, logic.Workload | None] = {}
     for key in dict.fromkeys(keys):
         obj = seen.workload(key)
@@ -111,10 +121,17 @@ class EmergencyScaleKind(Kind):
 
     # --- reconcile --------------------------------------------------------
 
+    def prefetch(self, ctx: Pass) -> None:
+        """The HPAs and the targets, read while the finalizer is being added (first pass)."""
+        spec = ctx.spec(EmergencyScaleSpec)
+        ctx.extra[OBSERVED] = Observed(ctx, _keys(spec, ctx.status()))
+
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(EmergencyScaleSpec)
         sample = self._sample(ctx, spec, ctx.status())
-        seen = Observed(ctx)
+        seen = ctx.extra.pop(OBSERVED, None)
+        if not isinstance(seen, Observed):
+            seen = Observed(ctx, _keys(spec, ctx.status()))
         for _ in range(MAX_STEPS):
             status: EmergencyScaleStatus = ctx.status()
             if status.is_done():
@@ -228,7 +245,7 @@ class EmergencyScaleKind(Kind):
         except InvalidSpec:
             spec = None  # everything recorded is in status: undo from there
         lctx = _context(ctx)
-        seen = Observed(ctx)
+        seen = Observed(ctx, _keys(spec, status))
         world = observe(ctx, _keys(spec, status), seen)
         outcome = logic.finalize(status, world, lctx, spec=spec)
         self._patch(ctx, outcome.changes, seen)
