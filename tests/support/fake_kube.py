@@ -330,6 +330,7 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
+        self.reads.append(("list", "ReplicaSet"))
         return [
             copy.deepcopy(o)
             for (kind, ns, _), o in self.store.items()
