@@ -122,7 +122,10 @@ def test_prometheus_down_does_what_on_no_data_says(
     for name in ("hold", "activate", "fail"):
         wait_es(kube, namespace, name, phase="Waiting", ready=("True", "WaitingForTrigger"))
     wait_es(kube, namespace, "fail-active", phase="Active")
-    assert replicas(kube, namespace, "fail-active") == 3
+    # Active is written before the change it records: wait for the change itself.
+    wait_for(
+        lambda: replicas(kube, namespace, "fail-active") == 3, timeout=10, what="fail-active at 3"
+    )
 
     prometheus.stop()
 
@@ -138,7 +141,7 @@ def test_prometheus_down_does_what_on_no_data_says(
     assert held_by(kube, namespace, "fail-active") is None
 
     obj = wait_es(kube, namespace, "activate", phase="Active")
-    assert replicas(kube, namespace, "activate") == 3
+    wait_for(lambda: replicas(kube, namespace, "activate") == 3, timeout=10, what="activate at 3")
     assert "cannot be reached" in status(obj)["gate"]["error"]
 
     def hold_reports_it() -> dict[str, Any] | None:
@@ -156,7 +159,7 @@ def test_prometheus_down_does_what_on_no_data_says(
     prometheus.start()
     set_ratio(prometheus, 0.5)
     wait_es(kube, namespace, "hold", phase="Active", timeout=30)
-    assert replicas(kube, namespace, "hold") == 3
+    wait_for(lambda: replicas(kube, namespace, "hold") == 3, timeout=10, what="hold at 3")
 
 
 def test_a_query_returning_several_series_stalls_with_the_reason(

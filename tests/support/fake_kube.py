@@ -11,6 +11,7 @@ tests use the real API server; this is for the pure-glue tests of handlers only.
     kube.add_deployment("web", replicas=3)
     kube.add_custom("emergencyscales", {...})
     kube.calls          # [("patch", "Deployment", "web"), ...]
+    kube.reads          # [("get", "Deployment", "web"), ("list", "HorizontalPodAutoscaler")]
     kube.before_write = lambda call: ...   # a hook to race a write (steal a hold, ...)
     kube.read_errors[("Secret", "pg")] = Forbidden("...")   # a read the API server refuses
 """
@@ -113,6 +114,8 @@ class FakeKube:
         self.store: dict[tuple[str, str, str], Obj] = {}
         """(kind or plural, namespace, name) -> object."""
         self.calls: list[tuple[str, ...]] = []
+        self.reads: list[tuple[str, ...]] = []
+        """Every read, in order: ("get", kind or plural, name) or ("list", kind)."""
         self.events: list[Obj] = []
         self.denied: set[tuple[str, str, str, str]] = set()
         """(user, verb, resource, name) a SubjectAccessReview answers no to."""
@@ -211,6 +214,7 @@ class FakeKube:
     # --- internals ----------------------------------------------------------
 
     def _get(self, kind: str, namespace: str, name: str) -> Obj:
+        self.reads.append(("get", kind, name))
         error = self.read_errors.get((kind, name))
         if error is not None:
             raise error
@@ -353,6 +357,7 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
+        self.reads.append(("list", "ReplicaSet"))
         return [
             copy.deepcopy(o)
             for (kind, ns, _), o in self.store.items()
@@ -368,6 +373,7 @@ class FakeKube:
     # --- autoscaling and configuration --------------------------------------
 
     def list_hpas(self, namespace: str) -> list[Obj]:
+        self.reads.append(("list", "HorizontalPodAutoscaler"))
         return [
             copy.deepcopy(o)
             for (kind, ns, _), o in self.store.items()

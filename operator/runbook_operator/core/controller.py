@@ -31,7 +31,7 @@ from concurrent.futures import Executor
 
 from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
-from . import measures, rerunning
+from . import fanout, measures, rerunning
 from .context import Pass
 from .guarding import Guarding
 from .identity import requested_by
@@ -293,7 +293,7 @@ class Controller:
             return result
         if rerunning.skip(ctx):
             return Result()  # before the finalizer: a run that never starts has nothing to undo
-        ctx.writer.ensure_finalizer()
+        self._ensure_finalizer(ctx)
         _record_requester(ctx)
         self.guarding.before(ctx)
         try:
@@ -302,6 +302,20 @@ class Controller:
             result = self._invalid(ctx, str(exc))
         self.guarding.after(ctx)
         return self.notifying.after(ctx, result)
+
+    def _ensure_finalizer(self, ctx: Pass) -> None:
+        """Our finalizer, before the first change; the kind's first reads go out beside it
+        (Kind.prefetch) rather than after it, and both have ended when the pass goes on."""
+        if ctx.writer.has_finalizer():
+            return
+        reading = fanout.start(functools.partial(self.kind.prefetch, ctx))
+        try:
+            ctx.writer.ensure_finalizer()
+        finally:
+            try:
+                reading.result()
+            except Exception as exc:  # the kind reads again what it could not read here
+                LOG.debug(f"{ctx.resource.kind} {ctx.namespace}/{ctx.name}: prefetch: {exc}")
 
     @staticmethod
     def _release(ctx: Pass, reason: str) -> Result:

@@ -14,6 +14,8 @@ ReplicaSets the Deployment owns (selected by its whole selector, matchExpression
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..adapters.kube import Conflict, NotFound
 from .holds import hold_is_stale, parse_holder, same_holder
 from .names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
@@ -44,7 +46,7 @@ def _stale(kube: KubePort, namespace: str, holder: str) -> bool:
 
 def _annotate(
     kube: KubePort, kind: str, workload: Obj, value: str | None, instance: str | None = None
-) -> None:
+) -> Obj:
     meta = workload["metadata"]
     patch = {
         "metadata": {
@@ -52,33 +54,53 @@ def _annotate(
             "annotations": {HOLD_ANNOTATION: value, HOLD_INSTANCE_ANNOTATION: instance},
         }
     }
-    kube.patch_workload(kind, meta["namespace"], meta["name"], patch)
+    return kube.patch_workload(kind, meta["namespace"], meta["name"], patch)
 
 
 def acquire_hold(
-    kube: KubePort, kind: str, namespace: str, name: str, holder: str, instance: str = ""
+    kube: KubePort,
+    kind: str,
+    namespace: str,
+    name: str,
+    holder: str,
+    instance: str = "",
+    *,
+    known: Obj | None = None,
+    seen: Callable[[Obj], None] | None = None,
 ) -> str | None:
     """Mark the workload as held by `holder` (taken by the replica `instance`): None when
     the hold is ours (newly or already), else the operation that holds it. NotFound when
-    the workload is gone."""
-    for _ in range(ATTEMPTS):
-        workload = kube.get_workload(kind, namespace, name)
+    the workload is gone.
+
+    `known` is the workload as the caller's pass just read it: the first attempt starts
+    from it instead of reading it again (the hold is written with its resourceVersion, so
+    a copy that went stale costs one Conflict and a fresh read, never a lost update).
+    `seen` is told of the workload as the hold left it (the patch's answer)."""
+    for attempt in range(ATTEMPTS):
+        if attempt == 0 and known is not None:
+            workload = known
+        else:
+            workload = kube.get_workload(kind, namespace, name)
         current = holder_of(workload)
         if current == holder:
             return None
         if same_holder(current, holder):  # ours, from before holds carried the uid
             try:
-                _annotate(kube, kind, workload, holder, instance or None)
+                answer = _annotate(kube, kind, workload, holder, instance or None)
             except Conflict:
                 continue
+            if seen is not None:
+                seen(answer)
             return None
         if current and not _stale(kube, namespace, current):
             return current
         try:
-            _annotate(kube, kind, workload, holder, instance or None)
-            return None
+            answer = _annotate(kube, kind, workload, holder, instance or None)
         except Conflict:
             continue
+        if seen is not None:
+            seen(answer)
+        return None
     raise Conflict(f"{kind} {name} kept changing while taking the hold ({ATTEMPTS} attempts)")
 
 

@@ -8,11 +8,13 @@ tick, and a finalizer that works from status alone.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from runbook_operator.core.context import Pass
 from runbook_operator.core.gate import Problem, Sample
 from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION, RELEASE_ANNOTATION
 from runbook_operator.kinds.emergencyscale.api import EmergencyScaleSpec, EmergencyScaleStatus
@@ -78,13 +80,24 @@ def writes(kube: FakeKube) -> list[tuple[str, ...]]:
 def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
     h = harness(kube)
     create(kube, RUNBOOK)
+    recorded: list[dict[str, Any]] = []
+
+    def first_change(call: tuple[str, ...]) -> None:
+        if call[1] == "HorizontalPodAutoscaler" and not recorded:
+            recorded.append(kube.obj(PLURAL, NAME)["status"])
+
+    kube.before_write = first_change
     h.run(NAME)
+    # Both originals were stored before the first change, with the holds taken before.
+    assert [o["name"] for o in recorded[0]["originals"]] == [
+        "mail-score-backend",
+        "mail-score-frontend",
+    ]
     assert writes(kube) == [
         ("patch", PLURAL, NAME),  # our finalizer, before anything changes
         ("patch", "Deployment", "mail-score-backend"),  # hold
         ("patch", "Deployment", "mail-score-frontend"),  # hold
-        ("patch-status", PLURAL, NAME),  # originals recorded
-        ("patch-status", PLURAL, NAME),  # Active, recorded before ...
+        ("patch-status", PLURAL, NAME),  # originals and Active, recorded before ...
         ("patch", "HorizontalPodAutoscaler", "backend-hpa"),  # ... the changes
         ("scale", "Deployment", "mail-score-frontend"),  # replicas, by the scale subresource
         ("patch-status", PLURAL, NAME),  # looked again: only the backend is left to wait for
@@ -101,6 +114,75 @@ def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
     assert held_by(kube, "mail-score-frontend") == f"{ME}/{h.obj(NAME)['metadata']['uid']}"
     assert FINALIZER in h.obj(NAME)["metadata"]["finalizers"]
     assert h.reasons()[:3] == ["RecordedOriginals", "Applied", "Applied"]
+
+
+def test_the_first_change_waits_for_one_read_of_each_workload(kube: FakeKube) -> None:
+    """Holds and later steps start from what the pass read and from our patches' answers:
+    every read before the first change is a round trip an incident waits for."""
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    kube.reads.clear()
+    before: list[tuple[str, ...]] = []
+
+    def first_change(call: tuple[str, ...]) -> None:
+        if call[1] == "HorizontalPodAutoscaler" and not before:
+            before.extend(kube.reads)
+
+    kube.before_write = first_change
+    h.run(NAME)
+    assert sorted(r for r in before if r[1] != PLURAL) == [
+        ("get", "Deployment", "mail-score-backend"),
+        ("get", "Deployment", "mail-score-frontend"),
+        ("list", "HorizontalPodAutoscaler"),
+    ]
+
+
+def test_the_first_reads_go_out_beside_the_finalizer(kube: FakeKube) -> None:
+    """The HPA list and the targets' reads do not wait for our finalizer to be added."""
+    started = threading.Event()
+    overlapped: list[bool] = []
+
+    class Watched(EmergencyScaleKind):
+        def prefetch(self, ctx: Pass) -> None:
+            started.set()
+            super().prefetch(ctx)
+
+    def finalizer(call: tuple[str, ...]) -> None:
+        if call == ("patch", PLURAL, NAME) and not overlapped:
+            overlapped.append(started.wait(5))
+
+    h = Harness(Watched(sample=lambda url, query: Sample.of(0.0)), kube, Settings(max_replicas=50))
+    create(kube, RUNBOOK)
+    kube.before_write = finalizer
+    kube.reads.clear()
+    h.run(NAME)
+    assert overlapped == [True]
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert len([r for r in kube.reads if r[0] == "list"]) == 1  # read once, by prefetch
+
+
+def test_a_stale_copy_of_a_workload_costs_a_conflict_never_a_lost_update(
+    kube: FakeKube,
+) -> None:
+    """Someone changes a target between the pass's read and its hold: the hold, written
+    with the resourceVersion read, is refused and taken again on a fresh read."""
+    h = harness(kube)
+    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
+    touched: list[tuple[str, ...]] = []
+
+    def someone_scales(call: tuple[str, ...]) -> None:
+        if call == ("patch", "Deployment", "mail-score-frontend") and not touched:
+            touched.append(call)
+            obj = kube.obj("Deployment", "mail-score-frontend")
+            obj["spec"]["replicas"] = 3
+            obj["metadata"]["resourceVersion"] = "9999"
+
+    kube.before_write = someone_scales
+    h.run(NAME)
+    assert touched
+    assert held_by(kube, "mail-score-frontend") is not None
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert [o.replicas for o in h.status(NAME).originals] == [2]
 
 
 def test_the_wake_up_is_the_end_of_the_duration(kube: FakeKube) -> None:

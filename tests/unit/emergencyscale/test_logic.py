@@ -830,3 +830,64 @@ def test_a_revert_step_repeated_after_the_release_says_nothing_misleading() -> N
     assert again.changes == () and again.release == ()
     assert not any(n.warning for n in again.notes)
     assert again.status.phase == Phase.COMPLETED
+
+
+# --- advance: the record step and the apply step as one ------------------------------
+
+
+def test_advance_records_and_applies_in_one_step_with_the_holds_first() -> None:
+    es = spec(duration="1h")
+    out = logic.advance(es, EmergencyScaleStatus(), {FRONTEND: frontend(2)}, None, Sim(es).ctx(T0))
+    assert out.acquire == (FRONTEND,)
+    assert [c.patch for c in out.changes] == [{"spec": {"replicas": 6}}]
+    # The one status written before the patch holds the originals.
+    assert out.status.originals == [TargetOriginal(name="mail-score-frontend", replicas=2)]
+    assert out.status.phase == Phase.ACTIVE
+    assert out.status.expires_at == at(3600)
+    assert find(out.status.conditions, READY) is not None
+    assert reasons(out) == ["RecordedOriginals", "Applied", "Scaling"]
+
+
+def test_advance_with_an_hpa_records_its_bounds_and_raises_them() -> None:
+    es = runbook_spec()
+    world = {BACKEND: backend(3, 10), FRONTEND: frontend(2)}
+    out = logic.advance(es, EmergencyScaleStatus(), world, None, Sim(es).ctx(T0))
+    assert out.acquire == (BACKEND, FRONTEND)
+    assert [(c.key, c.hpa) for c in out.changes] == [(BACKEND, "backend-hpa"), (FRONTEND, None)]
+    recorded = {o.name: o for o in out.status.originals}
+    assert (
+        recorded["mail-score-backend"].min_replicas,
+        recorded["mail-score-backend"].max_replicas,
+    ) == (3, 10)
+
+
+def test_advance_is_one_step_when_nothing_is_recorded() -> None:
+    held = Sim(runbook_spec(), backend(held_by=OTHER), frontend(2))
+    out = logic.advance(held.spec, held.status, held.world, None, held.ctx(T0))
+    assert (out.acquire, out.changes, out.status.originals) == ((), (), [])
+    sim = Sim(trigger_spec(), frontend(2))
+    out = logic.advance(sim.spec, sim.status, sim.world, Sample.of(0.2), sim.ctx(T0))
+    assert (out.acquire, out.changes) == ((), ())
+    assert out.status.phase == Phase.WAITING
+
+
+def test_advance_with_a_trigger_that_holds_scales_at_once() -> None:
+    sim = Sim(trigger_spec(trigger={"for": None}), frontend(2))
+    out = logic.advance(sim.spec, sim.status, sim.world, Sample.of(0.5), sim.ctx(T0))
+    assert out.acquire == (FRONTEND,)
+    assert [c.patch for c in out.changes] == [{"spec": {"replicas": 6}}]
+    assert out.status.gate is not None and out.status.gate.holds
+
+
+def test_advance_adds_a_target_while_active_in_one_step() -> None:
+    sim = Sim(spec(), frontend(2), backend(3, 10))
+    sim.step()
+    sim.step(1)
+    sim.settle()
+    sim.spec = runbook_spec()
+    out = logic.advance(sim.spec, sim.status, sim.world, None, sim.ctx(at(2)))
+    assert out.acquire == (BACKEND,)
+    assert [c.key for c in out.changes] == [BACKEND]
+    assert [o.name for o in out.status.originals] == ["mail-score-frontend", "mail-score-backend"]
+    assert out.status.phase == Phase.ACTIVE
+    assert out.status.activated_at == at(1)  # the first activation stays

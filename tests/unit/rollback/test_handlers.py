@@ -48,6 +48,31 @@ def image_of(kube: FakeKube, name: str) -> str:
     )
 
 
+def test_the_template_waits_for_one_read_of_the_target_and_no_event() -> None:
+    """The hold starts from the pass's read, the template patch from the hold's answer,
+    and the events of the pass are posted once its changes are made."""
+    kube = world("web")
+    h = create(kube, "web")
+    before: list[tuple[str, ...]] = []
+    posted: list[str] = []
+
+    def restore(call: tuple[str, ...]) -> None:
+        if call[0] == "json-patch" and not before:
+            before.extend(kube.reads)
+            posted.extend(e.reason for e in h.events)
+
+    kube.reads.clear()
+    kube.before_write = restore
+    h.run("undo", NS)
+    assert sorted(r for r in before if r[1] != PLURAL) == [
+        ("get", "Deployment", "web"),
+        ("list", "ReplicaSet"),
+    ]
+    assert posted == []
+    assert "Started" in [e.reason for e in h.events]
+    assert image_of(kube, "web") == "img:2"
+
+
 def test_the_decision_is_written_with_the_holds_before_the_template_is_restored() -> None:
     kube = world("web")
     h = create(kube, "web")

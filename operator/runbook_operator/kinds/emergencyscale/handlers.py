@@ -11,12 +11,13 @@ to Prometheus): `Result` says which.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from ...adapters.kube import NotFound
-from ...core import failpoints, sampling
+from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import NEEDS_HUMAN, Problem, Sample
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
@@ -34,6 +35,8 @@ from .api import (
 __all__ = ["EmergencyScaleKind"]
 
 KIND = EMERGENCY_SCALE.kind
+OBSERVED = "emergencyscale-observed"
+"""ctx.extra's key for what `prefetch` read."""
 MAX_STEPS = 8
 """Steps one pass may take (record, apply, end, revert... never more than a few)."""
 
@@ -49,32 +52,59 @@ def _context(ctx: Pass) -> logic.Context:
     )
 
 
-class Hpas:
-    """The namespace's HPAs, listed once per pass and kept current with our own patches.
+class Observed:
+    """What one pass has read: the namespace's HPAs and the workloads, each read once and
+    kept current with the answers to our own patches (holds, sizes).
 
-    A list after a write waits until the API server's watch cache has caught up with it
-    (consistent reads from cache): tens of milliseconds per list, at every step of a pass
-    that lists again. Nobody else changes an HPA we hold; our own patches' answers say
-    what it is now."""
+    Every step of a pass used to read its workloads again, and taking a hold read the
+    workload once more: three reads of one Deployment before an EmergencyScale's first
+    change, each a round trip on the critical path. A list after a write also waits until
+    the API server's watch cache has caught up with it (consistent reads from cache).
+    Nobody else changes a workload we hold without a watch event, which runs the next
+    pass on fresh reads; within a pass, our own patches' answers say what it is now. A
+    copy that went stale costs nothing unsafe: a hold is written with the
+    resourceVersion it was read with, and the sizes we patch are absolute."""
 
-    def __init__(self, ctx: Pass) -> None:
-        self.items = ctx.kube.list_hpas(ctx.namespace)
+    def __init__(self, ctx: Pass, keys: list[logic.Key]) -> None:
+        self.ctx = ctx
+        self.workloads: dict[logic.Key, dict[str, Any] | None] = {}
+        keys = list(dict.fromkeys(keys))
+        reads: list[Callable[[], Any]] = [functools.partial(ctx.kube.list_hpas, ctx.namespace)]
+        reads += [functools.partial(self._read, key) for key in keys]
+        answers = fanout.gather(reads)  # side by side: none depends on another
+        self.hpas: list[dict[str, Any]] = answers[0]
+        self.workloads.update(zip(keys, answers[1:], strict=True))
 
-    def patched(self, hpa: dict[str, Any]) -> None:
-        name = hpa["metadata"]["name"]
-        self.items = [h for h in self.items if h["metadata"]["name"] != name] + [hpa]
-
-
-def observe(ctx: Pass, keys: list[logic.Key], hpas: Hpas | None = None) -> logic.World:
-    listed = (hpas or Hpas(ctx)).items
-    world: dict[logic.Key, logic.Workload | None] = {}
-    for kind, name in dict.fromkeys(keys):
+    def _read(self, key: logic.Key) -> dict[str, Any] | None:
         try:
-            obj = ctx.kube.get_workload(kind, ctx.namespace, name)
+            return self.ctx.kube.get_workload(key[0], self.ctx.namespace, key[1])
         except NotFound:
-            world[(kind, name)] = None
-            continue
-        world[(kind, name)] = logic.read_workload(kind, obj, listed)
+            return None
+
+    def workload(self, key: logic.Key) -> dict[str, Any] | None:
+        """The workload as last read or patched in this pass; None when it does not exist."""
+        if key not in self.workloads:
+            self.workloads[key] = self._read(key)
+        return self.workloads[key]
+
+    def patched(self, key: logic.Key, obj: dict[str, Any]) -> None:
+        self.workloads[key] = obj
+
+    def forget(self, key: logic.Key) -> None:
+        """Read it again when next needed (a hold lost to a race, a hold released)."""
+        self.workloads.pop(key, None)
+
+    def patched_hpa(self, hpa: dict[str, Any]) -> None:
+        name = hpa["metadata"]["name"]
+        self.hpas = [h for h in self.hpas if h["metadata"]["name"] != name] + [hpa]
+
+
+def observe(ctx: Pass, keys: list[logic.Key], seen: Observed | None = None) -> logic.World:
+    seen = seen or Observed(ctx, keys)
+    world: dict[logic.Key, logic.Workload | None] = {}
+    for key in dict.fromkeys(keys):
+        obj = seen.workload(key)
+        world[key] = None if obj is None else logic.read_workload(key[0], obj, seen.hpas)
     return world
 
 
@@ -91,23 +121,30 @@ class EmergencyScaleKind(Kind):
 
     # --- reconcile --------------------------------------------------------
 
+    def prefetch(self, ctx: Pass) -> None:
+        """The HPAs and the targets, read while the finalizer is being added (first pass)."""
+        spec = ctx.spec(EmergencyScaleSpec)
+        ctx.extra[OBSERVED] = Observed(ctx, _keys(spec, ctx.status()))
+
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(EmergencyScaleSpec)
         sample = self._sample(ctx, spec, ctx.status())
-        hpas = Hpas(ctx)
+        seen = ctx.extra.pop(OBSERVED, None)
+        if not isinstance(seen, Observed):
+            seen = Observed(ctx, _keys(spec, ctx.status()))
         for _ in range(MAX_STEPS):
             status: EmergencyScaleStatus = ctx.status()
             if status.is_done():
                 break
             lctx = _context(ctx)
-            world = observe(ctx, _keys(spec, status), hpas)
-            outcome = logic.reconcile(spec, status, world, sample, lctx)
+            world = observe(ctx, _keys(spec, status), seen)
+            outcome = logic.advance(spec, status, world, sample, lctx)
             # Asked once per pass; later steps reuse the recorded answer, except a problem
             # that needs a human (the record keeps only its text, and the next step would
             # read it as no data: Stalled, then Ready again within one pass).
             if sample is not None and sample.problem not in NEEDS_HUMAN:
                 sample = None
-            if not self._act(ctx, spec, status, outcome, lctx, hpas):
+            if not self._act(ctx, spec, status, outcome, lctx, seen):
                 break
         status = ctx.status()
         poll = timedelta(seconds=ctx.settings.tick_seconds)
@@ -140,7 +177,7 @@ class EmergencyScaleKind(Kind):
         status: EmergencyScaleStatus,
         outcome: logic.Outcome,
         lctx: logic.Context,
-        hpas: Hpas,
+        seen: Observed,
     ) -> bool:
         """Holds, then the status, then the patches, then the releases and the events (the
         releases come before a terminal status).
@@ -148,11 +185,22 @@ class EmergencyScaleKind(Kind):
         taken: list[logic.Key] = []
         recorded = {logic.key_of(o) for o in status.originals}
         for kind, name in outcome.acquire:
-            holder = acquire_hold(ctx.kube, kind, ctx.namespace, name, lctx.holder, ctx.instance)
+            holder = acquire_hold(
+                ctx.kube,
+                kind,
+                ctx.namespace,
+                name,
+                lctx.holder,
+                ctx.instance,
+                known=seen.workload((kind, name)),
+                seen=functools.partial(seen.patched, (kind, name)),
+            )
             if holder is not None:
+                seen.forget((kind, name))
                 for key in taken:
                     if key not in recorded:
                         release_hold(ctx.kube, key[0], ctx.namespace, key[1], lctx.holder)
+                        seen.forget(key)
                 before = status.model_copy(update={"gate": outcome.status.gate})
                 outcome = logic.held_elsewhere(spec, before, name, holder, lctx)
                 break
@@ -162,30 +210,32 @@ class EmergencyScaleKind(Kind):
             # Whoever reads the terminal status finds every hold gone already; a crash
             # between the two leaves workloads at their originals, which the next pass
             # recognises as reverted.
-            self._release(ctx, outcome.release, lctx.holder)
+            self._release(ctx, outcome.release, lctx.holder, seen)
         wrote = ctx.write(outcome.status)
         if wrote:
             failpoints.hit(f"emergencyscale-{outcome.status.phase}")
-        self._patch(ctx, outcome.changes, hpas)
+        self._patch(ctx, outcome.changes, seen)
         if not done:
-            self._release(ctx, outcome.release, lctx.holder)
+            self._release(ctx, outcome.release, lctx.holder, seen)
         ctx.recorder.events(outcome.notes)
         return wrote or bool(outcome.changes or outcome.release or taken)
 
     @staticmethod
-    def _patch(ctx: Pass, changes: tuple[logic.Change, ...], hpas: Hpas) -> None:
+    def _patch(ctx: Pass, changes: tuple[logic.Change, ...], seen: Observed) -> None:
         for change in changes:
             if change.hpa is not None:
-                hpas.patched(ctx.kube.patch_hpa(ctx.namespace, change.hpa, change.patch))
+                seen.patched_hpa(ctx.kube.patch_hpa(ctx.namespace, change.hpa, change.patch))
             else:
                 assert change.replicas is not None  # a workload's change is its replicas
                 kind, name = change.key
                 ctx.kube.scale_workload(kind, ctx.namespace, name, change.replicas)
+                seen.forget(change.key)  # the answer is a Scale: read the workload when needed
 
     @staticmethod
-    def _release(ctx: Pass, keys: tuple[logic.Key, ...], holder: str) -> None:
+    def _release(ctx: Pass, keys: tuple[logic.Key, ...], holder: str, seen: Observed) -> None:
         for kind, name in keys:
             release_hold(ctx.kube, kind, ctx.namespace, name, holder)
+            seen.forget((kind, name))
             if kind == "Deployment":
                 clean_replicaset_holds(ctx.kube, ctx.namespace, name, holder)
 
@@ -199,10 +249,10 @@ class EmergencyScaleKind(Kind):
         except InvalidSpec:
             spec = None  # everything recorded is in status: undo from there
         lctx = _context(ctx)
-        hpas = Hpas(ctx)
-        world = observe(ctx, _keys(spec, status), hpas)
+        seen = Observed(ctx, _keys(spec, status))
+        world = observe(ctx, _keys(spec, status), seen)
         outcome = logic.finalize(status, world, lctx, spec=spec)
-        self._patch(ctx, outcome.changes, hpas)
-        self._release(ctx, outcome.release, lctx.holder)
+        self._patch(ctx, outcome.changes, seen)
+        self._release(ctx, outcome.release, lctx.holder, seen)
         ctx.recorder.events(outcome.notes)
         return None

@@ -14,16 +14,18 @@ that phase is written.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ...adapters.kube import Conflict, NotFound
-from ...core import failpoints, sampling
+from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import Problem, Sample
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Kind, Result, due_in
 from ...core.names import holder_id
+from ...core.ports import Obj
 from ...core.reading import observe_deployment
 from ...core.spec import InvalidSpec
 from . import logic
@@ -31,9 +33,42 @@ from .api import ROLLBACK, RollbackPhase, RollbackSpec, RollbackStatus, TargetSt
 
 __all__ = ["RollbackKind"]
 
+SEEN = "rollback-seen"
+"""ctx.extra's key for what `prefetch` read."""
 MAX_STEPS = 3 * 20
 DEPLOYMENT = "Deployment"
 Sampler = Callable[[str, str], Sample]
+
+
+class Seen:
+    """What one pass has read of each target (the Deployment and its ReplicaSets), kept
+    current with our own patches' answers.
+
+    Every step of a pass read each target again, and taking a hold read the Deployment
+    once more: between the decision and the restored template, a Rollback waited for
+    two reads of the Deployment and one of its ReplicaSets it already had. The hold's
+    answer is the Deployment as the template patch must find it (its resourceVersion
+    guards that patch, so a copy gone stale is refused, never overwritten); after the
+    template patch or a release the target is read again, since the Deployment
+    controller now acts on it."""
+
+    def __init__(self, ctx: Pass, names: list[str]) -> None:
+        self.ctx = ctx
+        reads = [functools.partial(observe_deployment, ctx.kube, ctx.namespace, n) for n in names]
+        self.observed: dict[str, logic.Observed] = dict(
+            zip(names, fanout.gather(reads), strict=True)  # side by side
+        )
+
+    def get(self, name: str) -> logic.Observed:
+        if name not in self.observed:
+            self.observed[name] = observe_deployment(self.ctx.kube, self.ctx.namespace, name)
+        return self.observed[name]
+
+    def held(self, name: str, deployment: Obj) -> None:
+        self.observed[name] = logic.Observed(deployment, self.get(name).replica_sets)
+
+    def forget(self, name: str) -> None:
+        self.observed.pop(name, None)
 
 
 def _names(spec: RollbackSpec | None, status: RollbackStatus) -> list[str]:
@@ -47,26 +82,37 @@ class RollbackKind(Kind):
     def __init__(self, sample: Sampler = sampling.sample) -> None:
         self.sample = sample
 
+    def prefetch(self, ctx: Pass) -> None:
+        """The targets, read while the finalizer is being added (first pass)."""
+        ctx.extra[SEEN] = Seen(ctx, [t.name for t in ctx.spec(RollbackSpec).targets])
+
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(RollbackSpec)
         holder = holder_id(ROLLBACK.kind, ctx.name, ctx.uid)
         asked = False
-        for _ in range(MAX_STEPS):
-            status: RollbackStatus = ctx.status()
-            now = ctx.tick()
-            observed = {
-                t.name: observe_deployment(ctx.kube, ctx.namespace, t.name) for t in spec.targets
-            }
-            plan = logic.reconcile(
-                spec, status, observed, holder=holder, generation=ctx.generation, now=now
-            )
-            if plan.evaluate:
-                if asked:
-                    break  # Prometheus is asked once per pass (and again at the next tick)
-                asked = True
-                plan = self._evaluate(ctx, spec, plan, now)
-            if not self._act(ctx, plan, status, observed, holder):
-                break
+        seen = ctx.extra.pop(SEEN, None)
+        if not isinstance(seen, Seen):
+            seen = Seen(ctx, [t.name for t in spec.targets])
+        told: list[logic.Event] = []
+        try:
+            for _ in range(MAX_STEPS):
+                status: RollbackStatus = ctx.status()
+                now = ctx.tick()
+                observed = {t.name: seen.get(t.name) for t in spec.targets}
+                plan = logic.reconcile(
+                    spec, status, observed, holder=holder, generation=ctx.generation, now=now
+                )
+                if plan.evaluate:
+                    if asked:
+                        break  # Prometheus is asked once per pass (and again at the next tick)
+                    asked = True
+                    plan = self._evaluate(ctx, spec, plan, now)
+                if not self._act(ctx, plan, status, seen, holder, told):
+                    break
+        finally:
+            # The steps' events, in order, once the pass has made its changes: posted
+            # between steps, each was a round trip ahead of the template's restore.
+            ctx.recorder.events(told)
         return self._result(ctx, spec)
 
     def _evaluate(
@@ -91,41 +137,55 @@ class RollbackKind(Kind):
         ctx: Pass,
         plan: logic.Plan,
         before: RollbackStatus,
-        observed: dict[str, logic.Observed],
+        seen: Seen,
         holder: str,
+        told: list[logic.Event],
     ) -> bool:
-        """One step's I/O in its order; whether anything happened."""
+        """One step's I/O in its order (its events into `told`); whether anything happened."""
         if plan.hold:
-            plan = self._hold(ctx, plan, before, holder)
+            plan = self._hold(ctx, plan, before, holder, seen)
         if plan.apply is not None:
             target, operations = plan.apply
+            seen.forget(target)  # the Deployment controller acts on it from now on
             try:
                 ctx.kube.json_patch_deployment(ctx.namespace, target, operations)
             except Conflict:
                 return True  # it changed since it was read: decide again on what it is now
         for target in plan.release:
             self._release(ctx, target, holder)
+            seen.forget(target)
         wrote = plan.status is not None and ctx.write(plan.status)
         if wrote and plan.status is not None and plan.status.phase is not None:
             failpoints.hit(f"rollback-{plan.status.phase.value}")
-        ctx.recorder.events(plan.events)
+        told.extend(plan.events)
         return wrote or plan.apply is not None or bool(plan.release)
 
     @staticmethod
-    def _hold(ctx: Pass, plan: logic.Plan, before: RollbackStatus, holder: str) -> logic.Plan:
+    def _hold(
+        ctx: Pass, plan: logic.Plan, before: RollbackStatus, holder: str, seen: Seen
+    ) -> logic.Plan:
         """Every hold or none: a Rollback never starts on half of its targets."""
         taken: list[str] = []
         for target in sorted(plan.hold):
             try:
                 other = acquire_hold(
-                    ctx.kube, DEPLOYMENT, ctx.namespace, target, holder, ctx.instance
+                    ctx.kube,
+                    DEPLOYMENT,
+                    ctx.namespace,
+                    target,
+                    holder,
+                    ctx.instance,
+                    known=seen.get(target).deployment,
+                    seen=functools.partial(seen.held, target),
                 )
             except NotFound:
                 other = None
                 plan = logic.Plan(None)  # gone meanwhile: decide again
             if other is not None or plan.status is None:
+                seen.forget(target)
                 for mine in taken:
                     release_hold(ctx.kube, DEPLOYMENT, ctx.namespace, mine, holder)
+                    seen.forget(mine)
                 if other is None:
                     return plan
                 return logic.held(before, target, other, generation=ctx.generation, now=ctx.now)

@@ -15,6 +15,9 @@ step whose result is recorded before the next can start:
    Reverting, then put the originals back, wait for the workloads to settle,
    release the holds: Completed (or Failed).
 
+The handler calls `advance`, which folds 4 and 5 into one step (one status write, the
+originals and Active, ahead of the patches): the incident waits for one write, not two.
+
 Nothing here trusts in-memory state: the phase, the originals and the times
 in status plus the clock say where the operation stands, so a restart at any
 moment resumes it.
@@ -22,6 +25,7 @@ moment resumes it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ....core import conditions as cond
@@ -76,6 +80,7 @@ __all__ = [
     "Outcome",
     "Workload",
     "World",
+    "advance",
     "finalize",
     "held_elsewhere",
     "key_of",
@@ -135,6 +140,43 @@ def reconcile(
         step = _running(spec, base, world, sample, ctx)
     _note_transition(status, step)
     return step.done()
+
+
+def advance(
+    spec: EmergencyScaleSpec,
+    status: EmergencyScaleStatus,
+    world: World,
+    sample: gate.Sample | None,
+    ctx: Context,
+) -> Outcome:
+    """`reconcile`, with the step that records the originals and the one that applies the
+    emergency size folded into one: a single status write (the originals, Active) before
+    the first patch, where there were two, one round trip each, ahead of the change.
+
+    The order the two steps kept is kept: the holds come first (the handler takes them
+    before it writes, and gives up the whole step if one is lost to a race), then the
+    status with the originals, then the patches. The apply step is decided on the world as
+    it will be once the holds are taken, and on the status as the record step left it,
+    exactly as the next step of the same pass would have. A crash after the write finds
+    the originals recorded and applies again from them (patches are absolute sizes)."""
+    first = reconcile(spec, status, world, sample, ctx)
+    if first.changes or len(first.status.originals) <= len(status.originals):
+        return first  # not a record step: nothing to fold
+    held = {
+        key: replace(w, held_by=ctx.holder)
+        for key in first.acquire
+        if (w := world.get(key)) is not None
+    }
+    then = reconcile(spec, first.status, {**world, **held}, None, ctx)
+    if then.acquire or then.status.originals != first.status.originals:
+        return first  # something else is due first (cannot happen on the same world)
+    return Outcome(
+        status=then.status,
+        acquire=first.acquire,
+        changes=then.changes,
+        release=first.release + then.release,
+        notes=first.notes + then.notes,
+    )
 
 
 def _running(
