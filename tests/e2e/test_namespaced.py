@@ -177,17 +177,17 @@ def install(
     try:
         yield found
     finally:
-        for namespace in [*names, other]:
-            delete_namespace(kube.api, namespace)
-
-        def gone() -> bool:
-            left = {n.metadata.name for n in core.list_namespace().items}
-            return not left & {*names, other}
-
-        try:  # the operator runs the finalizers of what is left in its namespaces
-            wait_for(gone, timeout=90, what="the module's namespaces deleted")
+        try:
+            # Operations first, while the operator may still finalize them: deleting a
+            # namespace deletes its RoleBinding too (README, "Namespaced mode").
+            for namespace in names:
+                kube.run_kubectl(
+                    "delete", "runbook", "--all", "-n", namespace, "--timeout=100s", timeout=120
+                )
         finally:
             operator.stop()
+            for namespace in [*names, other]:
+                delete_namespace(kube.api, namespace)
             rbac = client.RbacAuthorizationV1Api(kube.api)
             for obj in objects:
                 if obj["kind"] == "RoleBinding" and obj["metadata"]["namespace"] == LEASE_NAMESPACE:
