@@ -129,12 +129,11 @@ def _serve(
     # only in the list that begins its namespace watch, which Kopf ignores: such a namespace
     # stayed unserved until something changed it. So globs are matched here instead, on
     # cluster-wide watches (core.runtime ignores every object outside the patterns).
-    exact = [n for n in settings.namespaces if not any(c in n for c in "*?[")]
-    globbed = len(exact) != len(settings.namespaces)
+    exact = settings.exact_namespaces
     kopf.run(
         standalone=True,
-        clusterwide=not settings.namespaces or globbed,
-        namespaces=[] if globbed else exact,
+        clusterwide=exact is None,
+        namespaces=list(exact or ()),
         liveness_endpoint=liveness,
         memo=memo,
         stop_flag=stop_flag,

@@ -73,6 +73,19 @@ class Settings:
             fnmatch.fnmatchcase(namespace, p) for p in self.namespaces
         )
 
+    @property
+    def exact_namespaces(self) -> tuple[str, ...] | None:
+        """The namespaces served, when they are all named exactly (no glob); None when
+        the operator serves all namespaces or a pattern, and so watches cluster-wide.
+
+        Only with exact names does it need no cluster-wide permission at all: Kopf
+        watches each namespace, and neither lists namespaces nor watches CRDs
+        (deploy/namespaced, the namespaced install mode).
+        """
+        if not self.namespaces or any(c in n for n in self.namespaces for c in "*?["):
+            return None
+        return self.namespaces
+
     metrics_address: str = field(default_factory=lambda: _env("METRICS_ADDRESS", "0.0.0.0"))
     """Address of the Prometheus /metrics endpoint."""
     metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "8080")))

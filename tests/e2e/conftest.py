@@ -25,9 +25,11 @@ import yaml
 from support.identity import Refused, as_user, grant
 from support.kube import (
     Cluster,
+    apply_objects,
     create_namespace,
     delete_namespace,
     mint_service_account_kubeconfig,
+    render_kustomization,
     unique_name,
 )
 from support.operator import OperatorProcess, running_operator
@@ -71,24 +73,7 @@ def apply_crds(kube: Cluster) -> None:
 def apply_rbac(kube: Cluster) -> None:
     """The access-control part of deploy/ exactly as users get it (not the Deployment):
     RBAC, and the admission policies, enforced once this returns."""
-    rendered = kube.run_kubectl("kustomize", str(ROOT / "deploy")).stdout
-    wanted = RBAC_KINDS | ADMISSION_KINDS
-    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in wanted]
-    subprocess.run(
-        [
-            kube.kubectl,
-            f"--kubeconfig={kube.kubeconfig}",
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            "-",
-        ],
-        input=yaml.safe_dump_all(docs),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    apply_objects(kube, render_kustomization(kube, ROOT / "deploy", RBAC_KINDS | ADMISSION_KINDS))
     wait_admission_enforced(kube)
 
 
@@ -165,10 +150,17 @@ def wait_admission_enforced(kube: Cluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator_credentials(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kubeconfig for the operator's ServiceAccount, bound by deploy/'s RBAC."""
+def deploy_installed(kube: Cluster) -> None:
+    """The CRDs, and deploy/'s RBAC and admission policies, in force."""
     apply_crds(kube)
     apply_rbac(kube)
+
+
+@pytest.fixture(scope="session")
+def operator_credentials(
+    kube: Cluster, deploy_installed: None, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig for the operator's ServiceAccount, bound by deploy/'s RBAC."""
     path = tmp_path_factory.mktemp("operator") / "kubeconfig"
     namespace, name = SERVICE_ACCOUNT
     wait_for(

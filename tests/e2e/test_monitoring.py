@@ -107,7 +107,7 @@ def test_promtool_checks_the_rules_and_both_forms_agree(kube: Cluster) -> None:
     board = kinds["ConfigMap"]
     assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(board["data"]["runbook-operator.json"]) == dashboard()
-    service = yaml.safe_load((ROOT / "deploy" / "service.yaml").read_text())
+    service = yaml.safe_load((ROOT / "deploy" / "operator" / "service.yaml").read_text())
     monitor = kinds["ServiceMonitor"]["spec"]
     assert monitor["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert monitor["jobLabel"] == "app.kubernetes.io/name"

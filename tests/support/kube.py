@@ -60,6 +60,31 @@ class Cluster:
         return result
 
 
+def render_kustomization(kube: Cluster, path: Path, kinds: set[str]) -> list[dict[str, Any]]:
+    """The objects of these kinds that `kubectl kustomize path` renders, as users get them."""
+    rendered = kube.run_kubectl("kustomize", str(path)).stdout
+    return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in kinds]
+
+
+def apply_objects(kube: Cluster, objects: list[dict[str, Any]]) -> None:
+    """Server-side apply as admin (taking over fields another apply set)."""
+    subprocess.run(
+        [
+            kube.kubectl,
+            f"--kubeconfig={kube.kubeconfig}",
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        input=yaml.safe_dump_all(objects),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
 def api_client_from_kubeconfig(path: Path | str) -> client.ApiClient:
     """A new ApiClient for the current context of a kubeconfig file (close it when done)."""
     api: client.ApiClient = config.new_client_from_config(config_file=str(path))

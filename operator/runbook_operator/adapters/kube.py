@@ -276,10 +276,13 @@ class Kube:
         namespace: str,
         name: str,
     ) -> bool:
-        """A SubjectAccessReview: whether `user` (in `groups`) may `verb` the object now."""
+        """Whether `user` (in `groups`) may `verb` the object now: a LocalSubjectAccessReview
+        in its namespace, which a RoleBinding there allows (the namespaced install has no
+        cluster-wide permission to ask with a SubjectAccessReview)."""
         review = {
             "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
+            "kind": "LocalSubjectAccessReview",
+            "metadata": {"namespace": namespace},
             "spec": {
                 "user": user,
                 "groups": groups,
@@ -292,7 +295,9 @@ class Kube:
                 },
             },
         }
-        answer = _call(self.authorization.create_subject_access_review, review)
+        answer = _call(
+            self.authorization.create_namespaced_local_subject_access_review, namespace, review
+        )
         return bool((answer.get("status") or {}).get("allowed"))
 
     # --- our own objects ---------------------------------------------------

@@ -55,7 +55,7 @@ class KubePort(Protocol):
     def patch_custom_status(self, plural: str, namespace: str, name: str, patch: Obj) -> Obj: ...
     def delete_custom(self, plural: str, namespace: str, name: str) -> bool: ...
 
-    # authorization (a SubjectAccessReview: may this user do this, now?)
+    # authorization (a LocalSubjectAccessReview: may this user do this, now?)
     def allowed(
         self, user: str, groups: list[str], verb: str, group: str, resource: str,
         namespace: str, name: str,

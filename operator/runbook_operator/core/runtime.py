@@ -135,7 +135,7 @@ def runtime_of(memo: Any) -> Runtime:
     return runtime
 
 
-def _configure(settings: kopf.OperatorSettings) -> None:
+def _configure(settings: kopf.OperatorSettings, ours: Settings) -> None:
     settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
@@ -160,6 +160,12 @@ def _configure(settings: kopf.OperatorSettings) -> None:
     # instead of 5 s: with thousands of objects, idle workers are memory for nothing.
     settings.batching.batch_window = 0.0
     settings.batching.idle_timeout = 1.0
+    # Serving namespaces named exactly (the namespaced install, deploy/namespaced), Kopf
+    # needs no cluster-wide read: it would list the namespaces only to match patterns, and
+    # watch the CRDs only to notice new versions, which a new operator version (a rollout,
+    # so a restart) brings anyway. Its start-up scan of the API groups is discovery, which
+    # every authenticated client may read. Peering is off already (standalone).
+    settings.scanning.disabled = ours.exact_namespaces is not None
 
 
 def register(kinds: Sequence[Kind]) -> None:
@@ -167,8 +173,8 @@ def register(kinds: Sequence[Kind]) -> None:
 
     @kopf.on.startup(id="runbook-startup")
     async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-        _configure(settings)
         ours: Settings = memo["settings"]
+        _configure(settings, ours)
         elector: Elector | None = memo.get("elector")
         if elector is None:
             runtime = Runtime(ours, Kube(api_client()), kinds)

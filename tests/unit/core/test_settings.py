@@ -13,3 +13,13 @@ def test_globs_and_exact_names() -> None:
     settings = Settings(namespaces=("team-*", "mail-score"))
     assert settings.serves("team-a") and settings.serves("mail-score")
     assert not settings.serves("mail-score-staging") and not settings.serves("kube-system")
+
+
+def test_only_exact_names_are_served_without_cluster_wide_watches() -> None:
+    assert Settings(namespaces=("mail-score", "mail-score-staging")).exact_namespaces == (
+        "mail-score",
+        "mail-score-staging",
+    )
+    assert Settings().exact_namespaces is None  # all namespaces
+    for pattern in ("team-*", "team-?", "team-[ab]"):
+        assert Settings(namespaces=("mail-score", pattern)).exact_namespaces is None
