@@ -102,9 +102,13 @@ def namespaced_rbac(kube: Cluster, account: str, served: list[str]) -> list[dict
     Lease's namespace) instead of deploy's, in `served` instead of the example namespaces."""
     kinds = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     docs = render_kustomization(kube, NAMESPACED, kinds)
-    assert [d for d in docs if d["kind"] == "ClusterRoleBinding"] == []
     subject = {**DEPLOY_ACCOUNT, "name": account, "namespace": LEASE_NAMESPACE}
     out = [d for d in docs if d["kind"] in {"ClusterRole", "Role"}]
+    # The one cluster-wide grant: reading MaintenancePolicies and Namespace labels.
+    (reader,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    own_reader = copy.deepcopy(reader)
+    own_reader["metadata"]["name"] = f"{reader['metadata']['name']}-{account}"
+    out.append({**own_reader, "subjects": [subject]})
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     assert all(b["subjects"] == [DEPLOY_ACCOUNT] for b in bindings)
     served_binding = next(b for b in bindings if b["roleRef"]["name"] == AGGREGATE)
@@ -192,6 +196,8 @@ def install(
             for obj in objects:
                 if obj["kind"] == "RoleBinding" and obj["metadata"]["namespace"] == LEASE_NAMESPACE:
                     rbac.delete_namespaced_role_binding(obj["metadata"]["name"], LEASE_NAMESPACE)
+                elif obj["kind"] == "ClusterRoleBinding":
+                    rbac.delete_cluster_role_binding(obj["metadata"]["name"])
             core.delete_namespaced_service_account(account, LEASE_NAMESPACE)
 
 
@@ -209,7 +215,9 @@ def test_the_account_can_read_secrets_only_where_it_serves(kube: Cluster, instal
         assert not can_i(install, "get", "secrets", "-n", namespace)
         assert not can_i(install, "patch", "deployments", "-n", namespace)
     assert not can_i(install, "get", "secrets", "--all-namespaces")
-    assert not can_i(install, "list", "namespaces")
+    assert not can_i(install, "patch", "namespaces")
+    assert can_i(install, "list", "maintenancepolicies.ops.mailscore.com")
+    assert not can_i(install, "patch", "maintenancepolicies.ops.mailscore.com")
     assert not can_i(install, "list", "customresourcedefinitions.apiextensions.k8s.io")
     assert not can_i(install, "create", "subjectaccessreviews.authorization.k8s.io")
     assert can_i(install, "update", "leases.coordination.k8s.io", "-n", LEASE_NAMESPACE)

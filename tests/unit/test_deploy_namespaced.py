@@ -71,4 +71,19 @@ def test_the_cluster_role_bindings_of_deploy_are_removed() -> None:
     (kustomization,) = load(NAMESPACED / "kustomization.yaml")
     assert "namespace" not in kustomization  # each served RoleBinding keeps its own
     deletions = [p for p in kustomization["patches"] if "$patch: delete" in p.get("patch", "")]
-    assert [p["target"] for p in deletions] == [{"kind": "ClusterRoleBinding"}]
+    assert [p["target"] for p in deletions] == [
+        {"kind": "ClusterRoleBinding", "name": "runbook-operator-.*"}
+    ]
+
+
+def test_the_one_cluster_wide_grant_reads_policies_and_namespaces_only() -> None:
+    role, binding = load(NAMESPACED / "cluster-read.yaml")
+    assert binding["kind"] == "ClusterRoleBinding" and binding["subjects"] == [SERVICE_ACCOUNT]
+    assert not binding["metadata"]["name"].startswith("runbook-operator-")  # not deleted
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == {
+        (resource, verb)
+        for resource in ("maintenancepolicies", "namespaces")
+        for verb in ("get", "list", "watch")
+    }
