@@ -103,6 +103,12 @@ PROBES = {
         {"postgres": {"host": "h", "database": "d", "credentials": {"secretName": "s"}}},
     ),
     "runbook-databaserestore-access": _probe("DatabaseRestore", {"backup": "b"}),
+    "runbook-workload-access": _probe(
+        "EmergencyScale", {"targets": [{"name": "d", "replicas": 1}]}
+    ),
+    "runbook-secret-access": _probe(
+        "CacheFlush", {"redis": {"host": "h", "credentials": {"secretName": "s"}}}
+    ),
     "runbook-backupdestination-access": _probe(
         "BackupDestination",
         {"s3": {"endpoint": "http://h", "bucket": "bkt", "credentials": {"secretName": "s"}}},

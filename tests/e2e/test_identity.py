@@ -15,6 +15,7 @@ message is checked for the words that tell a person what was missing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,14 @@ from support.events import wait_event
 from support.identity import Refused, approve_as, as_user, create_as, grant
 from support.kube import Cluster
 from support.operator import OperatorProcess
+from support.postgres import (
+    AppDatabase,
+    PostgresServer,
+    backup_spec,
+    create_credentials,
+    scratch_database,
+)
+from support.postgres import postgres as postgres  # noqa: PLC0414  (the fixture)
 from support.wait import wait_for
 
 MW = "MaintenanceWindow"
@@ -510,3 +519,214 @@ def test_a_restore_needs_its_own_verb_not_confirm_nor_any_active_window(
         kube, "dora", "create", "--dry-run=server", "-f", "-",
         stdin=json.dumps(no_net),
     )  # fmt: skip
+
+
+def _workload_operations(ns: str, *names: str) -> list[dict[str, Any]]:
+    """One of each kind that changes workloads, all aimed at `names`."""
+    first = names[0]
+    return [
+        obj(
+            "EmergencyScale", "surge", ns, {"targets": [{"name": n, "replicas": 0} for n in names]}
+        ),
+        obj("Rollback", "undo", ns, {"targets": [{"name": n} for n in names]}),
+        obj("Restart", "bounce", ns, {"targets": [{"name": n} for n in names]}),
+        obj(
+            "ImageUpdate",
+            "release",
+            ns,
+            {"deployment": first, "images": [{"container": "app", "image": "app:2"}]},
+        ),
+    ]
+
+
+def _dry_run(kube: Cluster, user: str, manifest: dict[str, Any]) -> None:
+    as_user(kube, user, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest))
+
+
+def _accepted(kube: Cluster, user: str, manifest: dict[str, Any]) -> bool:
+    try:
+        _dry_run(kube, user, manifest)
+    except Refused:
+        return False
+    return True
+
+
+def test_an_operation_may_change_only_workloads_its_creator_may_change(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    # nina may create runbook objects but not touch a Deployment: each kind is refused,
+    # an EmergencyScale to 0 replicas too, naming what she would need.
+    for manifest in _workload_operations(ns, "web"):
+        kind = manifest["kind"]
+        with pytest.raises(Refused) as refused:
+            _dry_run(kube, "nina", manifest)
+        message = str(refused.value)
+        verbs = "patch or scale" if kind == "EmergencyScale" else "patch"
+        assert f"you (nina) may not {verbs} Deployment web in namespace {ns}" in message, kind
+        assert f"and this {kind} would change it for you: ask for patch on deployments" in message
+        _dry_run(kube, "rita", manifest)  # edit may patch every Deployment: accepted
+
+    # sam may scale the one Deployment web (kubectl scale's right), nothing else.
+    rbac = client.RbacAuthorizationV1Api(kube.api)
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "scale-web"},
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments/scale"],
+                    "verbs": ["update"],
+                    "resourceNames": ["web"],
+                }
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "scale-web-sam"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "scale-web",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "sam"}],
+        },
+    )
+    grant(kube, ns, "runbook-edit", "sam")
+    surge, _, bounce, _ = _workload_operations(ns, "web")
+    wait_for(lambda: _created(kube, "sam", surge), timeout=30, what="sam's EmergencyScale of web")
+    with pytest.raises(Refused) as restart:
+        _dry_run(kube, "sam", bounce)  # scaling is not restarting
+    assert f"you (sam) may not patch Deployment web in namespace {ns}" in str(restart.value)
+    with pytest.raises(Refused) as two:
+        _dry_run(kube, "sam", _workload_operations(ns, "web", "api")[0])
+    message = str(two.value)
+    assert "may not patch or scale Deployment web, Deployment api in namespace" in message
+    assert "(for more than one, on every one of the namespace)" in message
+
+    # Changing an existing object is judged on what it adds: web again is fine, api is not.
+    add_api = json.dumps(
+        [{"op": "add", "path": "/spec/targets/-", "value": {"name": "api", "replicas": 2}}]
+    )
+    with pytest.raises(Refused) as added:
+        as_user(
+            kube, "sam", "patch", "-n", ns, "emergencyscale", "surge", "--type=json", "-p", add_api
+        )
+    assert "may not patch or scale Deployment api in namespace" in str(added.value)
+    resize = json.dumps([{"op": "replace", "path": "/spec/targets/0/replicas", "value": 3}])
+    as_user(kube, "sam", "patch", "-n", ns, "emergencyscale", "surge", "--type=json", "-p", resize)
+
+
+def test_cache_flushes_health_reports_and_notifiers_read_only_secrets_their_creator_may_read(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    ns = people
+    flush = obj(
+        "CacheFlush",
+        "flush",
+        ns,
+        {"redis": {"host": "redis", "credentials": {"secretName": "redis-pass"}}, "confirm": "0"},
+    )
+    report = obj(
+        "HealthReport",
+        "health",
+        ns,
+        {
+            "checks": [
+                {
+                    "name": "db",
+                    "postgres": {
+                        "host": "postgres",
+                        "database": "mail_score",
+                        "credentials": {"secretName": "pg-login"},
+                    },
+                },
+                {
+                    "name": "cache",
+                    "redis": {"host": "redis", "credentials": {"secretName": "redis-pass"}},
+                },
+            ]
+        },
+    )
+    notifier = obj(
+        "Notifier",
+        "oncall",
+        ns,
+        {
+            "slack": {"webhookUrl": {"name": "slack-hook", "key": "url"}},
+            "statuspage": {"pageId": "p1", "apiKey": {"name": "statuspage-key", "key": "key"}},
+        },
+    )
+    refusals = {
+        "CacheFlush": (flush, "may not get Secret redis-pass in namespace"),
+        "HealthReport": (report, "may not get Secret pg-login, redis-pass in namespace"),
+        "Notifier": (notifier, "may not get Secret slack-hook, statuspage-key in namespace"),
+    }
+    for kind, (manifest, words) in refusals.items():
+        with pytest.raises(Refused) as refused:
+            _dry_run(kube, "nina", manifest)
+        message = str(refused.value)
+        assert f"you (nina) {words} {ns}, and this {kind} would read" in message, message
+        _dry_run(kube, "rita", manifest)  # edit may read the namespace's Secrets
+
+    # A right to read just the one Secret is enough for the one it names.
+    _read_only(kube, ns, "nina", "redis-pass")
+    wait_for(lambda: _accepted(kube, "nina", flush), timeout=30, what="nina's CacheFlush accepted")
+    with pytest.raises(Refused) as still:
+        _dry_run(kube, "nina", report)
+    assert "ask for get on those Secrets" in str(still.value)
+
+
+@pytest.fixture
+def db(postgres: PostgresServer) -> Iterator[AppDatabase]:
+    with scratch_database(postgres, "revoked", messages=2_000) as database:
+        yield database
+
+
+def test_a_restore_whose_permission_is_taken_away_overwrites_nothing(
+    kube: Cluster, operator: OperatorProcess, people: str, db: AppDatabase
+) -> None:
+    ns = people
+    api = kube.api
+    create_credentials(api, ns, db)
+    create_cr(api, ns, "DatabaseBackup", "nightly", backup_spec(db))
+    wait_condition(api, ns, "DatabaseBackup", "nightly", "Ready", timeout=120)
+    db.execute("DELETE FROM audit_log")
+    damaged = db.fingerprint()
+
+    # The operator dies right after it recorded the step Restoring (the safety backup is
+    # done, nothing is overwritten yet): between admission and the overwrite, for sure.
+    operator.stop()
+    operator.env["RUNBOOK_FAILPOINTS"] = "databaserestore-restoring"
+    try:
+        operator.start(wait=False)
+        restore = obj("DatabaseRestore", "restore", ns, {"backup": "nightly", "confirm": db.name})
+        create_as(kube, "dora", restore)  # the DB admin may, at admission
+        wait_for(lambda: not operator.running, timeout=180, what="the operator at Restoring")
+        assert operator.exit_code() == 137, operator.tail()
+    finally:
+        operator.env.pop("RUNBOOK_FAILPOINTS")
+    assert get_cr(api, ns, "DatabaseRestore", "restore")["status"]["step"] == "Restoring"
+
+    # Meanwhile dora loses the restore verb.
+    client.RbacAuthorizationV1Api(api).delete_namespaced_role_binding("runbook-restore-dora", ns)
+
+    def revoked() -> bool:
+        try:
+            as_user(kube, "dora", "auth", "can-i", "restore", "databasebackups/nightly", "-n", ns)
+        except Refused:
+            return True
+        return False
+
+    wait_for(revoked, timeout=30, what="dora's restore verb to be gone")
+    operator.start()
+    failed = wait_phase(api, ns, "DatabaseRestore", "restore", "Failed", timeout=120)
+    ready = cond(failed, "Ready")
+    assert ready["reason"] == "NotAuthorized"
+    assert "dora may no longer restore DatabaseBackup nightly" in ready["message"]
+    assert "nothing was overwritten" in ready["message"]
+    wait_event(api, ns, "restore", "NotAuthorized")
+    assert db.fingerprint() == damaged  # the deleted rows stay deleted: nothing restored
