@@ -242,6 +242,7 @@ class Controller:
                 except Stale:
                     body = None  # decide again on what the API server has now
                 finally:
+                    ctx.recorder.settle()  # its events are posted before the pass ends
                     self._keep(key, ctx.obj, written=False)  # writes were kept as answered
                     self._measure(start, ctx)
         raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")
@@ -301,6 +302,7 @@ class Controller:
         except InvalidSpec as exc:
             result = self._invalid(ctx, str(exc))
         self.guarding.after(ctx)
+        ctx.writer.flush()  # who asked, when the kind wrote no status this pass
         return self.notifying.after(ctx, result)
 
     def _ensure_finalizer(self, ctx: Pass) -> None:
@@ -339,11 +341,12 @@ class Controller:
 
 def _record_requester(ctx: Pass) -> None:
     """status.requestedBy, once, before the kind changes anything: who asked, as admission
-    stamped it (core.identity). Nothing is written when nothing was stamped."""
+    stamped it (core.identity). Nothing is written when nothing was stamped. It goes out
+    with the pass's first status write (which precedes any change), or at its end."""
     if not ctx.resource.operation or (ctx.obj.get("status") or {}).get("requestedBy"):
         return
     who = requested_by(ctx.obj)
     if who is not None:
-        ctx.writer.write_fields({"requestedBy": who.wire()})
+        ctx.writer.stage({"requestedBy": who.wire()})
         groups = f" (groups {', '.join(who.groups)})" if who.groups else ""
         ctx.recorder.info("Requested", f"Requested by {who.user}{groups}.")

@@ -79,7 +79,10 @@ class Runtime:
             resource=kind.resource,
             writer=StatusWriter(self.kube, kind.resource, body),
             recorder=Recorder(
-                body, self.kube if self.post_events else None, instance=self.instance
+                body,
+                self.kube if self.post_events else None,
+                instance=self.instance,
+                beside=True,
             ),
             instance=self.instance,
             stopped=stopped,

@@ -60,6 +60,8 @@ class StatusWriter:
         self.on_write: Callable[[Obj], None] | None = None
         """Told of each write as soon as the API server answered it (the controller, so
         the write's own watch event is known as an echo even while the pass runs)."""
+        self.staged: dict[str, Any] = {}
+        """Top-level status fields that go out with the next status write (`stage`)."""
 
     @property
     def namespace(self) -> str:
@@ -101,15 +103,30 @@ class StatusWriter:
         self._patch_status(diff)
         return True
 
+    def stage(self, fields: dict[str, Any]) -> None:
+        """Top-level status fields that record no change of their own (who asked): they
+        ride on the pass's next status write, which precedes its first change, instead of
+        costing a round trip of their own before it. `flush` writes them if none came."""
+        stored = self.obj.get("status") or {}
+        self.staged.update({k: v for k, v in fields.items() if stored.get(k) != v})
+
+    def flush(self) -> bool:
+        """Write what is staged and no write took along; False when nothing was."""
+        fields, self.staged = self.staged, {}
+        return bool(fields) and self.write_fields(fields)
+
     def _patch_status(self, diff: dict[str, Any]) -> None:
         body = {"metadata": {"resourceVersion": self.obj["metadata"]["resourceVersion"]}}
-        body["status"] = diff
+        stored = self.obj.get("status") or {}
+        staged = {k: merge_patch(stored.get(k), v) for k, v in self.staged.items()}
+        body["status"] = {**staged, **diff}
         try:
             self.obj = self.kube.patch_custom_status(
                 self.resource.plural, self.namespace, self.name, body
             )
         except Conflict as exc:
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
+        self.staged.clear()
         self._wrote()
 
     def _finalizers(self, finalizers: list[str]) -> None:

@@ -84,3 +84,26 @@ def test_a_default_the_server_never_stored_is_written() -> None:
     assert stored["rolledBack"] is False and stored["phase"] == "Updating"
     assert "previous" not in stored and "conditions" not in stored  # empty lists say nothing
     assert not writer.write(ImageUpdateStatus(phase="Updating"))  # and nothing is sent again
+
+
+def test_staged_fields_ride_on_the_next_status_write(kube: FakeKube) -> None:
+    """Who asked costs no round trip of its own: it goes out with the first write."""
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    writer.stage({"requestedBy": {"user": "rita"}})
+    assert kube.calls == []
+    assert writer.write(EmergencyScaleStatus(phase="Active"))
+    assert len(kube.calls) == 1
+    status = kube.obj(PLURAL, "es")["status"]
+    assert (status["phase"], status["requestedBy"]) == ("Active", {"user": "rita"})
+    assert not writer.flush()  # gone out already
+    assert len(kube.calls) == 1
+
+
+def test_staged_fields_are_written_at_the_end_when_no_write_came(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    writer.stage({"requestedBy": {"user": "rita"}})
+    assert not writer.write(EmergencyScaleStatus(phase="Pending"))  # nothing of its own
+    assert writer.flush()
+    assert kube.obj(PLURAL, "es")["status"]["requestedBy"] == {"user": "rita"}
+    writer.stage({"requestedBy": {"user": "rita"}})  # stored already: nothing staged
+    assert not writer.flush()
