@@ -107,7 +107,8 @@ PROBES = {
         "EmergencyScale", {"targets": [{"name": "d", "replicas": 1}]}
     ),
     "runbook-secret-access": _probe(
-        "CacheFlush", {"redis": {"host": "h", "credentials": {"secretName": "s"}}}
+        "CacheFlush",
+        {"redis": {"host": "h", "credentials": {"secretName": "s"}}, "confirm": "h:6379/0"},
     ),
     "runbook-backupdestination-access": _probe(
         "BackupDestination",

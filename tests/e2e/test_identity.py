@@ -655,17 +655,19 @@ def test_cache_flushes_health_reports_and_notifiers_read_only_secrets_their_crea
         "Notifier",
         "oncall",
         ns,
-        {
-            "slack": {"webhookUrl": {"name": "slack-hook", "key": "url"}},
-            "statuspage": {"pageId": "p1", "apiKey": {"name": "statuspage-key", "key": "key"}},
-        },
+        {"statuspage": {"pageId": "p1", "apiKey": {"name": "statuspage-key", "key": "key"}}},
     )
-    refusals = {
-        "CacheFlush": (flush, "may not get Secret redis-pass in namespace"),
-        "HealthReport": (report, "may not get Secret pg-login, redis-pass in namespace"),
-        "Notifier": (notifier, "may not get Secret slack-hook, statuspage-key in namespace"),
-    }
-    for kind, (manifest, words) in refusals.items():
+    slack = obj(
+        "Notifier", "chat", ns, {"slack": {"webhookUrl": {"name": "slack-hook", "key": "url"}}}
+    )
+    refusals = [
+        (flush, "may not get Secret redis-pass in namespace"),
+        (report, "may not get Secret pg-login, redis-pass in namespace"),
+        (notifier, "may not get Secret statuspage-key in namespace"),
+        (slack, "may not get Secret slack-hook in namespace"),
+    ]
+    for manifest, words in refusals:
+        kind = manifest["kind"]
         with pytest.raises(Refused) as refused:
             _dry_run(kube, "nina", manifest)
         message = str(refused.value)
