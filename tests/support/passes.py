@@ -77,7 +77,11 @@ class Harness:
         key = (namespace, name)
         stored = self.kube.store.get((self.plural, namespace, name))
         self.controller.observe("MODIFIED" if stored else "DELETED", stored or _gone(key))
-        return self.controller._pass(key)
+        self.controller._active.add(key)  # as the controller's drive marks it
+        try:
+            return self.controller._pass(key)
+        finally:
+            self.controller.ended(key)
 
     def obj(self, name: str, namespace: str = NS) -> dict[str, Any]:
         return self.kube.obj(self.plural, name, namespace)

@@ -96,8 +96,9 @@ class Controller:
         self._bodies: dict[Key, Obj] = {}
         self._written: dict[Key, int] = {}
         self._deleted: dict[Key, int] = {}
-        """The version at which each key's object was deleted: a pass still running on it
-        then keeps and measures nothing (its series would outlive the object)."""
+        """The version at which each key's object was deleted while a pass of it ran: that
+        pass then keeps and measures nothing (its series would outlive the object). Kept
+        only until the pass ends, so deleted objects leave nothing behind here."""
         self._guard = threading.Lock()
         self._active: set[Key] = set()
         self._dirty: set[Key] = set()
@@ -152,7 +153,7 @@ class Controller:
         with self._guard:
             self._bodies.pop(key, None)
             self._written.pop(key, None)
-            if deleted_at is not None:
+            if deleted_at is not None and key in self._active:
                 self._deleted[key] = deleted_at
             metrics.DOMAIN.forget((self.kind.resource.kind, *key))
         self._failures.pop(key, None)
@@ -197,10 +198,16 @@ class Controller:
                     continue
                 break
         finally:
-            self._active.discard(key)
+            self.ended(key)
         if result is not None and result.requeue_after is not None and self.enabled:
             loop = asyncio.get_running_loop()
             self._timers[key] = loop.call_later(result.requeue_after, self.enqueue, key)
+
+    def ended(self, key: Key) -> None:
+        """No pass of `key` runs any more: a deletion seen meanwhile has done its work."""
+        self._active.discard(key)
+        with self._guard:
+            self._deleted.pop(key, None)
 
     async def _one(self, key: Key) -> Result | None:
         loop = asyncio.get_running_loop()

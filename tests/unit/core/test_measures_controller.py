@@ -59,6 +59,7 @@ def test_a_deletion_seen_while_a_pass_runs_leaves_no_series_behind() -> None:
     kube.before_write = delete_during_the_status_write
     harness.run("d")
     assert deleted == ["d"]
+    assert harness.controller._deleted == {}  # kept only while that pass ran
     assert sample("runbook_operation_phase", name="d", phase="Completed") is None
     known = harness.controller.keys()  # the keys the controller keeps a body for
     assert (NS, "d") not in known
@@ -72,3 +73,22 @@ def test_a_deletion_seen_while_a_pass_runs_leaves_no_series_behind() -> None:
     )
     known = harness.controller.keys()
     assert (NS, "d") in known
+
+
+def test_a_deletion_seen_between_passes_is_not_remembered() -> None:
+    """Thousands of short-lived objects (a schedule's children) must not each leave an
+    entry behind once deleted."""
+    DOMAIN.declare(measures.METRICS)
+    kube = FakeKube()
+    harness = Harness(ProbeKind(), kube)
+    for i in range(50):
+        name = f"child-{i}"
+        kube.add_custom(
+            "probes", {"metadata": {"name": name, "namespace": NS}, "spec": {"to": "Completed"}}
+        )
+        harness.run(name)
+        harness.delete(name)
+        harness.run(name)  # the finalizer goes, and with it the object
+        harness.run(name)  # the watch's DELETED, no pass running
+    assert harness.controller._deleted == {}
+    assert harness.controller.keys() == []
