@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from support.app import deploy_app
 from support.crs import cond, create_cr, get_cr, wait_condition, wait_phase
 from support.events import wait_event
 from support.identity import Refused, approve_as, as_user, create_as, grant
@@ -732,3 +733,60 @@ def test_a_restore_whose_permission_is_taken_away_overwrites_nothing(
     assert "nothing was overwritten" in ready["message"]
     wait_event(api, ns, "restore", "NotAuthorized")
     assert db.fingerprint() == damaged  # the deleted rows stay deleted: nothing restored
+
+
+def test_an_emergency_size_set_through_an_hpa_needs_the_right_to_patch_that_hpa(
+    kube: Cluster, operator: OperatorProcess, people: str
+) -> None:
+    """Admission proves sam may scale mail-score-backend; that backend-hpa manages it is
+    known only to the operator, which asks the API server before it changes anything."""
+    ns = people
+    deploy_app(kube, ns)
+    rbac = client.RbacAuthorizationV1Api(kube.api)
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "scale-backend"},
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments/scale"],
+                    "verbs": ["update"],
+                    "resourceNames": ["mail-score-backend"],
+                }
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "scale-backend-sam"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "scale-backend",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "sam"}],
+        },
+    )
+    grant(kube, ns, "runbook-edit", "sam")
+    surge = obj(
+        "EmergencyScale", "surge", ns, {"targets": [{"name": "mail-score-backend", "replicas": 6}]}
+    )
+    wait_for(lambda: _created(kube, "sam", surge), timeout=30, what="sam's EmergencyScale")
+    stalled = wait_condition(
+        kube.api, ns, "EmergencyScale", "surge", "Stalled", reason="NotAuthorized"
+    )
+    message = cond(stalled, "Stalled")["message"]
+    assert "mail-score-backend is managed by HorizontalPodAutoscaler backend-hpa" in message
+    assert "sam (who asked) may not patch it" in message
+    autoscaling = client.AutoscalingV2Api(kube.api)
+    hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler("backend-hpa", ns)
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (3, 10)  # untouched
+    assert not (stalled["status"].get("originals") or [])
+
+    # rita (edit: HPAs too) may, and hers goes ahead through the HPA.
+    create_as(kube, "rita", {**surge, "metadata": {"name": "surge-rita", "namespace": ns}})
+    wait_phase(kube.api, ns, "EmergencyScale", "surge-rita", "Active", timeout=60)
+    hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler("backend-hpa", ns)
+    assert hpa.spec.min_replicas == 6

@@ -372,3 +372,52 @@ def test_sample_is_skipped_when_the_last_one_is_fresh() -> None:
     Ctx.now = now  # type: ignore[attr-defined]
     assert kind._sample(Ctx(), spec, status) is None  # type: ignore[arg-type]
     assert Problem.BAD_QUERY == "BadQuery"
+
+
+def requested(kube: FakeKube, user: str) -> None:
+    obj = kube.store[(PLURAL, NS, NAME)]
+    obj["metadata"]["annotations"] = {"ops.mailscore.com/requested-by": user}
+
+
+def test_a_size_set_through_an_hpa_needs_its_requester_to_be_allowed_to_patch_it(
+    kube: FakeKube,
+) -> None:
+    """Admission proved sam may scale the Deployments; only the operator knows that
+    backend-hpa manages one, so it asks the API server before touching anything."""
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    requested(kube, "sam")
+    kube.denied.add(("sam", "patch", "horizontalpodautoscalers", "backend-hpa"))
+    h.run(NAME)
+    assert ("allowed", "sam", "patch", "horizontalpodautoscalers", "backend-hpa") in kube.calls
+    status = h.status(NAME)
+    stalled = status.condition("Stalled")
+    assert stalled is not None and stalled.status == "True" and stalled.reason == "NotAuthorized"
+    assert "managed by HorizontalPodAutoscaler backend-hpa" in stalled.message
+    assert "sam (who asked) may not patch it" in stalled.message
+    assert status.originals == []
+    # Nothing was changed, nor held.
+    assert not [w for w in writes(kube) if w[1] in ("Deployment", "HorizontalPodAutoscaler")]
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
+    assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 3
+
+
+def test_a_requester_allowed_to_patch_the_hpa_is_asked_once_and_goes_ahead(
+    kube: FakeKube,
+) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    requested(kube, "rita")
+    h.run(NAME)
+    h.run(NAME)
+    asked = [c for c in kube.calls if c[0] == "allowed"]
+    assert asked == [("allowed", "rita", "patch", "horizontalpodautoscalers", "backend-hpa")]
+    assert h.status(NAME).phase == "Active"
+    assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 10
+
+
+def test_without_a_requester_nobody_is_asked(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    h.run(NAME)
+    assert not [c for c in kube.calls if c[0] == "allowed"]

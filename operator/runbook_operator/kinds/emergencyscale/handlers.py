@@ -12,6 +12,7 @@ to Prometheus): `Result` says which.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import NEEDS_HUMAN, Problem, Sample
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.identity import requested_by
 from ...core.kind import Kind, Result, due_in
 from ...core.names import holder_id
 from ...core.spec import InvalidSpec
@@ -42,13 +44,17 @@ MAX_STEPS = 8
 
 Sampler = Callable[[str, str], Sample]
 
+ANSWER_SECONDS = 60.0
+"""How long the API server's answer on whether a requester may patch an HPA is reused."""
 
-def _context(ctx: Pass) -> logic.Context:
+
+def _context(ctx: Pass, refused: logic.Refused | None = None) -> logic.Context:
     return logic.Context(
         holder=holder_id(KIND, ctx.name, ctx.uid),
         cap=ctx.settings.max_replicas,
         generation=ctx.generation,
         now=ctx.tick(),
+        refused=refused,
     )
 
 
@@ -118,6 +124,9 @@ class EmergencyScaleKind(Kind):
 
     def __init__(self, sample: Sampler = sampling.sample) -> None:
         self.sample = sample
+        self._answers: dict[tuple[str, str], tuple[float, bool]] = {}
+        """(uid, HPA) -> (when, whether its requester may patch it): an armed
+        EmergencyScale waiting for its trigger asks once a minute, not every pass."""
 
     # --- reconcile --------------------------------------------------------
 
@@ -132,11 +141,12 @@ class EmergencyScaleKind(Kind):
         seen = ctx.extra.pop(OBSERVED, None)
         if not isinstance(seen, Observed):
             seen = Observed(ctx, _keys(spec, ctx.status()))
+        refused = self._authorize_hpas(ctx, spec, seen)
         for _ in range(MAX_STEPS):
             status: EmergencyScaleStatus = ctx.status()
             if status.is_done():
                 break
-            lctx = _context(ctx)
+            lctx = _context(ctx, refused)
             world = observe(ctx, _keys(spec, status), seen)
             outcome = logic.advance(spec, status, world, sample, lctx)
             # Asked once per pass; later steps reuse the recorded answer, except a problem
@@ -152,6 +162,35 @@ class EmergencyScaleKind(Kind):
             requeue_after=due_in(logic.wake_at(spec, status, ctx.now, poll), ctx.now),
             watch=frozenset(_keys(spec, status)),
         )
+
+    def _authorize_hpas(
+        self, ctx: Pass, spec: EmergencyScaleSpec, seen: Observed
+    ) -> logic.Refused | None:
+        """May the requester patch each HPA an emergency size is still to be set through?
+        Admission proved their right over the workloads; which HPA manages one is known
+        only here. Asked as a LocalSubjectAccessReview, before anything is changed."""
+        who = requested_by(ctx.obj)
+        status = ctx.status()
+        if who is None or status.is_done():
+            return None
+        world = observe(ctx, _keys(spec, status), seen)
+        hpas = logic.hpas_to_authorize(spec, status.originals, world)
+        now = time.monotonic()
+        if len(self._answers) > 1000:  # keep only answers still in use
+            self._answers = {k: v for k, v in self._answers.items() if now - v[0] <= ANSWER_SECONDS}
+        refused = set()
+        for hpa in hpas:
+            key = (ctx.uid, hpa)
+            asked = self._answers.get(key)
+            if asked is None or now - asked[0] > ANSWER_SECONDS:
+                allowed = ctx.kube.allowed(
+                    who.user, who.groups, "patch", "autoscaling", "horizontalpodautoscalers",
+                    ctx.namespace, hpa,
+                )  # fmt: skip
+                asked = self._answers[key] = (now, allowed)
+            if not asked[1]:
+                refused.add(hpa)
+        return logic.Refused(who.user, frozenset(refused))
 
     def _sample(
         self, ctx: Pass, spec: EmergencyScaleSpec, status: EmergencyScaleStatus

@@ -61,8 +61,10 @@ from .targets import (
     Change,
     Hpa,
     Key,
+    Refused,
     Workload,
     World,
+    hpas_to_authorize,
     key_of,
     read_workload,
     summary,
@@ -78,11 +80,13 @@ __all__ = [
     "Hpa",
     "Key",
     "Outcome",
+    "Refused",
     "Workload",
     "World",
     "advance",
     "finalize",
     "held_elsewhere",
+    "hpas_to_authorize",
     "key_of",
     "read_workload",
     "reconcile",
@@ -193,7 +197,7 @@ def _running(
         status, decided = _gate(spec, status, world, sample, ctx)
         if decided is not None:
             return decided
-    problems = validate(spec, status.originals, world, ctx.cap)
+    problems = validate(spec, status.originals, world, ctx.cap, ctx.refused)
     if problems:
         reason = problems[0][0] if len({p[0] for p in problems}) == 1 else "InvalidTargets"
         message = "; ".join(p[1] for p in problems)

@@ -27,6 +27,7 @@ from ..api import (
 from .targets import (
     Change,
     Key,
+    Refused,
     Workload,
     World,
     at_original,
@@ -67,6 +68,8 @@ class Context:
     """The operator's policy cap on replicas (Settings.max_replicas)."""
     generation: int | None
     now: datetime
+    refused: Refused | None = None
+    """HPAs the requester may not patch (None: nobody was asked, e.g. no requester)."""
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,13 @@ __all__ = [
     "Change",
     "Hpa",
     "Key",
+    "Refused",
     "Workload",
     "World",
     "at_original",
     "describe_original",
     "hpa_change",
+    "hpas_to_authorize",
     "key_of",
     "reached",
     "read_workload",
@@ -128,23 +130,59 @@ def validate(
     originals: list[TargetOriginal],
     world: World,
     cap: int,
+    refused: Refused | None = None,
 ) -> list[tuple[str, str]]:
     """What only the operator can judge: (reason, message) for each problem."""
     recorded = {key_of(o): o for o in originals}
     problems: list[tuple[str, str]] = []
     for target in spec.targets:
         key = key_of(target)
-        problems += _target_problems(target, world.get(key), recorded.get(key), cap)
+        problems += _target_problems(target, world.get(key), recorded.get(key), cap, refused)
     return problems
 
 
+@dataclass(frozen=True)
+class Refused:
+    """HPAs the requester may not patch, as the API server authorized them (the handler
+    asks, for each HPA through which an emergency size is still to be set)."""
+
+    requester: str
+    hpas: frozenset[str]
+
+
+def hpas_to_authorize(
+    spec: EmergencyScaleSpec, originals: list[TargetOriginal], world: World
+) -> list[str]:
+    """The HPAs this EmergencyScale would set a size through for the first time: admission
+    checked the requester's right over the workloads, but which HPA manages one is known
+    only here, so the handler asks about these before anything is changed."""
+    recorded = {key_of(o) for o in originals}
+    found = (world.get(key_of(t)) for t in spec.targets if key_of(t) not in recorded)
+    return sorted({w.hpa.name for w in found if w is not None and w.hpa is not None})
+
+
 def _target_problems(
-    target: ScaleTarget, workload: Workload | None, original: TargetOriginal | None, cap: int
+    target: ScaleTarget,
+    workload: Workload | None,
+    original: TargetOriginal | None,
+    cap: int,
+    refused: Refused | None = None,
 ) -> list[tuple[str, str]]:
     name = target.name
     if workload is None:
         return [("TargetNotFound", f"{target.kind.value} {name} does not exist in this namespace")]
     out = []
+    hpa = workload.hpa.name if workload.hpa else None
+    if original is None and refused is not None and hpa in refused.hpas:
+        out.append(
+            (
+                "NotAuthorized",
+                f"{name} is managed by HorizontalPodAutoscaler {hpa}, and the emergency "
+                f"size would be set through it, but {refused.requester} (who asked) may not "
+                f"patch it: ask for patch on horizontalpodautoscalers, or have someone who "
+                f"may create this EmergencyScale",
+            )
+        )
     asked = max(target.replicas, target.max_replicas or 0)
     if asked > cap:
         out.append(
@@ -154,7 +192,6 @@ def _target_problems(
                 "(RUNBOOK_MAX_REPLICAS); ask for at most that",
             )
         )
-    hpa = workload.hpa.name if workload.hpa else None
     if original is not None and original.hpa != hpa:
         was = original.hpa or "no HPA"
         out.append(
