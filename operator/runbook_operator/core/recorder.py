@@ -6,7 +6,7 @@ Kopf never posts it a second time. `log()` is a log line only. Nothing here puts
 secret into either: callers pass words, never Secret values.
 
 The Event belongs to the pass that decided it. With `beside=True` (the controller's
-passes) it is created beside the pass, in order, by one of core.fanout's threads, so
+passes) it is created beside the pass, in order, by a thread of a small pool, so
 that telling does not put a round trip before the next step; the pass `settle()`s before
 it ends, so a pass in flight when the operator is told to stop (the controller waits for
 it) has posted its events too. Without it (unit tests, one-off callers) it is created at
@@ -19,15 +19,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
-from . import fanout
 from .events import WARNING, Event
 from .ports import KubePort, Obj
 
 __all__ = ["LOGGER", "Recorder"]
+
+_POSTERS = ThreadPoolExecutor(4, thread_name_prefix="runbook-events")
+"""Where events are posted beside their passes: a pool of their own, since a poster
+waits for nothing but the API server, and reads queued behind posters would wait."""
 
 LOGGER = logging.getLogger("runbook_operator")
 COMPONENT = "runbook-operator"
@@ -86,7 +89,7 @@ class Recorder:
                 with self._lock:
                     self._queue.append(body)
                     if self._poster is None:
-                        self._poster = fanout.start(self._post_queued)
+                        self._poster = _POSTERS.submit(self._post_queued)
             else:
                 self._post(body)
         level = logging.WARNING if event.type == WARNING else logging.INFO

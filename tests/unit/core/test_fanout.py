@@ -41,3 +41,26 @@ def test_an_error_is_raised_once_every_call_ended() -> None:
 
 def test_one_call_runs_in_the_calling_thread() -> None:
     assert fanout.gather([threading.current_thread]) == [threading.current_thread()]
+
+
+def test_calls_started_beside_may_gather_however_many_run_at_once() -> None:
+    """A kind's prefetch is started beside its pass and gathers its reads: with every
+    thread busy with a prefetch, reads queued in the same pool would never run."""
+    release = threading.Event()
+
+    def read() -> int:
+        release.wait(5)
+        return 1
+
+    def prefetch() -> list[int]:
+        return fanout.gather([read, read, read])
+
+    started = [fanout.start(prefetch) for _ in range(fanout.WORKERS * 3)]
+    release.set()
+    assert [f.result(timeout=20) for f in started] == [[1, 1, 1]] * (fanout.WORKERS * 3)
+
+
+def test_a_start_from_a_pool_thread_runs_there_and_then() -> None:
+    inner = fanout.start(lambda: fanout.start(threading.current_thread).result())
+    outer_thread = inner.result(timeout=5)
+    assert outer_thread.name.startswith("runbook-beside")
