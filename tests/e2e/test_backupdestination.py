@@ -31,7 +31,7 @@ from support.crs import (
     patch_cr_status,
     wait_condition,
 )
-from support.identity import Refused, create_as, grant
+from support.identity import Refused, create_as, created_as, grant, grant_rules
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.postgres import (
@@ -155,46 +155,25 @@ def test_its_author_must_be_able_to_read_every_secret_it_names(
 
     # The volume names no Secret: allowed. With get on exactly those Secrets: allowed.
     create_as(kube, "dana", destination(namespace, "volume", {"volume": {}}))
-    rbac_api = client.RbacAuthorizationV1Api(kube.api)
-    rbac_api.create_namespaced_role(
+    grant_rules(
+        kube,
         namespace,
-        {
-            "metadata": {"name": "read-backup-secrets"},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["secrets"],
-                    "resourceNames": ["s3", "backup-key"],
-                    "verbs": ["get"],
-                }
-            ],
-        },
-    )
-    rbac_api.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "dana-reads-backup-secrets"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "read-backup-secrets",
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dana"}],
-        },
+        "read-backup-secrets",
+        "dana",
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": ["s3", "backup-key"],
+                "verbs": ["get"],
+            }
+        ],
     )
     wait_for(
-        lambda: _created(kube, "dana", destination(namespace, "default", {"s3": s3})),
+        lambda: created_as(kube, "dana", destination(namespace, "default", {"s3": s3})),
         timeout=30,
         what="dana's BackupDestination to be admitted once she may read its Secrets",
     )
-
-
-def _created(kube: Cluster, user: str, obj: dict[str, Any]) -> bool:
-    try:
-        create_as(kube, user, obj)
-    except Refused:
-        return False
-    return True
 
 
 def test_a_backupdestination_needs_a_destination(

@@ -25,7 +25,17 @@ from kubernetes import client
 from support.app import deploy_app
 from support.crs import cond, create_cr, get_cr, wait_condition, wait_phase
 from support.events import wait_event
-from support.identity import Refused, approve_as, as_user, create_as, grant
+from support.identity import (
+    Refused,
+    accepted_as,
+    approve_as,
+    as_user,
+    create_as,
+    created_as,
+    dry_run_as,
+    grant,
+    grant_rules,
+)
 from support.kube import Cluster
 from support.operator import OperatorProcess
 from support.postgres import (
@@ -245,40 +255,27 @@ def test_a_window_may_change_only_what_its_requester_could_change(
     assert "(mail-score-backend)" in str(scale.value) and "deployments/scale" in str(scale.value)
 
     # With exactly those rights (patch on that ConfigMap, update on deployments/scale), yes.
-    rbac = client.RbacAuthorizationV1Api(kube.api)
-    rbac.create_namespaced_role(
+    grant_rules(
+        kube,
         ns,
-        {
-            "metadata": {"name": "nina-hands"},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "resourceNames": ["frontend-config"],
-                    "verbs": ["patch"],
-                },
-                {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["update"]},
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "nina-hands"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "nina-hands",
+        "nina-hands",
+        "nina",
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": ["frontend-config"],
+                "verbs": ["patch"],
             },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "nina"}],
-        },
+            {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["update"]},
+        ],
     )
     both = window(
         maintenanceMode={"configMap": "frontend-config"},
         scaleDown=[{"name": "mail-score-backend", "replicas": 0}],
     )
     wait_for(
-        lambda: _created(kube, "nina", obj(MW, "mw", ns, both)),
+        lambda: created_as(kube, "nina", obj(MW, "mw", ns, both)),
         timeout=30,
         what="nina's window accepted once she holds the rights",
     )
@@ -298,14 +295,6 @@ def test_a_window_may_change_only_what_its_requester_could_change(
         create_as(kube, "nina", obj(MW, "restarts", ns, restarts))
     assert "may not patch every Deployment this window restarts" in str(restart.value)
     assert "for more than two, on every Deployment of the namespace" in str(restart.value)
-
-
-def _created(kube: Cluster, user: str, manifest: dict[str, Any]) -> bool:
-    try:
-        create_as(kube, user, manifest)
-    except Refused:
-        return False
-    return True
 
 
 def _backup(ns: str, name: str = "nightly") -> dict[str, Any]:
@@ -338,29 +327,20 @@ def test_a_backup_may_read_only_a_secret_its_creator_may_read(
 
 def _read_only(kube: Cluster, ns: str, user: str, secret: str) -> None:
     """A Role letting `user` get the one Secret `secret` in `ns`."""
-    rbac = client.RbacAuthorizationV1Api(kube.api)
     name = f"read-{secret}"
-    rbac.create_namespaced_role(
+    grant_rules(
+        kube,
         ns,
-        {
-            "metadata": {"name": name},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["secrets"],
-                    "verbs": ["get"],
-                    "resourceNames": [secret],
-                }
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": f"{name}-{user}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-        },
+        name,
+        user,
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get"],
+                "resourceNames": [secret],
+            }
+        ],
     )
 
 
@@ -399,7 +379,7 @@ def test_an_s3_backup_may_read_only_secrets_its_creator_may_read(
     message = refused()
     assert f"may not get Secret backup-key in namespace {ns} (the encryption key)" in message
     _read_only(kube, ns, "nina", "backup-key")
-    wait_for(lambda: _created(kube, "nina", backup), timeout=30, what="nina's S3 backup accepted")
+    wait_for(lambda: created_as(kube, "nina", backup), timeout=30, what="nina's S3 backup accepted")
     # Naming another Secret later is judged again; the ones named before are not.
     patch = json.dumps(
         [
@@ -435,7 +415,7 @@ def test_a_database_ca_is_a_secret_its_creator_must_be_able_to_read(
     )
     assert f"you (nina) may not get Secret pg-ca in namespace {ns} (the database CA)" in (refused())
     _read_only(kube, ns, "nina", "pg-ca")
-    wait_for(lambda: _created(kube, "nina", backup), timeout=30, what="nina's backup accepted")
+    wait_for(lambda: created_as(kube, "nina", backup), timeout=30, what="nina's backup accepted")
 
 
 def test_a_restore_needs_its_own_verb_not_confirm_nor_any_active_window(
@@ -466,33 +446,20 @@ def test_a_restore_needs_its_own_verb_not_confirm_nor_any_active_window(
     assert "confirm or an Active MaintenanceWindow do not replace it" in message
 
     # The DB admin may, and a narrower grant of `restore` alone allows no more than that.
-    rbac = client.RbacAuthorizationV1Api(kube.api)
-    rbac.create_namespaced_role(
+    grant_rules(
+        kube,
         ns,
-        {
-            "metadata": {"name": "restore-only"},
-            "rules": [
-                {
-                    "apiGroups": ["ops.mailscore.com"],
-                    "resources": ["databasebackups"],
-                    "verbs": ["restore"],
-                }
-            ],
-        },
+        "restore-only",
+        "ray",
+        [
+            {
+                "apiGroups": ["ops.mailscore.com"],
+                "resources": ["databasebackups"],
+                "verbs": ["restore"],
+            }
+        ],
     )
     grant(kube, ns, "edit", "ray")
-    rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "restore-only"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "restore-only",
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ray"}],
-        },
-    )
     unprotected = obj(
         "DatabaseRestore",
         "restore",
@@ -540,18 +507,6 @@ def _workload_operations(ns: str, *names: str) -> list[dict[str, Any]]:
     ]
 
 
-def _dry_run(kube: Cluster, user: str, manifest: dict[str, Any]) -> None:
-    as_user(kube, user, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(manifest))
-
-
-def _accepted(kube: Cluster, user: str, manifest: dict[str, Any]) -> bool:
-    try:
-        _dry_run(kube, user, manifest)
-    except Refused:
-        return False
-    return True
-
-
 def test_an_operation_may_change_only_workloads_its_creator_may_change(
     kube: Cluster, operator: OperatorProcess, people: str
 ) -> None:
@@ -561,49 +516,36 @@ def test_an_operation_may_change_only_workloads_its_creator_may_change(
     for manifest in _workload_operations(ns, "web"):
         kind = manifest["kind"]
         with pytest.raises(Refused) as refused:
-            _dry_run(kube, "nina", manifest)
+            dry_run_as(kube, "nina", manifest)
         message = str(refused.value)
         verbs = "patch or scale" if kind == "EmergencyScale" else "patch"
         assert f"you (nina) may not {verbs} Deployment web in namespace {ns}" in message, kind
         assert f"and this {kind} would change it for you: ask for patch on deployments" in message
-        _dry_run(kube, "rita", manifest)  # edit may patch every Deployment: accepted
+        dry_run_as(kube, "rita", manifest)  # edit may patch every Deployment: accepted
 
     # sam may scale the one Deployment web (kubectl scale's right), nothing else.
-    rbac = client.RbacAuthorizationV1Api(kube.api)
-    rbac.create_namespaced_role(
+    grant_rules(
+        kube,
         ns,
-        {
-            "metadata": {"name": "scale-web"},
-            "rules": [
-                {
-                    "apiGroups": ["apps"],
-                    "resources": ["deployments/scale"],
-                    "verbs": ["update"],
-                    "resourceNames": ["web"],
-                }
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "scale-web-sam"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "scale-web",
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "sam"}],
-        },
+        "scale-web",
+        "sam",
+        [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale"],
+                "verbs": ["update"],
+                "resourceNames": ["web"],
+            }
+        ],
     )
     grant(kube, ns, "runbook-edit", "sam")
     surge, _, bounce, _ = _workload_operations(ns, "web")
-    wait_for(lambda: _created(kube, "sam", surge), timeout=30, what="sam's EmergencyScale of web")
+    wait_for(lambda: created_as(kube, "sam", surge), timeout=30, what="sam's EmergencyScale of web")
     with pytest.raises(Refused) as restart:
-        _dry_run(kube, "sam", bounce)  # scaling is not restarting
+        dry_run_as(kube, "sam", bounce)  # scaling is not restarting
     assert f"you (sam) may not patch Deployment web in namespace {ns}" in str(restart.value)
     with pytest.raises(Refused) as two:
-        _dry_run(kube, "sam", _workload_operations(ns, "web", "api")[0])
+        dry_run_as(kube, "sam", _workload_operations(ns, "web", "api")[0])
     message = str(two.value)
     assert "may not patch or scale Deployment web, Deployment api in namespace" in message
     assert "(for more than one, on every one of the namespace)" in message
@@ -670,16 +612,18 @@ def test_cache_flushes_health_reports_and_notifiers_read_only_secrets_their_crea
     for manifest, words in refusals:
         kind = manifest["kind"]
         with pytest.raises(Refused) as refused:
-            _dry_run(kube, "nina", manifest)
+            dry_run_as(kube, "nina", manifest)
         message = str(refused.value)
         assert f"you (nina) {words} {ns}, and this {kind} would read" in message, message
-        _dry_run(kube, "rita", manifest)  # edit may read the namespace's Secrets
+        dry_run_as(kube, "rita", manifest)  # edit may read the namespace's Secrets
 
     # A right to read just the one Secret is enough for the one it names.
     _read_only(kube, ns, "nina", "redis-pass")
-    wait_for(lambda: _accepted(kube, "nina", flush), timeout=30, what="nina's CacheFlush accepted")
+    wait_for(
+        lambda: accepted_as(kube, "nina", flush), timeout=30, what="nina's CacheFlush accepted"
+    )
     with pytest.raises(Refused) as still:
-        _dry_run(kube, "nina", report)
+        dry_run_as(kube, "nina", report)
     assert "ask for get on those Secrets" in str(still.value)
 
 
@@ -742,38 +686,25 @@ def test_an_emergency_size_set_through_an_hpa_needs_the_right_to_patch_that_hpa(
     known only to the operator, which asks the API server before it changes anything."""
     ns = people
     deploy_app(kube, ns)
-    rbac = client.RbacAuthorizationV1Api(kube.api)
-    rbac.create_namespaced_role(
+    grant_rules(
+        kube,
         ns,
-        {
-            "metadata": {"name": "scale-backend"},
-            "rules": [
-                {
-                    "apiGroups": ["apps"],
-                    "resources": ["deployments/scale"],
-                    "verbs": ["update"],
-                    "resourceNames": ["mail-score-backend"],
-                }
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "scale-backend-sam"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "scale-backend",
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "sam"}],
-        },
+        "scale-backend",
+        "sam",
+        [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale"],
+                "verbs": ["update"],
+                "resourceNames": ["mail-score-backend"],
+            }
+        ],
     )
     grant(kube, ns, "runbook-edit", "sam")
     surge = obj(
         "EmergencyScale", "surge", ns, {"targets": [{"name": "mail-score-backend", "replicas": 6}]}
     )
-    wait_for(lambda: _created(kube, "sam", surge), timeout=30, what="sam's EmergencyScale")
+    wait_for(lambda: created_as(kube, "sam", surge), timeout=30, what="sam's EmergencyScale")
     stalled = wait_condition(
         kube.api, ns, "EmergencyScale", "surge", "Stalled", reason="NotAuthorized"
     )

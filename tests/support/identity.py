@@ -14,7 +14,17 @@ from typing import Any
 
 from .kube import Cluster
 
-__all__ = ["Refused", "approve_as", "as_user", "create_as", "grant"]
+__all__ = [
+    "Refused",
+    "accepted_as",
+    "approve_as",
+    "as_user",
+    "create_as",
+    "created_as",
+    "dry_run_as",
+    "grant",
+    "grant_rules",
+]
 
 
 class Refused(AssertionError):
@@ -105,3 +115,44 @@ def approve_as(
     )
     stored: dict[str, Any] = json.loads(out)
     return stored
+
+
+def created_as(kube: Cluster, user: str, obj: dict[str, Any]) -> bool:
+    """Whether `user` could create `obj` (it is created when they could)."""
+    try:
+        create_as(kube, user, obj)
+    except Refused:
+        return False
+    return True
+
+
+def dry_run_as(kube: Cluster, user: str, obj: dict[str, Any]) -> None:
+    """Create `obj` as `user` with a server-side dry run: admitted, or `Refused`."""
+    as_user(kube, user, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(obj))
+
+
+def accepted_as(kube: Cluster, user: str, obj: dict[str, Any]) -> bool:
+    """Whether the API server would admit `obj` from `user` (nothing is created)."""
+    try:
+        dry_run_as(kube, user, obj)
+    except Refused:
+        return False
+    return True
+
+
+def grant_rules(
+    kube: Cluster, namespace: str, name: str, user: str, rules: list[dict[str, Any]]
+) -> None:
+    """A Role `name` with `rules` in `namespace`, bound to `user` (RoleBinding `name`)."""
+    from kubernetes import client
+
+    rbac = client.RbacAuthorizationV1Api(kube.api)
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": rules})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    )
