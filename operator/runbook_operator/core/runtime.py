@@ -79,10 +79,7 @@ class Runtime:
             resource=kind.resource,
             writer=StatusWriter(self.kube, kind.resource, body),
             recorder=Recorder(
-                body,
-                self.kube if self.post_events else None,
-                instance=self.instance,
-                beside=True,
+                body, self.kube if self.post_events else None, instance=self.instance
             ),
             instance=self.instance,
             stopped=stopped,

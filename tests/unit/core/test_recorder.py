@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Any
 
 import pytest
@@ -73,41 +72,3 @@ def test_without_a_client_events_are_only_kept() -> None:
     recorder = Recorder(OBJ)
     recorder.info("Completed", "done")
     assert recorder.posted == [Event("Normal", "Completed", "done")]
-
-
-class SlowKube(FakeKube):
-    """Each event takes a while to create, as over a network."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-
-    def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.gate.wait(5)
-        return super().create_event(namespace, body)
-
-
-def test_beside_a_pass_events_do_not_wait_yet_are_posted_in_order_by_settle() -> None:
-    kube = SlowKube()
-    recorder = Recorder(OBJ, kube, beside=True)
-    for reason in ("Requested", "Scaling", "Scaled"):
-        recorder.info(reason, "...")  # returns at once: the poster waits on the gate
-    assert kube.events == []
-    assert [e.reason for e in recorder.posted] == ["Requested", "Scaling", "Scaled"]
-    kube.gate.set()
-    recorder.settle()
-    assert [e["reason"] for e in kube.events] == ["Requested", "Scaling", "Scaled"]
-
-
-def test_beside_a_pass_a_refused_event_is_logged_not_raised(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    class Refusing(FakeKube):
-        def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-            raise Forbidden("events is forbidden")
-
-    recorder = Recorder(OBJ, Refusing(), beside=True)
-    with caplog.at_level(logging.WARNING, logger="runbook_operator"):
-        recorder.warn("RolloutFailed", "backend did not finish")
-        recorder.settle()
-    assert "event RolloutFailed not posted: events is forbidden" in caplog.text
