@@ -115,11 +115,15 @@ class FakeKube:
         """(kind or plural, namespace, name) -> object."""
         self.calls: list[tuple[str, ...]] = []
         self.reads: list[tuple[str, ...]] = []
-        """Every read, in order: ("get", kind or plural, name) or ("list", kind)."""
+        """Every read, in order: ("get", kind or plural, name) or ("list", kind), the
+        latter with "cached" added for a list from the watch cache."""
         self.events: list[Obj] = []
+        """Every core/v1 Event created, in order."""
         self.denied: set[tuple[str, str, str, str]] = set()
         """(user, verb, resource, name) a SubjectAccessReview answers no to."""
-        """Every core/v1 Event created, in order."""
+        self.cache: dict[str, list[Obj]] = {}
+        """Kind -> what a cached list of it answers (a watch cache behind the store);
+        a kind not here is answered from the store, cached or not."""
         self.before_write: Callable[[tuple[str, ...]], None] | None = None
         self.before_status: Callable[[str, Obj], None] | None = None
         """Called with (name, patch) before a status patch is applied (e.g. to crash it)."""
@@ -356,8 +360,12 @@ class FakeKube:
                 self.roll_out(name, namespace)
         return copy.deepcopy(obj)
 
-    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
-        self.reads.append(("list", "ReplicaSet"))
+    def list_replicasets(
+        self, namespace: str, label_selector: str, *, cached: bool = False
+    ) -> list[Obj]:
+        self.reads.append(("list", "ReplicaSet", "cached") if cached else ("list", "ReplicaSet"))
+        if cached and "ReplicaSet" in self.cache:
+            return copy.deepcopy(self.cache["ReplicaSet"])
         return [
             copy.deepcopy(o)
             for (kind, ns, _), o in self.store.items()
@@ -372,8 +380,8 @@ class FakeKube:
 
     # --- autoscaling and configuration --------------------------------------
 
-    def list_hpas(self, namespace: str) -> list[Obj]:
-        self.reads.append(("list", "HorizontalPodAutoscaler"))
+    def list_hpas(self, namespace: str, *, cached: bool = False) -> list[Obj]:
+        self.reads.append(("list", "HorizontalPodAutoscaler", *(("cached",) if cached else ())))
         return [
             copy.deepcopy(o)
             for (kind, ns, _), o in self.store.items()
@@ -462,7 +470,7 @@ class FakeKube:
 
     # --- our own objects --------------------------------------------------------
 
-    def list_cluster_custom(self, plural: str) -> list[Obj]:
+    def list_cluster_custom(self, plural: str, *, cached: bool = False) -> list[Obj]:
         error = self.read_errors.get((plural, "*"))
         if error is not None:
             raise error
@@ -475,7 +483,9 @@ class FakeKube:
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj:
         return self._get(plural, namespace, name)
 
-    def list_custom(self, plural: str, namespace: str, label_selector: str = "") -> list[Obj]:
+    def list_custom(
+        self, plural: str, namespace: str, label_selector: str = "", *, cached: bool = False
+    ) -> list[Obj]:
         wanted = dict(p.split("=", 1) for p in label_selector.split(",") if "=" in p)
         return [
             copy.deepcopy(o)

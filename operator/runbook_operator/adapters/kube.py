@@ -110,6 +110,12 @@ def api_client(
     return api
 
 
+def _freshness(cached: bool) -> dict[str, str]:
+    """A list's resourceVersion: "0" is the watch cache as it is (core.ports says when
+    that is enough); none is a consistent list."""
+    return {"resource_version": "0"} if cached else {}
+
+
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         response = fn(*args, _preload_content=False, **kwargs)
@@ -171,9 +177,14 @@ class Kube:
     def patch_deployment(self, namespace: str, name: str, patch: Obj) -> Obj:
         return self.patch_workload("Deployment", namespace, name, patch)
 
-    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
+    def list_replicasets(
+        self, namespace: str, label_selector: str, *, cached: bool = False
+    ) -> list[Obj]:
         listing = _call(
-            self.apps.list_namespaced_replica_set, namespace, label_selector=label_selector
+            self.apps.list_namespaced_replica_set,
+            namespace,
+            label_selector=label_selector,
+            **_freshness(cached),
         )
         return list(listing["items"])
 
@@ -188,17 +199,21 @@ class Kube:
     # --- autoscaling -----------------------------------------------------
 
     def find_hpa(self, namespace: str, kind: WorkloadKind, name: str) -> Obj | None:
-        """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if any."""
-        listing = _call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)
-        for hpa in listing["items"]:
+        """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if any (from
+        the watch cache: core.ports)."""
+        for hpa in self.list_hpas(namespace, cached=True):
             ref = hpa["spec"]["scaleTargetRef"]
             if ref.get("kind") == kind and ref.get("name") == name:
-                return hpa  # type: ignore[no-any-return]
+                return hpa
         return None
 
-    def list_hpas(self, namespace: str) -> list[Obj]:
+    def list_hpas(self, namespace: str, *, cached: bool = False) -> list[Obj]:
         """Every HorizontalPodAutoscaler in the namespace (one call for several targets)."""
-        listing = _call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)
+        listing = _call(
+            self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            namespace,
+            **_freshness(cached),
+        )
         return list(listing["items"])
 
     def patch_hpa(self, namespace: str, name: str, patch: Obj) -> Obj:
@@ -307,7 +322,9 @@ class Kube:
             self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
         )
 
-    def list_custom(self, plural: str, namespace: str, label_selector: str = "") -> list[Obj]:
+    def list_custom(
+        self, plural: str, namespace: str, label_selector: str = "", *, cached: bool = False
+    ) -> list[Obj]:
         listing = _call(
             self.custom.list_namespaced_custom_object,
             GROUP,
@@ -315,12 +332,15 @@ class Kube:
             namespace,
             plural,
             label_selector=label_selector,
+            **_freshness(cached),
         )
         return list(listing["items"])
 
-    def list_cluster_custom(self, plural: str) -> list[Obj]:
+    def list_cluster_custom(self, plural: str, *, cached: bool = False) -> list[Obj]:
         """Every object of one of our cluster-scoped kinds (a MaintenancePolicy)."""
-        listing = _call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
+        listing = _call(
+            self.custom.list_cluster_custom_object, GROUP, VERSION, plural, **_freshness(cached)
+        )
         return list(listing["items"])
 
     def create_custom(self, plural: str, namespace: str, body: Obj) -> Obj:

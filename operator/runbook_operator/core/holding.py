@@ -20,7 +20,7 @@ from ..adapters.kube import Conflict, NotFound
 from .holds import hold_is_stale, parse_holder, same_holder
 from .names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
 from .ports import KubePort, Obj
-from .rollout import label_selector
+from .reading import replica_sets
 
 __all__ = ["ATTEMPTS", "acquire_hold", "clean_replicaset_holds", "holder_of", "release_hold"]
 
@@ -127,12 +127,9 @@ def clean_replicaset_holds(kube: KubePort, namespace: str, name: str, holder: st
         deployment = kube.get_deployment(namespace, name)
     except NotFound:
         return []
-    selector = label_selector(deployment)
-    if not selector:
-        return []
     uid = deployment["metadata"].get("uid")
     cleaned = []
-    for rs in kube.list_replicasets(namespace, selector):
+    for rs in replica_sets(kube, namespace, deployment):
         owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
         if uid not in owners or not same_holder(holder_of(rs), holder):
             continue

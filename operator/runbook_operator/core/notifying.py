@@ -98,7 +98,9 @@ class Notifying:
 
     def _notifiers(self, ctx: Pass) -> dict[str, NotifierSpec]:
         found: dict[str, NotifierSpec] = {}
-        for obj in ctx.kube.list_custom(NOTIFIERS, ctx.namespace):
+        # Configuration, from the watch cache (core.ports): a Notifier made in the last
+        # milliseconds before an operation's moment is not told of it.
+        for obj in ctx.kube.list_custom(NOTIFIERS, ctx.namespace, cached=True):
             try:
                 found[str(obj["metadata"]["name"])] = parse(NotifierSpec, obj.get("spec"))
             except InvalidSpec:

@@ -133,7 +133,7 @@ def test_the_first_change_waits_for_one_read_of_each_workload(kube: FakeKube) ->
     assert sorted(r for r in before if r[1] != PLURAL) == [
         ("get", "Deployment", "mail-score-backend"),
         ("get", "Deployment", "mail-score-frontend"),
-        ("list", "HorizontalPodAutoscaler"),
+        ("list", "HorizontalPodAutoscaler", "cached"),
     ]
 
 

@@ -66,7 +66,7 @@ def test_the_template_waits_for_one_read_of_the_target_and_no_event() -> None:
     h.run("undo", NS)
     assert sorted(r for r in before if r[1] != PLURAL) == [
         ("get", "Deployment", "web"),
-        ("list", "ReplicaSet"),
+        ("list", "ReplicaSet", "cached"),
     ]
     assert posted == []
     assert "Started" in [e.reason for e in h.events]

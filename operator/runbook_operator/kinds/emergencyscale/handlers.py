@@ -75,7 +75,11 @@ class Observed:
         self.ctx = ctx
         self.workloads: dict[logic.Key, dict[str, Any] | None] = {}
         keys = list(dict.fromkeys(keys))
-        reads: list[Callable[[], Any]] = [functools.partial(ctx.kube.list_hpas, ctx.namespace)]
+        # From the watch cache (core.ports): a consistent list of HPAs, a kind rarely
+        # written, waited up to 100 ms for the cache to catch up with the EmergencyScale's
+        # own creation, and was most of its reaction time.
+        hpas = functools.partial(ctx.kube.list_hpas, ctx.namespace, cached=True)
+        reads: list[Callable[[], Any]] = [hpas]
         reads += [functools.partial(self._read, key) for key in keys]
         answers = fanout.gather(reads)  # side by side: none depends on another
         self.hpas: list[dict[str, Any]] = answers[0]

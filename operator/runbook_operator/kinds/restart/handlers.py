@@ -17,7 +17,7 @@ from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Result, Watch
 from ...core.names import REVISION_ANNOTATION
-from ...core.rollout import label_selector
+from ...core.reading import replica_sets
 from ...core.spec import InvalidSpec
 from ...core.stepping import SteppingKind
 from . import logic
@@ -34,10 +34,9 @@ def _current_replica_set(ctx: Pass, deployment: dict[str, object]) -> str | None
     meta = deployment.get("metadata") or {}
     assert isinstance(meta, dict)
     revision = (meta.get("annotations") or {}).get(REVISION_ANNOTATION)
-    selector = label_selector(dict(deployment))
-    if not selector or revision is None:
+    if revision is None:
         return None
-    for rs in ctx.kube.list_replicasets(ctx.namespace, selector):
+    for rs in replica_sets(ctx.kube, ctx.namespace, dict(deployment)):
         rs_meta = rs.get("metadata") or {}
         owners = {o.get("uid") for o in rs_meta.get("ownerReferences") or []}
         if (

@@ -39,7 +39,7 @@ def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> Pol
     seen = replace(_observe(env, namespace, spec), refused_urls=_refused(spec))
     try:
         labels = (env.kube.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
-        listed = env.kube.list_cluster_custom(MAINTENANCE_POLICY.plural)
+        listed = env.kube.list_cluster_custom(MAINTENANCE_POLICY.plural, cached=True)
         policies = tuple(_cluster_policy(obj) for obj in listed)
     except NotFound:  # the MaintenancePolicy kind is not installed: there is none
         return seen
