@@ -327,7 +327,14 @@ class FakeKube:
 
     def scale_workload(self, kind: str, namespace: str, name: str, replicas: int) -> Obj:
         obj = self._write(("scale", kind, name), kind, namespace, name)
-        return self._merge(obj, {"spec": {"replicas": replicas}})
+        now = self._merge(obj, {"spec": {"replicas": replicas}})
+        meta = now["metadata"]
+        return {  # the answer is a Scale, as the API server's
+            "kind": "Scale",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion")},
+            "spec": {"replicas": replicas},
+            "status": {"replicas": (now.get("status") or {}).get("replicas", 0)},
+        }
 
     def get_deployment(self, namespace: str, name: str) -> Obj:
         return self.get_workload("Deployment", namespace, name)

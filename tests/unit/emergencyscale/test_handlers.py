@@ -194,13 +194,38 @@ def test_the_wake_up_is_the_end_of_the_duration(kube: FakeKube) -> None:
     assert ("Deployment", "mail-score-backend") in result.watch
 
 
-def test_a_second_pass_changes_nothing_and_writes_nothing(kube: FakeKube) -> None:
+def test_a_pass_with_nothing_new_changes_nothing_and_writes_nothing(kube: FakeKube) -> None:
     h = harness(kube)
     create(kube, RUNBOOK)
+    h.run(NAME)  # applied; the rollouts are news for the next pass (a watch event)
     h.run(NAME)
+    assert h.status(NAME).phase == "Active"
     kube.calls.clear()
     h.run(NAME)
     assert writes(kube) == []
+
+
+def test_a_scaled_workload_is_known_from_the_scale_answer_not_read_again(
+    kube: FakeKube,
+) -> None:
+    h = harness(kube)
+    create(kube, RUNBOOK)
+    after_scale: list[tuple[str, ...]] = []
+    written_after_scale: list[str] = []
+
+    def status_written(name: str, patch: dict[str, Any]) -> None:
+        if any(c[0] == "scale" for c in kube.calls):  # reads since the write before
+            after_scale.extend(r for r in kube.reads if r[1] == "Deployment")
+            written_after_scale.append(name)
+        kube.reads.clear()
+
+    kube.reads.clear()
+    kube.before_status = status_written
+    h.run(NAME)
+    scaled = [c for c in kube.calls if c[0] == "scale"]
+    assert scaled == [("scale", "Deployment", "mail-score-frontend")]
+    assert written_after_scale == [NAME]  # the targets' state, from the scale's answer
+    assert ("get", "Deployment", "mail-score-frontend") not in after_scale
 
 
 def test_the_holds_are_gone_before_the_status_says_completed(kube: FakeKube) -> None:

@@ -100,6 +100,22 @@ class Observed:
     def patched(self, key: logic.Key, obj: dict[str, Any]) -> None:
         self.workloads[key] = obj
 
+    def scaled(self, key: logic.Key, scale: dict[str, Any]) -> None:
+        """Our own scale's answer, a Scale: the workload as known, with the new replicas,
+        the generation the API server gives a changed spec, and the Scale's
+        resourceVersion (the workload's own). Read again after the change, it was one
+        round trip more per operation, and nothing in it was news."""
+        known = self.workloads.get(key)
+        if known is None:
+            return
+        meta, spec = dict(known["metadata"]), dict(known.get("spec") or {})
+        replicas = int((scale.get("spec") or {}).get("replicas", 0))
+        if int(spec.get("replicas", 1)) != replicas:
+            meta["generation"] = int(meta.get("generation") or 0) + 1
+        meta["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion")
+        spec["replicas"] = replicas
+        self.workloads[key] = {**known, "metadata": meta, "spec": spec}
+
     def forget(self, key: logic.Key) -> None:
         """Read it again when next needed (a hold lost to a race, a hold released)."""
         self.workloads.pop(key, None)
@@ -271,8 +287,11 @@ class EmergencyScaleKind(Kind):
             else:
                 assert change.replicas is not None  # a workload's change is its replicas
                 kind, name = change.key
-                ctx.kube.scale_workload(kind, ctx.namespace, name, change.replicas)
-                seen.forget(change.key)  # the answer is a Scale: read the workload when needed
+                scale = ctx.kube.scale_workload(kind, ctx.namespace, name, change.replicas)
+                if scale.get("metadata", {}).get("resourceVersion"):
+                    seen.scaled(change.key, scale)
+                else:
+                    seen.forget(change.key)  # no answer to go by: read it when needed
 
     @staticmethod
     def _release(ctx: Pass, keys: tuple[logic.Key, ...], holder: str, seen: Observed) -> None:
