@@ -12,7 +12,7 @@ from .ports import KubePort, Obj
 from .rollout import label_selector
 from .undo import Observed
 
-__all__ = ["observe_deployment", "replica_sets"]
+__all__ = ["current_replica_set", "observe_deployment", "replica_sets"]
 
 
 def replica_sets(kube: KubePort, namespace: str, deployment: Obj) -> list[Obj]:
@@ -34,6 +34,16 @@ def replica_sets(kube: KubePort, namespace: str, deployment: Obj) -> list[Obj]:
     if revision is None or any(_is_revision(rs, meta.get("uid"), revision) for rs in listed):
         return listed
     return kube.list_replicasets(namespace, selector)
+
+
+def current_replica_set(kube: KubePort, namespace: str, deployment: Obj) -> Obj | None:
+    """The Deployment's ReplicaSet of its current revision (owned by it, by uid)."""
+    meta = deployment.get("metadata") or {}
+    revision = (meta.get("annotations") or {}).get(REVISION_ANNOTATION)
+    if revision is None:
+        return None
+    found = replica_sets(kube, namespace, deployment)
+    return next((rs for rs in found if _is_revision(rs, meta.get("uid"), revision)), None)
 
 
 def _is_revision(rs: Obj, owner_uid: object, revision: str) -> bool:

@@ -16,8 +16,7 @@ from ...core.context import Pass
 from ...core.health import HealthCheck
 from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
 from ...core.kind import Result, Watch
-from ...core.names import REVISION_ANNOTATION
-from ...core.reading import replica_sets
+from ...core.reading import current_replica_set
 from ...core.spec import InvalidSpec
 from ...core.stepping import SteppingKind
 from . import logic
@@ -30,21 +29,8 @@ MAX_STEPS = 3 * 20
 
 
 def _current_replica_set(ctx: Pass, deployment: dict[str, object]) -> str | None:
-    """The Deployment's ReplicaSet of its current revision (owned by it, by uid)."""
-    meta = deployment.get("metadata") or {}
-    assert isinstance(meta, dict)
-    revision = (meta.get("annotations") or {}).get(REVISION_ANNOTATION)
-    if revision is None:
-        return None
-    for rs in replica_sets(ctx.kube, ctx.namespace, dict(deployment)):
-        rs_meta = rs.get("metadata") or {}
-        owners = {o.get("uid") for o in rs_meta.get("ownerReferences") or []}
-        if (
-            meta.get("uid") in owners
-            and (rs_meta.get("annotations") or {}).get(REVISION_ANNOTATION) == revision
-        ):
-            return str(rs_meta.get("name"))
-    return None
+    rs = current_replica_set(ctx.kube, ctx.namespace, dict(deployment))
+    return None if rs is None else str(rs["metadata"].get("name"))
 
 
 def observe(ctx: Pass, keys: list[logic.Key]) -> dict[logic.Key, logic.Seen]:
