@@ -22,6 +22,7 @@ kept so that a pass usually starts without a read; a stale one costs one Conflic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -307,6 +308,11 @@ class Controller:
             result = self.kind.reconcile(ctx)
         except InvalidSpec as exc:
             result = self._invalid(ctx, str(exc))
+        except BaseException:
+            with contextlib.suppress(Exception):  # the pass's own error is the one to tell
+                ctx.writer.settle()
+            raise
+        ctx.writer.settle()  # a finalizer sent beside a pass that wrote nothing is on now
         self.guarding.after(ctx)
         ctx.writer.flush()  # who asked, when the kind wrote no status this pass
         return self.notifying.after(ctx, result)
@@ -315,6 +321,11 @@ class Controller:
         """Our finalizer, before the first change; the kind's first reads go out beside it
         (Kind.prefetch) rather than after it, and both have ended when the pass goes on."""
         if ctx.writer.has_finalizer():
+            return
+        if self.kind.finalizer_beside and ctx.status().phase is None:
+            # A first pass: on before its first status write, which precedes any change.
+            # A later one (our finalizer removed by hand) puts it back before going on.
+            ctx.writer.add_finalizer_beside()
             return
         reading = fanout.start(functools.partial(self.kind.prefetch, ctx))
         try:

@@ -56,6 +56,12 @@ class Kind(ABC):
     policies: tuple[Resource, ...] = ()
     """Cluster-scoped configuration the kind reads (a MaintenancePolicy): rendered into
     CRDs with the kind, and watched, so a change wakes the operations that watch it."""
+    finalizer_beside: bool = False
+    """The kind's first pass changes nothing before its first status write but holds, so
+    the finalizer may be added beside its first reads and holds (StatusWriter.settle puts
+    it on before that write): one round trip less before the first change. A hold whose
+    operation went before its finalizer was on is stale, and the next operation takes it
+    over (core.holds); the kind itself lets go of it when that write fails."""
     namespace_labels: bool = False
     """The kind reads its namespace's labels: a change of a Namespace wakes the operations
     in it that watch ("Namespace", its name)."""

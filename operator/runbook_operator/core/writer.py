@@ -12,14 +12,23 @@ server's answer, so the next write of the same pass carries the new resourceVers
 It writes inside the pass, before the change it records is made: "recorded before
 changed" holds by construction, with no cache, digest or timing guard. The same
 optimistic lock guards the finalizer (`ensure_finalizer`, `remove_finalizer`).
+
+The finalizer may also be added beside the pass's first steps (`add_finalizer_beside`):
+the patch goes out at once, and the writer's next write, which precedes the pass's first
+change, waits for its answer first (`settle`). A kind whose first pass changes nothing
+before its first status write but holds asks for this (Kind.finalizer_beside): its reads
+and holds no longer wait behind the finalizer's round trip.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from ..adapters.kube import Conflict, KubeError
+from ..adapters.kube import Conflict, KubeError, NotFound
+from . import fanout
 from .conditions import StatusBase
 from .names import FINALIZER
 from .ports import KubePort, Obj
@@ -62,6 +71,8 @@ class StatusWriter:
         the write's own watch event is known as an echo even while the pass runs)."""
         self.staged: dict[str, Any] = {}
         """Top-level status fields that go out with the next status write (`stage`)."""
+        self._adding: Future[Obj] | None = None
+        """The finalizer's patch while it runs beside the pass (`add_finalizer_beside`)."""
 
     @property
     def namespace(self) -> str:
@@ -116,6 +127,7 @@ class StatusWriter:
         return bool(fields) and self.write_fields(fields)
 
     def _patch_status(self, diff: dict[str, Any]) -> None:
+        self.settle()
         body = {"metadata": {"resourceVersion": self.obj["metadata"]["resourceVersion"]}}
         stored = self.obj.get("status") or {}
         staged = {k: merge_patch(stored.get(k), v) for k, v in self.staged.items()}
@@ -129,14 +141,21 @@ class StatusWriter:
         self.staged.clear()
         self._wrote()
 
-    def _finalizers(self, finalizers: list[str]) -> None:
+    def _finalizers_patch(self, finalizers: list[str]) -> Callable[[], Obj]:
         meta = self.obj["metadata"]
         patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}}
+        return functools.partial(
+            self.kube.patch_custom, self.resource.plural, self.namespace, self.name, patch
+        )
+
+    def _finalizers(self, finalizers: list[str]) -> None:
+        self.settle()
+        self._answered(self._finalizers_patch(finalizers))
+
+    def _answered(self, call: Callable[[], Obj]) -> None:
         try:
-            self.obj = self.kube.patch_custom(
-                self.resource.plural, self.namespace, self.name, patch
-            )
-        except Conflict as exc:
+            self.obj = call()
+        except (Conflict, NotFound) as exc:  # decided again on a fresh read: it may be gone
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
         self._wrote()
 
@@ -149,10 +168,28 @@ class StatusWriter:
 
     def ensure_finalizer(self) -> None:
         """Before the first change: deletion must wait until everything is put back."""
+        self.settle()
         if not self.has_finalizer():
-            self._finalizers([*(self.obj["metadata"].get("finalizers") or []), FINALIZER])
+            self._finalizers(self._with_ours())
+
+    def add_finalizer_beside(self) -> None:
+        """Send our finalizer's patch now and go on: the next write waits for its answer
+        (`settle`), so it is on before any change that write records."""
+        if self._adding is None and not self.has_finalizer():
+            self._adding = fanout.start(self._finalizers_patch(self._with_ours()))
+
+    def settle(self) -> None:
+        """The finalizer sent beside the pass is on (its answer is `obj`), or its error
+        is raised here: Stale when the object changed or went meanwhile."""
+        adding, self._adding = self._adding, None
+        if adding is not None:
+            self._answered(adding.result)
+
+    def _with_ours(self) -> list[str]:
+        return [*(self.obj["metadata"].get("finalizers") or []), FINALIZER]
 
     def remove_finalizer(self) -> None:
         """Everything is put back: the object may go."""
+        self.settle()
         if self.has_finalizer():
             self._finalizers([f for f in self.obj["metadata"]["finalizers"] if f != FINALIZER])

@@ -71,6 +71,41 @@ def test_finalizer_added_once_and_removed(kube: FakeKube) -> None:
     assert not kube.obj(PLURAL, "es")["metadata"].get("finalizers")
 
 
+def test_a_finalizer_sent_beside_is_on_before_the_next_status_write(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    seen: list[object] = []
+    kube.before_status = lambda name, patch: seen.append(
+        kube.obj(PLURAL, "es")["metadata"].get("finalizers")
+    )
+    writer.add_finalizer_beside()
+    writer.add_finalizer_beside()  # one patch in flight is enough
+    assert writer.write(EmergencyScaleStatus(phase="Active"))  # its version: no conflict
+    assert seen == [[FINALIZER]]
+    assert writer.has_finalizer()
+    assert kube.calls == [("patch", PLURAL, "es"), ("patch-status", PLURAL, "es")]
+
+
+def test_a_finalizer_sent_beside_that_lost_a_race_makes_the_pass_stale(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    kube.patch_custom(PLURAL, "shop", "es", {"spec": {"reason": "edited meanwhile"}})
+    writer.add_finalizer_beside()
+    with pytest.raises(Stale):
+        writer.write(EmergencyScaleStatus(phase="Active"))
+    assert kube.obj(PLURAL, "es")["status"]["phase"] == "Pending"
+    assert not kube.obj(PLURAL, "es")["metadata"].get("finalizers")
+
+
+def test_a_finalizer_sent_beside_an_object_deleted_meanwhile_makes_the_pass_stale(
+    kube: FakeKube,
+) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    kube.store.pop((PLURAL, "shop", "es"))
+    writer.add_finalizer_beside()
+    with pytest.raises(Stale):
+        writer.settle()
+    writer.settle()  # told once; nothing is pending any more
+
+
 def test_a_default_the_server_never_stored_is_written() -> None:
     """`rolledBack: false` parsed back from an empty status equals the new one, so a diff of
     parsed copies never sent it: the status in the API server lacked the field for good."""

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from runbook_operator.core.context import Pass
 from runbook_operator.core.gate import Problem, Sample
 from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION, RELEASE_ANNOTATION
 from runbook_operator.kinds.emergencyscale.api import EmergencyScaleSpec, EmergencyScaleStatus
@@ -137,28 +136,58 @@ def test_the_first_change_waits_for_one_read_of_each_workload(kube: FakeKube) ->
     ]
 
 
-def test_the_first_reads_go_out_beside_the_finalizer(kube: FakeKube) -> None:
-    """The HPA list and the targets' reads do not wait for our finalizer to be added."""
-    started = threading.Event()
+def test_the_holds_go_out_beside_the_finalizer_and_the_first_change_after_it(
+    kube: FakeKube,
+) -> None:
+    """On a first pass the reads and the holds do not wait for our finalizer; the status
+    that records the originals, and so every change, come after its answer."""
+    held = threading.Event()
     overlapped: list[bool] = []
+    finalized_at: dict[str, bool] = {}
 
-    class Watched(EmergencyScaleKind):
-        def prefetch(self, ctx: Pass) -> None:
-            started.set()
-            super().prefetch(ctx)
+    def finalized() -> bool:
+        return FINALIZER in (kube.obj(PLURAL, NAME)["metadata"].get("finalizers") or [])
 
-    def finalizer(call: tuple[str, ...]) -> None:
+    def watch(call: tuple[str, ...]) -> None:
         if call == ("patch", PLURAL, NAME) and not overlapped:
-            overlapped.append(started.wait(5))
+            overlapped.append(held.wait(5))  # sent; its answer only once a hold was taken
+        elif call[:2] == ("patch", "Deployment"):
+            held.set()
+        elif call[0] == "scale":
+            finalized_at.setdefault("scale", finalized())
 
-    h = Harness(Watched(sample=lambda url, query: Sample.of(0.0)), kube, Settings(max_replicas=50))
+    def status(name: str, patch: dict[str, Any]) -> None:
+        finalized_at.setdefault("status", finalized())
+
+    h = harness(kube)
     create(kube, RUNBOOK)
-    kube.before_write = finalizer
-    kube.reads.clear()
+    kube.before_write = watch
+    kube.before_status = status
     h.run(NAME)
     assert overlapped == [True]
+    assert finalized_at == {"status": True, "scale": True}
     assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
-    assert len([r for r in kube.reads if r[0] == "list"]) == 1  # read once, by prefetch
+    assert kube.calls.count(("patch", PLURAL, NAME)) == 1
+
+
+def test_a_deletion_before_the_finalizer_is_on_lets_go_of_the_holds_taken(
+    kube: FakeKube,
+) -> None:
+    """Deleted while its finalizer was on its way: nothing is changed, and the holds the
+    pass took are not left behind on the workloads."""
+    h = harness(kube)
+    create(kube, RUNBOOK)
+
+    def deleted(call: tuple[str, ...]) -> None:
+        if call == ("patch", PLURAL, NAME):
+            kube.store.pop((PLURAL, NS, NAME))
+
+    kube.before_write = deleted
+    h.run(NAME)
+    for name in ("mail-score-frontend", "mail-score-backend"):
+        assert held_by(kube, name) is None
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
+    assert not [c for c in kube.calls if c[0] == "scale"]
 
 
 def test_a_stale_copy_of_a_workload_costs_a_conflict_never_a_lost_update(

@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from runbook_operator.adapters.kube import Conflict
-from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION
 from runbook_operator.kinds.rollback.handlers import RollbackKind
 from support.fake_kube import FakeKube
 from support.passes import Harness
@@ -76,14 +76,23 @@ def test_the_template_waits_for_one_read_of_the_target_and_no_event() -> None:
 def test_the_decision_is_written_with_the_holds_before_the_template_is_restored() -> None:
     kube = world("web")
     h = create(kube, "web")
+    finalized: list[bool] = []
+
+    def recorded(name: str, patch: dict[str, object]) -> None:
+        finalized.append(FINALIZER in (kube.obj(PLURAL, "undo", NS)["metadata"]["finalizers"]))
+
+    kube.before_status = recorded
     h.run("undo", NS)
     writes = [c for c in kube.calls if c[0] in ("patch", "patch-status", "json-patch")]
-    assert writes[:4] == [
+    assert set(writes[:2]) == {  # side by side: the hold does not wait for the finalizer
         ("patch", PLURAL, "undo"),  # finalizer
         ("patch", "Deployment", "web"),  # hold
+    }
+    assert writes[2:4] == [
         ("patch-status", PLURAL, "undo"),  # web: Planned, back to revision 2
         ("json-patch", "Deployment", "web"),  # the template of revision 2
     ]
+    assert finalized and all(finalized)  # on before the first status, so before any change
     status = h.status("undo", NS)
     assert status.phase == "Completed"
     (target,) = status.targets

@@ -11,13 +11,14 @@ to Prometheus): `Result` says which.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ...adapters.kube import NotFound
+from ...adapters.kube import KubeError, NotFound
 from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import NEEDS_HUMAN, Problem, Sample
@@ -141,6 +142,7 @@ def _keys(spec: EmergencyScaleSpec | None, status: EmergencyScaleStatus) -> list
 
 class EmergencyScaleKind(Kind):
     resource = EMERGENCY_SCALE
+    finalizer_beside = True  # its first change comes after a status write; before, holds
 
     def __init__(self, sample: Sampler = sampling.sample) -> None:
         self.sample = sample
@@ -270,7 +272,14 @@ class EmergencyScaleKind(Kind):
             # between the two leaves workloads at their originals, which the next pass
             # recognises as reverted.
             self._release(ctx, outcome.release, lctx.holder, seen)
-        wrote = ctx.write(outcome.status)
+        try:
+            wrote = ctx.write(outcome.status)
+        except KubeError:
+            # Not recorded (changed or deleted meanwhile, before its finalizer was on):
+            # the holds this step took are let go; the next pass takes them again.
+            with contextlib.suppress(KubeError):  # a hold left is ours, taken over later
+                self._release(ctx, tuple(k for k in taken if k not in recorded), lctx.holder, seen)
+            raise
         if wrote:
             failpoints.hit(f"emergencyscale-{outcome.status.phase}")
         self._patch(ctx, outcome.changes, seen)

@@ -14,11 +14,12 @@ that phase is written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ...adapters.kube import Conflict, NotFound
+from ...adapters.kube import Conflict, KubeError, NotFound
 from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import Problem, Sample
@@ -78,6 +79,7 @@ def _names(spec: RollbackSpec | None, status: RollbackStatus) -> list[str]:
 
 class RollbackKind(Kind):
     resource = ROLLBACK
+    finalizer_beside = True  # its first change comes after a status write; before, holds
 
     def __init__(self, sample: Sampler = sampling.sample) -> None:
         self.sample = sample
@@ -142,8 +144,11 @@ class RollbackKind(Kind):
         told: list[logic.Event],
     ) -> bool:
         """One step's I/O in its order (its events into `told`); whether anything happened."""
+        taken: list[str] = []
         if plan.hold:
             plan = self._hold(ctx, plan, before, holder, seen)
+            recorded = {t.name for t in before.targets}
+            taken = [t for t in plan.hold if t not in recorded]
         if plan.apply is not None:
             target, operations = plan.apply
             seen.forget(target)  # the Deployment controller acts on it from now on
@@ -154,7 +159,15 @@ class RollbackKind(Kind):
         for target in plan.release:
             self._release(ctx, target, holder)
             seen.forget(target)
-        wrote = plan.status is not None and ctx.write(plan.status)
+        try:
+            wrote = plan.status is not None and ctx.write(plan.status)
+        except KubeError:
+            # Not recorded (changed or deleted meanwhile, before its finalizer was on):
+            # the holds this step took are let go; the next pass takes them again.
+            with contextlib.suppress(KubeError):  # a hold left is ours, taken over later
+                for target in taken:
+                    self._release(ctx, target, holder)
+            raise
         if wrote and plan.status is not None and plan.status.phase is not None:
             failpoints.hit(f"rollback-{plan.status.phase.value}")
         told.extend(plan.events)
