@@ -52,6 +52,10 @@ class Pass:
     now: datetime = field(default_factory=now_utc)
     extra: dict[str, Any] = field(default_factory=dict)
     """Kind-specific clients (Alertmanager, Prometheus, stores): set by the runtime."""
+    read: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    """Objects of the namespace the kind read in this pass, by (Kind, name): the core
+    looks here before reading one again for what no patch of ours changes (the GitOps
+    tracking labels and annotations of a target, core.guarding)."""
 
     # --- the object ------------------------------------------------------
 

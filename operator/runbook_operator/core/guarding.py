@@ -104,10 +104,7 @@ class Guarding:
         managed: list[tuple[str, Owner]] = []
         for kind, name in targets(dict(ctx.obj.get("spec") or {})):
             try:
-                if kind == "ConfigMap":
-                    obj = ctx.kube.get_configmap(ctx.namespace, name)
-                else:
-                    obj = ctx.kube.get_workload(kind, ctx.namespace, name)
+                obj = ctx.read.get((kind, name)) or _get(ctx, kind, name)
             except KubeError:
                 continue  # a missing target is the kind's to report
             owner = gitops.owner_of(obj.get("metadata") or {}, ctx.settings.argocd_namespace)
@@ -173,6 +170,12 @@ class Guarding:
             record = record.model_copy(update={"paused": [p for p in record.paused if p != paused]})
             ctx.writer.write_fields({"gitops": record.wire()})
             ctx.recorder.info("GitOpsResumed", f"Restored the sync setting of {words}")
+
+
+def _get(ctx: Pass, kind: str, name: str) -> Obj:
+    if kind == "ConfigMap":
+        return ctx.kube.get_configmap(ctx.namespace, name)
+    return ctx.kube.get_workload(kind, ctx.namespace, name)
 
 
 def _record(obj: Obj) -> GitOpsRecord:

@@ -88,9 +88,11 @@ class Observed:
 
     def _read(self, key: logic.Key) -> dict[str, Any] | None:
         try:
-            return self.ctx.kube.get_workload(key[0], self.ctx.namespace, key[1])
+            obj = self.ctx.kube.get_workload(key[0], self.ctx.namespace, key[1])
         except NotFound:
             return None
+        self.ctx.read[key] = obj  # its GitOps owner is known without reading it again
+        return obj
 
     def workload(self, key: logic.Key) -> dict[str, Any] | None:
         """The workload as last read or patched in this pass; None when it does not exist."""

@@ -56,14 +56,19 @@ class Seen:
     def __init__(self, ctx: Pass, names: list[str]) -> None:
         self.ctx = ctx
         reads = [functools.partial(observe_deployment, ctx.kube, ctx.namespace, n) for n in names]
-        self.observed: dict[str, logic.Observed] = dict(
-            zip(names, fanout.gather(reads), strict=True)  # side by side
-        )
+        self.observed: dict[str, logic.Observed] = {}
+        for name, observed in zip(names, fanout.gather(reads), strict=True):  # side by side
+            self._keep(name, observed)
 
     def get(self, name: str) -> logic.Observed:
         if name not in self.observed:
-            self.observed[name] = observe_deployment(self.ctx.kube, self.ctx.namespace, name)
+            self._keep(name, observe_deployment(self.ctx.kube, self.ctx.namespace, name))
         return self.observed[name]
+
+    def _keep(self, name: str, observed: logic.Observed) -> None:
+        self.observed[name] = observed
+        if observed.deployment is not None:  # its GitOps owner, without reading it again
+            self.ctx.read[(DEPLOYMENT, name)] = observed.deployment
 
     def held(self, name: str, deployment: Obj) -> None:
         self.observed[name] = logic.Observed(deployment, self.get(name).replica_sets)
