@@ -346,14 +346,20 @@ class Operator:
     def api_requests(self) -> float:
         """Requests the operator's own client has sent (its runbook_api_requests_total); 0
         for an operator too old to count them."""
+        return sum(self.api_requests_by_verb().values())
+
+    def api_requests_by_verb(self) -> dict[str, float]:
+        """The same, by verb (get, list, patch, create, ...)."""
         url = f"http://127.0.0.1:{self.metrics}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("runbook_api_requests_total{")
-        )
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("runbook_api_requests_total{"):
+                labels, value = line.rsplit(" ", 1)
+                verb = labels.partition('verb="')[2].partition('"')[0]
+                counts[verb] = counts.get(verb, 0.0) + float(value)
+        return counts
 
     def rss_mib(self) -> float:
         assert self.process is not None

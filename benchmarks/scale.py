@@ -44,12 +44,16 @@ def many(bench: Bench, operator: Operator, count: int) -> list[Figure]:
             w.expect(
                 body["metadata"]["name"], lambda o: (o.get("status") or {}).get("phase") == "Active"
             )
+        sent = operator.api_requests_by_verb()
         t0 = time.monotonic()
         with ThreadPoolExecutor(CREATORS) as pool:
             list(pool.map(lambda b: bench.create("emergencyscales", ns, b), bodies))
         created = time.monotonic() - t0
         last = max(w.wait(b["metadata"]["name"], timeout=600) for b in bodies) - t0
         rss = operator.rss_mib()
+        now = operator.api_requests_by_verb()  # what the API server answered, per operation
+        each = {verb: (n - sent.get(verb, 0.0)) / count for verb, n in now.items()}
+        verbs = ", ".join(f"{n:.1f} {verb}" for verb, n in sorted(each.items()) if n >= 0.05)
         # Gone before the next figure: the idle figure must not count their revert, nor a
         # restarted operator's first look at a thousand Active operations.
         bench.kubectl("delete", "emergencyscales", "--all", "-n", ns, "--wait=false")
@@ -63,7 +67,8 @@ def many(bench: Bench, operator: Operator, count: int) -> list[Figure]:
             "s",
             None,
             "creating them",
-            f"(goal: <= 20 s; RSS {rss:.0f} MiB)",
+            f"(goal: <= 20 s; RSS {rss:.0f} MiB; API requests per operation:"
+            f" {sum(each.values()):.1f}: {verbs})",
         ),
     ]
 
