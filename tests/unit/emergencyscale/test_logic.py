@@ -848,6 +848,20 @@ def test_advance_records_and_applies_in_one_step_with_the_holds_first() -> None:
     assert reasons(out) == ["RecordedOriginals", "Applied", "Scaling"]
 
 
+def test_the_status_before_a_change_says_what_the_next_look_will_find() -> None:
+    """Written before the scale, the status already counts the pods there are of those
+    wanted, as the pass right after the change sees it: that pass writes nothing."""
+    es = spec(duration="1h")
+    sim = Sim(es, frontend(2))
+    out = logic.advance(es, sim.status, sim.world, None, sim.ctx(T0))
+    before = find(out.status.conditions, READY)
+    assert before is not None and "mail-score-frontend 2/6 ready" in before.message
+    sim.carry_out(out)  # the scale made, no pod started yet
+    again = logic.advance(es, out.status, sim.world, None, sim.ctx(T0))
+    assert again.status == out.status
+    assert not again.changes
+
+
 def test_advance_with_an_hpa_records_its_bounds_and_raises_them() -> None:
     es = runbook_spec()
     world = {BACKEND: backend(3, 10), FRONTEND: frontend(2)}

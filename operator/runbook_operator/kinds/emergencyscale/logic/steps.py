@@ -228,7 +228,9 @@ def apply(
         if change is not None:
             step.changes.append(change)
             step.notes.append(Event(NORMAL, "Applied", change.text))
-            waiting.append(f"{workload.name} scaling")
+            # Said as the next pass will see it right after the change (the pods it has
+            # now of those wanted), so that pass has nothing new to write.
+            waiting.append(reached(target, original, workload) or f"{workload.name} scaling")
         elif (lag := reached(target, original, workload)) is not None:
             waiting.append(lag)
     activated = status.activated_at or ctx.now.replace(microsecond=0)  # shown in columns
