@@ -537,3 +537,37 @@ def test_deleting_an_active_window_whose_spec_cannot_be_read_still_undoes_everyt
     assert snapshot(s.kube) == before
     assert s.alertmanager.active() == []
     assert "Restored" in s.reasons()
+
+
+def test_a_window_deleted_before_its_finalizer_is_on_leaves_nothing_behind() -> None:
+    """The finalizer goes out beside the first pass's checklist and holds; deleted before
+    it is on, the window changed nothing and lets go of the holds it had taken."""
+    s = sim()
+    s.now = START  # its first look is at its start: checklist, then the holds
+
+    def deleted(call: tuple[str, ...]) -> None:
+        if call == ("patch", "maintenancewindows", "weekly"):
+            s.kube.store.pop(("maintenancewindows", NS, "weekly"))
+
+    s.kube.before_write = deleted
+    s.one()
+    assert s.gone
+    assert ("patch", "Deployment", "mail-score-frontend") in s.kube.calls  # it held them
+    for name in ("mail-score-frontend", "mail-score-backend"):
+        assert HOLD_ANNOTATION not in deployment(s.kube, name)["metadata"]["annotations"]
+    assert configmap(s.kube)["data"]["MAINTENANCE_MODE"] == "false"
+    assert s.alertmanager.created == 0
+
+
+def test_a_first_status_is_written_once_the_finalizer_is_on() -> None:
+    s = sim()
+    s.now = START
+    finalized: list[bool] = []
+
+    def status(name: str, patch: dict[str, Any]) -> None:
+        finalized.append(bool(s.obj["metadata"].get("finalizers")))
+
+    s.kube.before_status = status
+    s.one()
+    assert s.phase == "Active"
+    assert finalized and all(finalized)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from ....adapters import prometheus
 from ....adapters.alertmanager import Alertmanager, Silences
 from ....adapters.httpcheck import get_status
+from ....adapters.kube import KubeError
 from ....core import failpoints, identity
 from ....core.conditions import StatusBase
 from ....core.context import Pass
@@ -37,8 +38,9 @@ from ..api import (
     WindowPhase,
 )
 from ..logic.policy import Stamps
-from .env import Env
+from .env import Env, Target
 from .passes import step, undo_step
+from .steps import release_holds
 
 __all__ = ["MaintenanceWindowKind"]
 
@@ -49,6 +51,7 @@ RETRY_SECONDS = 2.0
 
 class MaintenanceWindowKind(Kind):
     resource = MAINTENANCE_WINDOW
+    finalizer_beside = True  # a first pass's first step writes its status; before, holds
     policies = (MAINTENANCE_POLICY,)
     namespace_labels = True
 
@@ -102,7 +105,14 @@ class MaintenanceWindowKind(Kind):
                     deferred = not checked
                     break  # the checklist was just evaluated; an event will say more
                 checked = True
-            if not self._record(ctx, before, step(env, w, self._ref(ctx), now)):
+            p = step(env, w, self._ref(ctx), now)
+            try:
+                recorded = self._record(ctx, before, p)
+            except KubeError:
+                if not before.steps:  # holds this step took, recorded nowhere: let go
+                    release_holds(env, Target(*self._ref(ctx), spec, before, now))
+                raise
+            if not recorded:
                 break
         return self._result(ctx, spec, deferred)
 

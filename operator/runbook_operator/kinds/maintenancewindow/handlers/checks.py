@@ -8,6 +8,7 @@ its end) and the health check after the end.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from ....adapters.alertmanager import AlertmanagerError
 from ....adapters.kube import KubeError, NotFound
 from ....adapters.urls import URLNotAllowed, refusal
+from ....core import fanout
 from ....core.owners import owner_uids
 from ....core.probing import probe
 from ....core.schedule import instant
@@ -36,16 +38,35 @@ __all__ = ["create_silence", "expire_silence", "extend_silence", "health_check",
 def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
     """Which named objects exist, the DatabaseBackups the backup rule counts, and the
     cluster's minimums (MaintenancePolicies, and the namespace's labels they select on)."""
-    seen = replace(_observe(env, namespace, spec), refused_urls=_refused(spec))
+    # Side by side: neither depends on the other, and each was a round trip before the
+    # window's first change.
+    reading = fanout.start(functools.partial(_cluster, env, namespace))
+    try:
+        namespaced = _observe(env, namespace, spec)
+    finally:
+        cluster = reading.result()  # it answers its errors, never raises them
+    seen = replace(namespaced, refused_urls=_refused(spec))
+    if cluster is None:  # the MaintenancePolicy kind is not installed: there is none
+        return seen
+    if isinstance(cluster, str):
+        return replace(seen, cluster_error=cluster)
+    policies, labels = cluster
+    return replace(seen, cluster_policies=policies, namespace_labels=labels)
+
+
+def _cluster(
+    env: Env, namespace: str
+) -> tuple[tuple[ClusterPolicy, ...], dict[str, str]] | str | None:
+    """The MaintenancePolicies and the namespace's labels; None when the kind is not
+    installed, the error's text when they could not be read."""
     try:
         labels = (env.kube.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
         listed = env.kube.list_cluster_custom(MAINTENANCE_POLICY.plural, cached=True)
-        policies = tuple(_cluster_policy(obj) for obj in listed)
-    except NotFound:  # the MaintenancePolicy kind is not installed: there is none
-        return seen
+        return tuple(_cluster_policy(obj) for obj in listed), dict(labels)
+    except NotFound:
+        return None
     except (KubeError, ValueError) as exc:
-        return replace(seen, cluster_error=str(exc))
-    return replace(seen, cluster_policies=policies, namespace_labels=dict(labels))
+        return str(exc)
 
 
 def _refused(spec: MaintenanceWindowSpec) -> tuple[str, ...]:
