@@ -14,15 +14,23 @@ ReplicaSets the Deployment owns (selected by its whole selector, matchExpression
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 
-from ..adapters.kube import Conflict, NotFound
+from ..adapters.kube import Conflict, KubeError, NotFound
 from .holds import hold_is_stale, parse_holder, same_holder
 from .names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
 from .ports import KubePort, Obj
 from .reading import replica_sets
 
-__all__ = ["ATTEMPTS", "acquire_hold", "clean_replicaset_holds", "holder_of", "release_hold"]
+__all__ = [
+    "ATTEMPTS",
+    "acquire_hold",
+    "clean_replicaset_holds",
+    "holder_of",
+    "let_go_unless_recorded",
+    "release_hold",
+]
 
 ATTEMPTS = 5
 
@@ -142,3 +150,23 @@ def clean_replicaset_holds(kube: KubePort, namespace: str, name: str, holder: st
             continue
         cleaned.append(str(rs["metadata"]["name"]))
     return cleaned
+
+
+@contextlib.contextmanager
+def let_go_unless_recorded(
+    kube: KubePort, namespace: str, holder: str, keys: Iterable[tuple[str, str]]
+) -> Iterator[None]:
+    """Around the status write that records the holds `keys` a step just took: when it
+    fails (the object changed, or went before its finalizer was on), they are released
+    before the error goes on, so an operation deleted then leaves no hold behind. A
+    release that fails too leaves a hold of ours, which the next pass takes again, or,
+    its operation gone, the next operation takes over (core.holds)."""
+    try:
+        yield
+    except KubeError:
+        with contextlib.suppress(KubeError):
+            for kind, name in keys:
+                release_hold(kube, kind, namespace, name, holder)
+                if kind == "Deployment":
+                    clean_replicaset_holds(kube, namespace, name, holder)
+        raise

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from runbook_operator.adapters.kube import Conflict
-from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION
 from runbook_operator.kinds.imageupdate.handlers import ImageUpdateKind
 from runbook_operator.settings import Settings
 from support.fake_kube import FakeKube
@@ -66,13 +66,21 @@ def writes(kube: FakeKube) -> list[tuple[str, ...]]:
 def test_hold_then_recorded_images_then_the_change(kube: FakeKube) -> None:
     h = harness(kube)
     create(kube)
+    finalized: list[bool] = []
+    kube.before_status = lambda name, patch: finalized.append(
+        FINALIZER in (kube.obj(PLURAL, NAME)["metadata"].get("finalizers") or [])
+    )
     h.run(NAME)
-    assert writes(kube)[:4] == [
-        ("patch", PLURAL, NAME),  # our finalizer
+    done = writes(kube)
+    assert sorted(done[:2]) == [  # side by side
         ("patch", "Deployment", "mail-score-backend"),  # the hold
+        ("patch", PLURAL, NAME),  # our finalizer
+    ]
+    assert done[2:4] == [
         ("patch-status", PLURAL, NAME),  # Updating, the images it replaces recorded ...
         ("patch", "Deployment", "mail-score-backend"),  # ... before kubectl set image's patch
     ]
+    assert finalized and all(finalized)  # on before the first status, so before any change
     status = h.status(NAME)
     assert status.phase == "Completed" and status.new_revision == 2
     assert [(p.container, p.image) for p in status.previous] == [("c", "backend:1.4.2")]
@@ -126,3 +134,18 @@ def test_the_hold_is_gone_when_the_status_says_completed(kube: FakeKube) -> None
     h.run(NAME)
     assert seen[0] == ("Updating", f"{ME}/{h.obj(NAME)['metadata']['uid']}")
     assert seen[-1] == ("Completed", None)
+
+
+def test_deleted_before_its_finalizer_is_on_it_leaves_no_hold(kube: FakeKube) -> None:
+    h = harness(kube)
+    create(kube)
+
+    def deleted(call: tuple[str, ...]) -> None:
+        if call == ("patch", PLURAL, NAME):
+            kube.store.pop((PLURAL, "shop", NAME))
+
+    kube.before_write = deleted
+    h.run(NAME)
+    assert ("patch", "Deployment", "mail-score-backend") in kube.calls  # it took the hold
+    assert HOLD_ANNOTATION not in kube.annotations("Deployment", "mail-score-backend")
+    assert image_of(kube) == "backend:1.4.2"

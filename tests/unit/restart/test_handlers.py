@@ -249,3 +249,21 @@ def test_delete_releases_the_holds_and_restarts_nothing_back(kube: FakeKube) -> 
     assert (PLURAL, NS, NAME) not in kube.store
     assert HOLD_ANNOTATION not in kube.annotations("Deployment", "mail-score-backend")
     assert kube.template_changes["mail-score-backend"] == 1
+
+
+def test_deleted_before_its_finalizer_is_on_it_leaves_no_hold(kube: FakeKube) -> None:
+    """The holds go out beside the finalizer; the object gone before the finalizer was
+    on, nothing is restarted and the holds it took are let go."""
+    h = harness(kube)
+    create(kube)
+
+    def deleted(call: tuple[str, ...]) -> None:
+        if call == ("patch", PLURAL, NAME):
+            kube.store.pop((PLURAL, NS, NAME))
+
+    kube.before_write = deleted
+    h.run(NAME)
+    assert ("patch", "Deployment", "mail-score-backend") in kube.calls  # it took the hold
+    for name in ("mail-score-backend", "mail-score-frontend"):
+        assert HOLD_ANNOTATION not in kube.annotations("Deployment", name)
+        assert stamp_of(kube, name) is None

@@ -11,18 +11,22 @@ to Prometheus): `Result` says which.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ...adapters.kube import KubeError, NotFound
+from ...adapters.kube import NotFound
 from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import NEEDS_HUMAN, Problem, Sample
-from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.holding import (
+    acquire_hold,
+    clean_replicaset_holds,
+    let_go_unless_recorded,
+    release_hold,
+)
 from ...core.identity import requested_by
 from ...core.kind import Kind, Result, due_in
 from ...core.names import holder_id
@@ -274,14 +278,9 @@ class EmergencyScaleKind(Kind):
             # between the two leaves workloads at their originals, which the next pass
             # recognises as reverted.
             self._release(ctx, outcome.release, lctx.holder, seen)
-        try:
+        unrecorded = [k for k in taken if k not in recorded]
+        with let_go_unless_recorded(ctx.kube, ctx.namespace, lctx.holder, unrecorded):
             wrote = ctx.write(outcome.status)
-        except KubeError:
-            # Not recorded (changed or deleted meanwhile, before its finalizer was on):
-            # the holds this step took are let go; the next pass takes them again.
-            with contextlib.suppress(KubeError):  # a hold left is ours, taken over later
-                self._release(ctx, tuple(k for k in taken if k not in recorded), lctx.holder, seen)
-            raise
         if wrote:
             failpoints.hit(f"emergencyscale-{outcome.status.phase}")
         self._patch(ctx, outcome.changes, seen)

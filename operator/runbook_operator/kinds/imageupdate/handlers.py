@@ -15,7 +15,12 @@ from ...adapters.kube import Conflict
 from ...core import failpoints
 from ...core.context import Pass
 from ...core.health import HealthCheck
-from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.holding import (
+    acquire_hold,
+    clean_replicaset_holds,
+    let_go_unless_recorded,
+    release_hold,
+)
 from ...core.kind import Result, Watch
 from ...core.reading import observe_deployment
 from ...core.spec import InvalidSpec
@@ -41,6 +46,7 @@ def _name(spec: ImageUpdateSpec | None, obj: dict[str, Any]) -> str | None:
 
 class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Plan]):
     resource = IMAGE_UPDATE
+    finalizer_beside = True  # its first change comes after a status write; before, a hold
     spec_model = ImageUpdateSpec
     max_steps = MAX_STEPS
 
@@ -63,9 +69,12 @@ class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Pla
         """The hold, then the status, then the change, the release and the events."""
         holder = self.holder(ctx)
         name = spec.deployment
+        taken: list[tuple[str, str]] = []
         if plan.acquire:
             other = acquire_hold(ctx.kube, DEPLOYMENT, ctx.namespace, name, holder, ctx.instance)
-            if other is not None:
+            if other is None:
+                taken.append((DEPLOYMENT, name))
+            else:
                 before: ImageUpdateStatus = ctx.status()
                 plan = logic.held_plan(
                     spec,
@@ -78,7 +87,9 @@ class ImageUpdateKind(SteppingKind[ImageUpdateSpec, ImageUpdateStatus, logic.Pla
             # Released before the end is written: a terminal phase means let go. A crash in
             # between ends again on the next pass, with nothing left to change.
             self._release(ctx, name, holder)
-        wrote = ctx.write(plan.status)
+        unrecorded = taken if ctx.status().phase is None else []
+        with let_go_unless_recorded(ctx.kube, ctx.namespace, holder, unrecorded):
+            wrote = ctx.write(plan.status)
         if wrote and plan.status.phase is not None:
             failpoints.hit(f"imageupdate-{plan.status.phase.value}")
         try:

@@ -14,7 +14,12 @@ from ...adapters.kube import NotFound
 from ...core import failpoints
 from ...core.context import Pass
 from ...core.health import HealthCheck
-from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.holding import (
+    acquire_hold,
+    clean_replicaset_holds,
+    let_go_unless_recorded,
+    release_hold,
+)
 from ...core.kind import Result, Watch
 from ...core.reading import current_replica_set
 from ...core.spec import InvalidSpec
@@ -53,6 +58,7 @@ def _keys(spec: RestartSpec | None, status: RestartStatus) -> list[logic.Key]:
 
 class RestartKind(SteppingKind[RestartSpec, RestartStatus, logic.Plan]):
     resource = RESTART
+    finalizer_beside = True  # its first change comes after a status write; before, holds
     spec_model = RestartSpec
     max_steps = MAX_STEPS
 
@@ -94,7 +100,9 @@ class RestartKind(SteppingKind[RestartSpec, RestartStatus, logic.Plan]):
             # Released before the end is written: Completed (or Failed) means let go. A crash
             # in between finds the rollouts done and ends again, without taking any hold.
             self._release(ctx, plan.release, holder)
-        wrote = ctx.write(plan.status)
+        unrecorded = taken if ctx.status().phase is None else []
+        with let_go_unless_recorded(ctx.kube, ctx.namespace, holder, unrecorded):
+            wrote = ctx.write(plan.status)
         if wrote and plan.status.phase is not None:
             failpoints.hit(f"restart-{plan.status.phase.value}")
         stamp = plan.status.restart_stamp

@@ -14,16 +14,20 @@ that phase is written.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ...adapters.kube import Conflict, KubeError, NotFound
+from ...adapters.kube import Conflict, NotFound
 from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import Problem, Sample
-from ...core.holding import acquire_hold, clean_replicaset_holds, release_hold
+from ...core.holding import (
+    acquire_hold,
+    clean_replicaset_holds,
+    let_go_unless_recorded,
+    release_hold,
+)
 from ...core.kind import Kind, Result, due_in
 from ...core.names import holder_id
 from ...core.ports import Obj
@@ -164,15 +168,9 @@ class RollbackKind(Kind):
         for target in plan.release:
             self._release(ctx, target, holder)
             seen.forget(target)
-        try:
+        unrecorded = [(DEPLOYMENT, target) for target in taken]
+        with let_go_unless_recorded(ctx.kube, ctx.namespace, holder, unrecorded):
             wrote = plan.status is not None and ctx.write(plan.status)
-        except KubeError:
-            # Not recorded (changed or deleted meanwhile, before its finalizer was on):
-            # the holds this step took are let go; the next pass takes them again.
-            with contextlib.suppress(KubeError):  # a hold left is ours, taken over later
-                for target in taken:
-                    self._release(ctx, target, holder)
-            raise
         if wrote and plan.status is not None and plan.status.phase is not None:
             failpoints.hit(f"rollback-{plan.status.phase.value}")
         told.extend(plan.events)
