@@ -32,7 +32,7 @@ from concurrent.futures import Executor
 
 from ..adapters import metrics
 from ..adapters.kube import KubeError, NotFound
-from . import fanout, measures, rerunning
+from . import measures, rerunning
 from .context import Pass
 from .guarding import Guarding
 from .identity import requested_by
@@ -318,23 +318,15 @@ class Controller:
         return self.notifying.after(ctx, result)
 
     def _ensure_finalizer(self, ctx: Pass) -> None:
-        """Our finalizer, before the first change; the kind's first reads go out beside it
-        (Kind.prefetch) rather than after it, and both have ended when the pass goes on."""
+        """Our finalizer, before the first change. A kind that allows it (Kind.finalizer_beside)
+        has it sent beside its first pass's reads and holds; the rest, and a finalizer
+        removed by hand later, have it on before the pass goes on."""
         if ctx.writer.has_finalizer():
             return
         if self.kind.finalizer_beside and ctx.status().phase is None:
-            # A first pass: on before its first status write, which precedes any change.
-            # A later one (our finalizer removed by hand) puts it back before going on.
-            ctx.writer.add_finalizer_beside()
+            ctx.writer.add_finalizer_beside()  # on before the first status write
             return
-        reading = fanout.start(functools.partial(self.kind.prefetch, ctx))
-        try:
-            ctx.writer.ensure_finalizer()
-        finally:
-            try:
-                reading.result()
-            except Exception as exc:  # the kind reads again what it could not read here
-                LOG.debug(f"{ctx.resource.kind} {ctx.namespace}/{ctx.name}: prefetch: {exc}")
+        ctx.writer.ensure_finalizer()
 
     @staticmethod
     def _release(ctx: Pass, reason: str) -> Result:

@@ -38,7 +38,7 @@ def _marked(pool: str) -> Callable[[], None]:
 
 
 # Two pools, so that no thread ever waits for work queued in its own pool: a call sent
-# by `start` (a kind's prefetch) may `gather` (its reads), and a gathered call waits for
+# by `start` may `gather` (reads of its own), and a gathered call waits for
 # nothing of ours. One pool for both deadlocked once every thread of it waited for reads
 # queued behind it, which a thousand objects created at once did.
 _STARTED = ThreadPoolExecutor(

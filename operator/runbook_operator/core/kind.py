@@ -69,13 +69,6 @@ class Kind(ABC):
     @abstractmethod
     def reconcile(self, ctx: Pass) -> Result: ...
 
-    def prefetch(self, ctx: Pass) -> None:
-        """Reads the first step of `reconcile` will need, sent while the controller adds
-        the finalizer (they do not depend on it): kept in `ctx.extra`, read by `reconcile`.
-        Reads only, never a write; what it could not read, `reconcile` reads itself.
-        By default: nothing."""
-        return None
-
     @abstractmethod
     def finalize(self, ctx: Pass) -> Result | None: ...
 

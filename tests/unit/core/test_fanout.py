@@ -44,8 +44,8 @@ def test_one_call_runs_in_the_calling_thread() -> None:
 
 
 def test_calls_started_beside_may_gather_however_many_run_at_once() -> None:
-    """A kind's prefetch is started beside its pass and gathers its reads: with every
-    thread busy with a prefetch, reads queued in the same pool would never run."""
+    """A call started beside a pass may gather reads of its own: with every
+    thread busy with such a call, reads queued in the same pool would never run."""
     release = threading.Event()
 
     def read() -> int:

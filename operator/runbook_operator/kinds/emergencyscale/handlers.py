@@ -42,8 +42,6 @@ from .api import (
 __all__ = ["EmergencyScaleKind"]
 
 KIND = EMERGENCY_SCALE.kind
-OBSERVED = "emergencyscale-observed"
-"""ctx.extra's key for what `prefetch` read."""
 MAX_STEPS = 8
 """Steps one pass may take (record, apply, end, revert... never more than a few)."""
 
@@ -158,17 +156,10 @@ class EmergencyScaleKind(Kind):
 
     # --- reconcile --------------------------------------------------------
 
-    def prefetch(self, ctx: Pass) -> None:
-        """The HPAs and the targets, read while the finalizer is being added (first pass)."""
-        spec = ctx.spec(EmergencyScaleSpec)
-        ctx.extra[OBSERVED] = Observed(ctx, _keys(spec, ctx.status()))
-
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(EmergencyScaleSpec)
         sample = self._sample(ctx, spec, ctx.status())
-        seen = ctx.extra.pop(OBSERVED, None)
-        if not isinstance(seen, Observed):
-            seen = Observed(ctx, _keys(spec, ctx.status()))
+        seen = Observed(ctx, _keys(spec, ctx.status()))  # beside the finalizer, if it is new
         refused = self._authorize_hpas(ctx, spec, seen)
         for _ in range(MAX_STEPS):
             status: EmergencyScaleStatus = ctx.status()

@@ -38,8 +38,6 @@ from .api import ROLLBACK, RollbackPhase, RollbackSpec, RollbackStatus, TargetSt
 
 __all__ = ["RollbackKind"]
 
-SEEN = "rollback-seen"
-"""ctx.extra's key for what `prefetch` read."""
 MAX_STEPS = 3 * 20
 DEPLOYMENT = "Deployment"
 Sampler = Callable[[str, str], Sample]
@@ -93,17 +91,11 @@ class RollbackKind(Kind):
     def __init__(self, sample: Sampler = sampling.sample) -> None:
         self.sample = sample
 
-    def prefetch(self, ctx: Pass) -> None:
-        """The targets, read while the finalizer is being added (first pass)."""
-        ctx.extra[SEEN] = Seen(ctx, [t.name for t in ctx.spec(RollbackSpec).targets])
-
     def reconcile(self, ctx: Pass) -> Result:
         spec = ctx.spec(RollbackSpec)
         holder = holder_id(ROLLBACK.kind, ctx.name, ctx.uid)
         asked = False
-        seen = ctx.extra.pop(SEEN, None)
-        if not isinstance(seen, Seen):
-            seen = Seen(ctx, [t.name for t in spec.targets])
+        seen = Seen(ctx, [t.name for t in spec.targets])  # beside the finalizer, if it is new
         told: list[logic.Event] = []
         try:
             for _ in range(MAX_STEPS):
