@@ -245,6 +245,7 @@ class Controller:
                 start = body.get("status")
                 ctx = self.new_pass(self.kind, body, self._cancel(key))
                 ctx.writer.on_write = functools.partial(self._answered, key, ctx)
+                ctx.writer.before_write = functools.partial(self.guarding.writing, ctx)
                 try:
                     return self._decide(ctx)
                 except Stale:

@@ -4,9 +4,11 @@
   are read before anything is changed; an operation left paused by a crash is put
   back when it no longer acts.
 - `written(ctx)`: after each status write (the writer's hook, inside the pass): a write
-  that starts the operation's changes pauses the owners first (recorded, then paused),
-  and one that ends them restores them. The kind's change comes after the write, so a
-  pause always comes before it.
+  that starts the operation's changes pauses the owners (recorded, then paused). The
+  kind's change comes after the write, so a pause always comes before it.
+- `writing(ctx)`: before each status write: one that ends the operation's changes
+  (a terminal or waiting phase) goes out only once the owners are restored, so whoever
+  reads Completed finds them syncing by themselves again.
 - `after(ctx)`: after the first pass, targets not read yet are read (off the critical
   path of an EmergencyScale), and any owner is named in the GitOpsManaged condition.
 - `release(ctx)`: in the finalize pass, everything paused is put back.
@@ -61,6 +63,18 @@ class Guarding:
         ctx.extra[BUSY] = True
         try:
             self._settle(ctx, obj)
+        finally:
+            ctx.extra[BUSY] = False
+
+    def writing(self, ctx: Pass, status: Obj) -> None:
+        if ctx.resource.targets is None or ctx.extra.get(BUSY):
+            return
+        record = _record(ctx.obj)
+        if not record.paused or gitops.acting(status.get("phase"), ctx.resource.status.TERMINAL):
+            return
+        ctx.extra[BUSY] = True
+        try:
+            self._restore(ctx, record)
         finally:
             ctx.extra[BUSY] = False
 

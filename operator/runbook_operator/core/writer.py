@@ -69,6 +69,9 @@ class StatusWriter:
         self.on_write: Callable[[Obj], None] | None = None
         """Told of each write as soon as the API server answered it (the controller, so
         the write's own watch event is known as an echo even while the pass runs)."""
+        self.before_write: Callable[[Obj], None] | None = None
+        """Told of each status the kind is about to write, before it goes out (the
+        controller: GitOps owners are put back before the write that ends the changes)."""
         self.staged: dict[str, Any] = {}
         """Top-level status fields that go out with the next status write (`stage`)."""
         self._adding: Future[Obj] | None = None
@@ -89,6 +92,8 @@ class StatusWriter:
     def write(self, status: StatusBase) -> bool:
         """Patch the status to `status`; False when there was nothing to write."""
         new = status.wire()
+        if self.before_write is not None:
+            self.before_write(new)  # may write fields of its own: the diff comes after
         diff = merge_patch(self._held(), new)
         # A field the server has never stored reads back as its default, so the diff
         # against the parsed copy misses it (`rolledBack: false` would never be written).

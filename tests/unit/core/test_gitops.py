@@ -213,6 +213,25 @@ def test_pause_comes_before_the_change_and_the_original_comes_back_after() -> No
     assert kube.calls.count(("patch", "applications", "mail-score")) == 2
 
 
+def test_the_write_that_ends_an_operation_finds_the_sync_restored() -> None:
+    # Whoever reads Completed (kubectl, a GitOps health check, a test) finds the
+    # owner syncing by itself again, not a moment later.
+    kube, _, harness = setup(pause=True)
+    harness.run("a")
+    at_end: list[Any] = []
+
+    def seen(name: str, patch: dict[str, Any]) -> None:
+        if (patch.get("status") or {}).get("phase") == "Completed":
+            at_end.append(automated(kube))
+
+    kube.before_status = seen
+    to(kube, "Completed")
+    harness.run("a")
+    assert at_end == [AUTOMATED]
+    assert not harness.obj("a")["status"].get("gitops", {}).get("paused")
+    assert kube.calls.count(("patch", "applications", "mail-score")) == 2
+
+
 def test_deleting_an_acting_operation_restores_the_sync() -> None:
     kube, _, harness = setup(pause=True)
     harness.run("a")
