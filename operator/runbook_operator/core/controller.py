@@ -251,6 +251,7 @@ class Controller:
                 except Stale:
                     body = None  # decide again on what the API server has now
                 finally:
+                    ctx.recorder.settle()  # the pass's Events are posted before it ends
                     self._keep(key, ctx.obj, written=False)  # writes were kept as answered
                     self._measure(start, ctx)
         raise Stale(f"{kind.kind} {key[1]} changed {STALE_ATTEMPTS} times during one pass")

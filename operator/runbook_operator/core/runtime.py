@@ -73,14 +73,15 @@ class Runtime:
             )
 
     def new_pass(self, kind: Kind, body: Obj, stopped: threading.Event) -> Pass:
+        writer = StatusWriter(self.kube, kind.resource, body)
+        recorder = Recorder(body, self.kube if self.post_events else None, instance=self.instance)
+        writer.told = recorder.settle  # each status write finds the Events before it posted
         return Pass(
             kube=self.kube,
             settings=self.settings,
             resource=kind.resource,
-            writer=StatusWriter(self.kube, kind.resource, body),
-            recorder=Recorder(
-                body, self.kube if self.post_events else None, instance=self.instance
-            ),
+            writer=writer,
+            recorder=recorder,
             instance=self.instance,
             stopped=stopped,
             fenced=self.fenced,

@@ -74,6 +74,8 @@ class StatusWriter:
         controller: GitOps owners are put back before the write that ends the changes)."""
         self.staged: dict[str, Any] = {}
         """Top-level status fields that go out with the next status write (`stage`)."""
+        self.told: Callable[[], None] | None = None
+        """Waits for the Events the pass decided so far (the recorder's `settle`)."""
         self._adding: Future[Obj] | None = None
         """The finalizer's patch while it runs beside the pass (`add_finalizer_beside`)."""
 
@@ -184,8 +186,11 @@ class StatusWriter:
             self._adding = fanout.start(self._finalizers_patch(self._with_ours()))
 
     def settle(self) -> None:
-        """The finalizer sent beside the pass is on (its answer is `obj`), or its error
-        is raised here: Stale when the object changed or went meanwhile."""
+        """What the pass sent beside it is answered: its Events are posted (`told`),
+        and the finalizer is on (its answer is `obj`), or its error is raised here:
+        Stale when the object changed or went meanwhile."""
+        if self.told is not None:
+            self.told()
         adding, self._adding = self._adding, None
         if adding is not None:
             self._answered(adding.result)

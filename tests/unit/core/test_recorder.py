@@ -1,9 +1,11 @@
-"""The recorder posts each Event once, synchronously, and never fails the pass over it."""
+"""The recorder posts each Event once, in order, beside the pass that waits for it before
+its next status write, and never fails the pass over it."""
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 from runbook_operator.adapters.kube import Forbidden
 from runbook_operator.core.events import Event
 from runbook_operator.core.recorder import Recorder
+from runbook_operator.core.writer import StatusWriter
+from runbook_operator.kinds.restart.api import RESTART as RESOURCE
 from support.fake_kube import FakeKube
 
 OBJ: dict[str, Any] = {
@@ -20,9 +24,11 @@ OBJ: dict[str, Any] = {
 }
 
 
-def test_an_event_is_created_at_once_about_the_object() -> None:
+def test_an_event_is_created_about_the_object() -> None:
     kube = FakeKube()
-    Recorder(OBJ, kube, instance="abc").warn("RolloutFailed", "backend did not finish")
+    recorder = Recorder(OBJ, kube, instance="abc")
+    recorder.warn("RolloutFailed", "backend did not finish")
+    recorder.settle()
     [body] = kube.events
     assert body["involvedObject"] == {
         "apiVersion": "ops.mailscore.com/v1alpha1",
@@ -48,6 +54,7 @@ def test_each_event_is_posted_once_and_logged_once(caplog: pytest.LogCaptureFixt
     recorder = Recorder(OBJ, kube)
     with caplog.at_level(logging.INFO, logger="runbook_operator"):
         recorder.events([Event("Normal", "Started", "a"), Event("Normal", "Completed", "b")])
+    recorder.settle()
     assert [e["reason"] for e in kube.events] == ["Started", "Completed"]
     assert [r.getMessage() for r in caplog.records] == ["Started: a", "Completed: b"]
     assert all(getattr(r, "k8s_skip", False) for r in caplog.records)  # Kopf never re-posts
@@ -62,6 +69,7 @@ def test_a_refused_post_is_logged_and_the_pass_goes_on(caplog: pytest.LogCapture
     recorder = Recorder(OBJ, Refusing())
     with caplog.at_level(logging.INFO, logger="runbook_operator"):
         recorder.info("Completed", "done")
+        recorder.settle()
     assert recorder.posted == [Event("Normal", "Completed", "done")]
     warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
     assert "event Completed not posted" in warning.getMessage()
@@ -72,3 +80,52 @@ def test_without_a_client_events_are_only_kept() -> None:
     recorder = Recorder(OBJ)
     recorder.info("Completed", "done")
     assert recorder.posted == [Event("Normal", "Completed", "done")]
+
+
+class Slow(FakeKube):
+    """Answers an Event only once `go` is set; tells whether one was pending at each
+    status write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+        self.posting = threading.Event()
+        self.events_at_status: list[list[str]] = []
+
+    def create_event(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.posting.set()
+        assert self.go.wait(5)
+        return super().create_event(namespace, body)
+
+    def patch_custom_status(
+        self, plural: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.events_at_status.append([e["reason"] for e in self.events])
+        return super().patch_custom_status(plural, namespace, name, patch)
+
+
+def test_the_pass_goes_on_while_its_events_are_posted_in_order() -> None:
+    kube = Slow()
+    recorder = Recorder(OBJ, kube)
+    for reason in ("RecordedOriginals", "Applied", "Scaling"):
+        recorder.info(reason, "x")  # returns although no post was answered
+    assert kube.posting.wait(5) and kube.events == []
+    kube.go.set()
+    recorder.settle()
+    assert [e["reason"] for e in kube.events] == ["RecordedOriginals", "Applied", "Scaling"]
+    recorder.info("Scaled", "y")  # a poster again after the first one ended
+    recorder.settle()
+    assert [e["reason"] for e in kube.events][-1] == "Scaled"
+
+
+def test_a_status_write_finds_the_events_decided_before_it_posted() -> None:
+    kube = Slow()
+    stored = {**OBJ, "metadata": {**OBJ["metadata"], "resourceVersion": "1"}, "spec": {}}
+    kube.add_custom(RESOURCE.plural, stored)
+    writer = StatusWriter(kube, RESOURCE, kube.store[(RESOURCE.plural, "mail-score", "quick-fix")])
+    recorder = Recorder(OBJ, kube)
+    writer.told = recorder.settle
+    recorder.info("Started", "x")
+    threading.Timer(0.05, kube.go.set).start()
+    writer.write_fields({"requestedBy": {"username": "alice"}})
+    assert kube.events_at_status == [["Started"]]
