@@ -5,17 +5,20 @@ object (namespace, name, kind, uid under "object"); the line carries `k8s_skip` 
 Kopf never posts it a second time. `log()` is a log line only. Nothing here puts a
 secret into either: callers pass words, never Secret values.
 
-The Events of a pass are posted beside it, one after another in the order they were
-decided, and the pass waits for them (`settle`) before its next status write and before
-it ends. So a change made right after an Event need not wait for its round trip (a
-MaintenanceWindow tells five things before it sets its flag), yet whoever reads a status
-finds the Events decided before it already posted, and a pass in flight when the
-operator is told to stop (the controller waits for it) has its Events posted too. A
-refused or failed post is logged and never fails the pass: telling must not block doing.
+The Events of a pass are posted beside it, side by side, and the pass waits for them
+(`settle`) before its next status write and before it ends. So a change made right
+after an Event need not wait for its round trip (a MaintenanceWindow tells five things
+before it sets its flag), yet whoever reads a status finds the Events decided before it
+already posted, and a pass in flight when the operator is told to stop (the controller
+waits for it) has its Events posted too. The Events of one moment may be created in any
+order among themselves; their timestamps, which count seconds, are what lists sort by.
+A refused or failed post is logged and never fails the pass: telling must not block
+doing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -70,10 +73,7 @@ class Recorder:
         self.instance = instance
         self.posted: list[Event] = []
         self._lock = threading.Lock()
-        self._queue: list[Obj] = []
-        """Event bodies decided and not yet sent, in order (one poster sends them)."""
-        self._posting = False
-        self._posters: list[Future[None]] = []
+        self._posts: list[Future[None]] = []
 
     def _extra(self, **more: Any) -> dict[str, Any]:
         return {"k8s_ref": self.ref, "k8s_skip": True, **more}
@@ -82,13 +82,9 @@ class Recorder:
         self.posted.append(event)
         if self.kube is not None:
             body = event_body(self.ref, event, datetime.now(UTC), self.instance)
+            post = fanout.start(functools.partial(self._post, body))
             with self._lock:
-                self._queue.append(body)
-                start, self._posting = not self._posting, True
-            if start:
-                poster = fanout.start(self._post_queued)
-                with self._lock:
-                    self._posters.append(poster)
+                self._posts.append(post)
         level = logging.WARNING if event.type == WARNING else logging.INFO
         LOGGER.log(
             level, f"{event.reason}: {event.message}", extra=self._extra(reason=event.reason)
@@ -96,22 +92,10 @@ class Recorder:
 
     def settle(self) -> None:
         """Every Event decided so far is posted (or its failure logged)."""
-        while True:
-            with self._lock:
-                posters, self._posters = self._posters, []
-            if not posters:
-                return
-            for poster in posters:
-                poster.result()
-
-    def _post_queued(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._posting = False
-                    return
-                body = self._queue.pop(0)
-            self._post(body)
+        with self._lock:
+            posts, self._posts = self._posts, []
+        for post in posts:
+            post.result()
 
     def _post(self, body: Obj) -> None:
         assert self.kube is not None

