@@ -11,11 +11,17 @@ from typing import Any
 import pytest
 
 from runbook_operator.adapters.kube import Forbidden
+from runbook_operator.core.context import Pass
 from runbook_operator.core.events import Event
+from runbook_operator.core.kind import Kind, Result
+from runbook_operator.core.names import FINALIZER
 from runbook_operator.core.recorder import Recorder
+from runbook_operator.core.runtime import Runtime
 from runbook_operator.core.writer import StatusWriter
 from runbook_operator.kinds.restart.api import RESTART as RESOURCE
+from runbook_operator.settings import Settings
 from support.fake_kube import FakeKube
+from support.passes import Harness
 
 OBJ: dict[str, Any] = {
     "apiVersion": "ops.mailscore.com/v1alpha1",
@@ -129,3 +135,32 @@ def test_a_status_write_finds_the_events_decided_before_it_posted() -> None:
     threading.Timer(0.05, kube.go.set).start()
     writer.write_fields({"requestedBy": {"username": "alice"}})
     assert kube.events_at_status == [["Started"]]
+
+
+class Telling(Kind):
+    """Tells one thing in each pass and writes nothing; deletion is never done."""
+
+    resource = RESOURCE
+
+    def reconcile(self, ctx: Pass) -> Result:
+        ctx.recorder.info("Looked", "nothing to do")
+        return Result()
+
+    def finalize(self, ctx: Pass) -> Result | None:
+        ctx.recorder.info("StillUndoing", "not yet")
+        return Result(requeue_after=5)
+
+
+def test_a_pass_ends_only_once_its_events_are_posted() -> None:
+    kube = Slow()
+    stored = {**OBJ, "metadata": {**OBJ["metadata"], "finalizers": [FINALIZER]}, "spec": {}}
+    kube.add_custom(RESOURCE.plural, stored)
+    kind = Telling()
+    harness = Harness(kind, kube)
+    harness.controller.new_pass = Runtime(Settings(), kube, [kind]).new_pass  # posts Events
+    threading.Timer(0.05, kube.go.set).start()
+    harness.run("quick-fix", "mail-score")
+    assert [e["reason"] for e in kube.events] == ["Looked"]
+    harness.delete("quick-fix", "mail-score")
+    harness.run("quick-fix", "mail-score")  # a finalize pass that writes nothing
+    assert [e["reason"] for e in kube.events] == ["Looked", "StillUndoing"]
