@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from ..adapters.kube import KubeError, NotFound
@@ -60,11 +61,8 @@ class Guarding:
     def written(self, ctx: Pass, obj: Obj) -> None:
         if ctx.resource.targets is None or ctx.extra.get(BUSY) or not _pause(obj):
             return
-        ctx.extra[BUSY] = True
-        try:
+        with _busy(ctx):
             self._settle(ctx, obj)
-        finally:
-            ctx.extra[BUSY] = False
 
     def writing(self, ctx: Pass, status: Obj) -> None:
         if ctx.resource.targets is None or ctx.extra.get(BUSY):
@@ -72,11 +70,8 @@ class Guarding:
         record = _record(ctx.obj)
         if not record.paused or gitops.acting(status.get("phase"), ctx.resource.status.TERMINAL):
             return
-        ctx.extra[BUSY] = True
-        try:
+        with _busy(ctx):
             self._restore(ctx, record)
-        finally:
-            ctx.extra[BUSY] = False
 
     def after(self, ctx: Pass) -> None:
         if ctx.resource.targets is None or ctx.deleting or ctx.status().is_done():
@@ -184,6 +179,16 @@ class Guarding:
             record = record.model_copy(update={"paused": [p for p in record.paused if p != paused]})
             ctx.writer.write_fields({"gitops": record.wire()})
             ctx.recorder.info("GitOpsResumed", f"Restored the sync setting of {words}")
+
+
+@contextlib.contextmanager
+def _busy(ctx: Pass) -> Iterator[None]:
+    """The hooks' own status writes (their records) call no hook again."""
+    ctx.extra[BUSY] = True
+    try:
+        yield
+    finally:
+        ctx.extra[BUSY] = False
 
 
 def _get(ctx: Pass, kind: str, name: str) -> Obj:
