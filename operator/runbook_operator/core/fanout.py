@@ -8,7 +8,8 @@ their answers in order; the first error raised is raised again, after every call
 so nothing of a pass is still running when the pass goes on or fails.
 
 The Kubernetes client is synchronous and its connection pool is shared between threads
-(adapters.kube.POOL_SIZE); only reads, and the one finalizer write, go through here:
+(adapters.kube.POOL_SIZE); only reads, the one finalizer write and the pass's Events
+(core.recorder) go through here, each waited for before the pass's next status write:
 every other write keeps its place in the pass's order.
 """
 
