@@ -27,6 +27,7 @@ __all__ = [
     "ATTEMPTS",
     "acquire_hold",
     "clean_replicaset_holds",
+    "hold_with",
     "holder_of",
     "let_go_unless_recorded",
     "release_hold",
@@ -53,14 +54,20 @@ def _stale(kube: KubePort, namespace: str, holder: str) -> bool:
 
 
 def _annotate(
-    kube: KubePort, kind: str, workload: Obj, value: str | None, instance: str | None = None
+    kube: KubePort,
+    kind: str,
+    workload: Obj,
+    value: str | None,
+    instance: str | None = None,
+    change: Obj | None = None,
 ) -> Obj:
     meta = workload["metadata"]
     patch = {
+        **(change or {}),
         "metadata": {
             "resourceVersion": meta["resourceVersion"],
             "annotations": {HOLD_ANNOTATION: value, HOLD_INSTANCE_ANNOTATION: instance},
-        }
+        },
     }
     return kube.patch_workload(kind, meta["namespace"], meta["name"], patch)
 
@@ -109,6 +116,42 @@ def acquire_hold(
         if seen is not None:
             seen(answer)
         return None
+    raise Conflict(f"{kind} {name} kept changing while taking the hold ({ATTEMPTS} attempts)")
+
+
+def hold_with(
+    kube: KubePort,
+    kind: str,
+    known: Obj,
+    holder: str,
+    instance: str,
+    change: Obj,
+    still: Callable[[Obj], bool],
+) -> Obj | None:
+    """Take the hold of a workload nobody holds and make `change` to it in one patch: the
+    workload as the patch left it, or None when the decision no longer stands.
+
+    The patch is written with the resourceVersion of `known`, the copy the change was
+    decided on (and its originals recorded from), so it lands only on the workload exactly
+    as recorded. When the workload changed in between, a fresh read decides: still nobody's
+    and `still(workload)` (what was recorded is what it is now), the same patch goes out
+    with the new resourceVersion; otherwise nothing is changed and None says the change
+    must be decided again. Only one of two operations racing for the workload wins, as
+    with `acquire_hold`."""
+    meta = known["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    workload = known
+    for attempt in range(ATTEMPTS):
+        try:
+            if attempt > 0:
+                workload = kube.get_workload(kind, namespace, name)
+            if holder_of(workload) is not None or not still(workload):
+                return None
+            return _annotate(kube, kind, workload, holder, instance or None, change)
+        except Conflict:
+            continue
+        except NotFound:
+            return None  # gone: nothing to change, and the next decision says so
     raise Conflict(f"{kind} {name} kept changing while taking the hold ({ATTEMPTS} attempts)")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 import runbook_operator.kinds  # noqa: F401  (every kind's Resource registered)
@@ -10,6 +12,7 @@ from runbook_operator.core.holding import (
     ATTEMPTS,
     acquire_hold,
     clean_replicaset_holds,
+    hold_with,
     release_hold,
 )
 from runbook_operator.core.holds import hold_is_stale, parse_holder, same_holder
@@ -183,3 +186,63 @@ def test_replicaset_copies_are_cleaned_for_a_selector_of_match_expressions_only(
     assert clean_replicaset_holds(kube, NS, "web", ME) == ["web-1"]
     assert HOLD_ANNOTATION not in kube.annotations("ReplicaSet", "web-1")
     assert kube.annotations("ReplicaSet", "web-2")[HOLD_ANNOTATION] == "Rollback/other"
+
+
+def _replicas(n: int):  # type: ignore[no-untyped-def]
+    return lambda w: w["spec"]["replicas"] == n
+
+
+def test_hold_with_takes_the_hold_and_makes_the_change_in_one_patch() -> None:
+    kube = FakeKube()
+    known = copy.deepcopy(kube.add_deployment("web", 2))
+    answer = hold_with(
+        kube, "Deployment", known, ME, "replica-a", {"spec": {"replicas": 6}}, _replicas(2)
+    )
+    assert answer is not None and answer["spec"]["replicas"] == 6
+    assert kube.annotations("Deployment", "web")[HOLD_ANNOTATION] == ME
+    assert kube.annotations("Deployment", "web")[HOLD_INSTANCE_ANNOTATION] == "replica-a"
+    assert kube.calls == [("patch", "Deployment", "web")]
+
+
+def test_hold_with_goes_again_when_only_what_was_not_recorded_changed() -> None:
+    """The Deployment controller wrote its status in between: a new resourceVersion, the
+    same replicas. The record still stands: the patch goes again, on the fresh copy."""
+    kube = FakeKube()
+    known = copy.deepcopy(kube.add_deployment("web", 2))
+    kube.obj("Deployment", "web")["metadata"]["resourceVersion"] = "9999"
+    answer = hold_with(kube, "Deployment", known, ME, "", {"spec": {"replicas": 6}}, _replicas(2))
+    assert answer is not None and kube.obj("Deployment", "web")["spec"]["replicas"] == 6
+    assert kube.calls.count(("patch", "Deployment", "web")) == 2
+
+
+@pytest.mark.parametrize("who", ["someone-scaled", "another-holds", "gone"])
+def test_hold_with_changes_nothing_when_the_decision_no_longer_stands(who: str) -> None:
+    kube = FakeKube()
+    known = copy.deepcopy(kube.add_deployment("web", 2))
+    live = kube.obj("Deployment", "web")
+    live["metadata"]["resourceVersion"] = "9999"
+    if who == "someone-scaled":
+        live["spec"]["replicas"] = 3
+    elif who == "another-holds":
+        live["metadata"]["annotations"][HOLD_ANNOTATION] = "Rollback/now"
+    else:
+        kube.store.pop(("Deployment", NS, "web"))
+    answer = hold_with(kube, "Deployment", known, ME, "", {"spec": {"replicas": 6}}, _replicas(2))
+    assert answer is None
+    if who != "gone":
+        assert kube.obj("Deployment", "web")["spec"]["replicas"] in (2, 3)
+        assert kube.annotations("Deployment", "web").get(HOLD_ANNOTATION) != ME
+
+
+def test_hold_with_gives_up_after_its_attempts() -> None:
+    kube = FakeKube()
+    known = copy.deepcopy(kube.add_deployment("web", 2))
+
+    def bump(call: tuple[str, ...]) -> None:
+        meta = kube.obj("Deployment", "web")["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1000)
+
+    kube.before_write = bump
+    with pytest.raises(Conflict):
+        hold_with(kube, "Deployment", known, ME, "", {"spec": {"replicas": 6}}, _replicas(2))
+    assert kube.calls.count(("patch", "Deployment", "web")) == ATTEMPTS
