@@ -192,13 +192,22 @@ def test_a_deletion_before_the_finalizer_is_on_lets_go_of_the_holds_taken(
     assert not [c for c in kube.calls if c[0] == "scale"]
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param({"targets": [{"name": "mail-score-frontend", "replicas": 6}]}, id="one"),
+        pytest.param(RUNBOOK, id="with-an-hpa-target"),
+    ],
+)
 def test_a_stale_copy_of_a_workload_costs_a_conflict_never_a_lost_update(
-    kube: FakeKube,
+    kube: FakeKube, spec: dict[str, Any]
 ) -> None:
-    """Someone changes a target between the pass's read and its hold: the hold, written
-    with the resourceVersion read, is refused and taken again on a fresh read."""
+    """Someone scales a target between the pass's read and its hold: the hold, written
+    with the resourceVersion read, is refused and taken again on a fresh read, and the
+    original recorded is what it was when the change landed (3), not the first read (2),
+    which the revert would otherwise put back over their change."""
     h = harness(kube)
-    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
+    create(kube, spec)
     touched: list[tuple[str, ...]] = []
 
     def someone_scales(call: tuple[str, ...]) -> None:
@@ -213,7 +222,74 @@ def test_a_stale_copy_of_a_workload_costs_a_conflict_never_a_lost_update(
     assert touched
     assert held_by(kube, "mail-score-frontend") is not None
     assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
-    assert [o.replicas for o in h.status(NAME).originals] == [2]
+    originals = {o.name: o.replicas for o in h.status(NAME).originals}
+    assert originals["mail-score-frontend"] == 3
+    assert h.status(NAME).phase == "Active"
+
+
+def test_one_target_nobody_holds_takes_its_hold_with_its_size_after_the_status(
+    kube: FakeKube,
+) -> None:
+    """One round trip less before the change: the status records the original, then one
+    patch carries the hold and the replicas, written with the resourceVersion the original
+    was read at."""
+    kube.auto_rollout = False  # the patch's answer shows the old pods, as the API server's
+    h = harness(kube)
+    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
+    read_at = kube.obj("Deployment", "mail-score-frontend")["metadata"]["resourceVersion"]
+    at_change: list[dict[str, Any]] = []
+    patches: list[dict[str, Any]] = []
+    patch_workload = kube.patch_workload
+
+    def spy(kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        patches.append(patch)
+        at_change.append(kube.obj(PLURAL, NAME)["status"])
+        return patch_workload(kind, namespace, name, patch)
+
+    kube.patch_workload = spy  # type: ignore[method-assign]
+    h.run(NAME)
+    assert [c for c in writes(kube) if c[1] != PLURAL] == [
+        ("patch", "Deployment", "mail-score-frontend")
+    ]  # no hold of its own, no scale subresource
+    assert writes(kube)[-2:] == [
+        ("patch-status", PLURAL, NAME),
+        ("patch", "Deployment", "mail-score-frontend"),
+    ]  # and no second status: it said already how many pods it has of those wanted
+    assert patches[0]["metadata"]["resourceVersion"] == read_at
+    assert patches[0]["spec"] == {"replicas": 6}
+    assert at_change[0]["originals"] == [
+        {"kind": "Deployment", "name": "mail-score-frontend", "replicas": 2}
+    ]
+    assert held_by(kube, "mail-score-frontend") == f"{ME}/{h.obj(NAME)['metadata']['uid']}"
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert h.reasons()[:2] == ["RecordedOriginals", "Applied"]
+
+
+def test_one_target_taken_by_another_before_its_hold_leaves_no_original_behind(
+    kube: FakeKube,
+) -> None:
+    """Its original was recorded, then another operation held it first: the patch is
+    refused, nothing changes, the record goes back and the operation waits its turn."""
+    h = harness(kube)
+    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
+
+    def steal(call: tuple[str, ...]) -> None:
+        if call == ("patch", "Deployment", "mail-score-frontend") and not held_by(
+            kube, "mail-score-frontend"
+        ):
+            front = kube.obj("Deployment", "mail-score-frontend")
+            front["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/by-hand"
+            front["metadata"]["resourceVersion"] = "9999"
+
+    kube.before_write = steal
+    h.run(NAME)
+    assert held_by(kube, "mail-score-frontend") == "Freeze/by-hand"
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
+    status = h.status(NAME)
+    assert status.originals == []
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "WorkloadHeld"
+    assert "Applied" not in h.reasons()
 
 
 def test_the_wake_up_is_the_end_of_the_duration(kube: FakeKube) -> None:

@@ -905,3 +905,43 @@ def test_advance_adds_a_target_while_active_in_one_step() -> None:
     assert [o.name for o in out.status.originals] == ["mail-score-frontend", "mail-score-backend"]
     assert out.status.phase == Phase.ACTIVE
     assert out.status.activated_at == at(1)  # the first activation stays
+
+
+# --- the hold that travels with its change ----------------------------------------------
+
+
+def _advance(es: EmergencyScaleSpec, *workloads: logic.Workload) -> logic.Outcome:
+    world = {w.key: w for w in workloads}
+    ctx = logic.Context(holder=ME, cap=50, generation=1, now=T0)
+    return logic.advance(es, EmergencyScaleStatus(), world, None, ctx)
+
+
+def test_one_free_workload_recorded_now_takes_its_hold_with_its_size() -> None:
+    out = _advance(spec(), frontend(2))
+    change = logic.hold_with_change(out, EmergencyScaleStatus(), {FRONTEND: frontend(2)})
+    assert change is not None and change.key == FRONTEND and change.replicas == 6
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["held", "hpa", "two-holds", "recorded-before"],
+)
+def test_the_hold_goes_first_otherwise(why: str) -> None:
+    """A stale hold to judge, an HPA changed instead, two holds that must be all or none,
+    or an original recorded by an earlier step: the hold is taken on its own, first."""
+    status = EmergencyScaleStatus()
+    if why == "held":
+        workloads: tuple[logic.Workload, ...] = (frontend(2, held_by="Rollback/old"),)
+        out = _advance(spec(), *workloads)  # a finished operation's hold, say
+    elif why == "hpa":
+        workloads = (backend(),)
+        out = _advance(spec(targets=[{"name": "mail-score-backend", "replicas": 10}]), backend())
+    elif why == "two-holds":
+        workloads = (backend(), frontend(2))
+        out = _advance(runbook_spec(), *workloads)
+    else:
+        workloads = (frontend(2),)
+        out = _advance(spec(), frontend(2))
+        status = out.status
+    world = {w.key: w for w in workloads}
+    assert logic.hold_with_change(out, status, world) is None

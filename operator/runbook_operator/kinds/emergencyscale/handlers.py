@@ -3,7 +3,11 @@
 One pass carries the operation as far as it can go now: each step's status is
 written (synchronously, optimistically) before the patches it records are made, and
 the next step follows in the same pass. Holds are taken before the originals are
-recorded, so an original is never recorded for a workload someone else is changing.
+recorded, so an original is never recorded for a workload someone else is changing;
+except that the one workload of a step that nobody holds takes its hold in the same
+patch as its new size, after the status, written with the resourceVersion its original
+was read at: the size changes only on the workload exactly as recorded, and when that
+patch is refused the record goes back and the step is decided again on a fresh read.
 What is left to wait for is a watch event of the targets (replicas ready, a hold
 released, a workload created) or the clock (the end of `duration`, the next question
 to Prometheus): `Result` says which.
@@ -24,6 +28,7 @@ from ...core.gate import NEEDS_HUMAN, Problem, Sample
 from ...core.holding import (
     acquire_hold,
     clean_replicaset_holds,
+    hold_with,
     let_go_unless_recorded,
     release_hold,
 )
@@ -173,7 +178,7 @@ class EmergencyScaleKind(Kind):
             # read it as no data: Stalled, then Ready again within one pass).
             if sample is not None and sample.problem not in NEEDS_HUMAN:
                 sample = None
-            if not self._act(ctx, spec, status, outcome, lctx, seen):
+            if not self._act(ctx, spec, status, outcome, lctx, seen, world):
                 break
         status = ctx.status()
         poll = timedelta(seconds=ctx.settings.tick_seconds)
@@ -236,13 +241,59 @@ class EmergencyScaleKind(Kind):
         outcome: logic.Outcome,
         lctx: logic.Context,
         seen: Observed,
+        world: logic.World,
     ) -> bool:
         """Holds, then the status, then the patches, then the releases and the events (the
-        releases come before a terminal status).
+        releases come before a terminal status). A hold that can travel with its change
+        (logic.hold_with_change) goes out with it, after the status.
         Returns whether anything happened (so the next step may be due at once)."""
+        recorded = {logic.key_of(o) for o in status.originals}
+        took = self._take_holds(ctx, spec, status, outcome, lctx, seen, world)
+        if took is None:
+            return True  # the step is decided again, on what the holds' answers say
+        outcome, taken, joint = took
+        done = outcome.status.is_done()
+        if done:
+            # Whoever reads the terminal status finds every hold gone already; a crash
+            # between the two leaves workloads at their originals, which the next pass
+            # recognises as reverted.
+            self._release(ctx, outcome.release, lctx.holder, seen)
+        unrecorded = [k for k in taken if k not in recorded]
+        with let_go_unless_recorded(ctx.kube, ctx.namespace, lctx.holder, unrecorded):
+            wrote = ctx.write(outcome.status)
+        if wrote:
+            failpoints.hit(f"emergencyscale-{outcome.status.phase}")
+        if joint is not None and not self._hold_with(ctx, joint, outcome.status, lctx, seen):
+            # Changed or taken since it was read: nothing was changed, so the record goes
+            # back to the step before, and the next step decides again on a fresh read.
+            ctx.write(status.model_copy(update={"gate": outcome.status.gate}))
+            return True
+        self._patch(ctx, tuple(c for c in outcome.changes if c is not joint), seen)
+        if not done:
+            self._release(ctx, outcome.release, lctx.holder, seen)
+        ctx.recorder.events(outcome.notes)
+        return wrote or bool(outcome.changes or outcome.release or taken)
+
+    def _take_holds(
+        self,
+        ctx: Pass,
+        spec: EmergencyScaleSpec,
+        status: EmergencyScaleStatus,
+        outcome: logic.Outcome,
+        lctx: logic.Context,
+        seen: Observed,
+        world: logic.World,
+    ) -> tuple[logic.Outcome, list[logic.Key], logic.Change | None] | None:
+        """The step's holds, before its status: the outcome to carry out (held elsewhere
+        when one was lost to another operation), the holds taken, and the change whose hold
+        goes out with it later. None: a workload changed between the pass's read and its
+        hold, so what the step would record is not what it is now; its holds are let go."""
         taken: list[logic.Key] = []
         recorded = {logic.key_of(o) for o in status.originals}
+        joint = logic.hold_with_change(outcome, status, world)
         for kind, name in outcome.acquire:
+            if joint is not None and joint.key == (kind, name):
+                continue  # taken with its change, once the status records its original
             holder = acquire_hold(
                 ctx.kube,
                 kind,
@@ -260,25 +311,54 @@ class EmergencyScaleKind(Kind):
                         release_hold(ctx.kube, key[0], ctx.namespace, key[1], lctx.holder)
                         seen.forget(key)
                 before = status.model_copy(update={"gate": outcome.status.gate})
-                outcome = logic.held_elsewhere(spec, before, name, holder, lctx)
-                break
+                return logic.held_elsewhere(spec, before, name, holder, lctx), [], None
             taken.append((kind, name))
-        done = outcome.status.is_done()
-        if done:
-            # Whoever reads the terminal status finds every hold gone already; a crash
-            # between the two leaves workloads at their originals, which the next pass
-            # recognises as reverted.
-            self._release(ctx, outcome.release, lctx.holder, seen)
-        unrecorded = [k for k in taken if k not in recorded]
-        with let_go_unless_recorded(ctx.kube, ctx.namespace, lctx.holder, unrecorded):
-            wrote = ctx.write(outcome.status)
-        if wrote:
-            failpoints.hit(f"emergencyscale-{outcome.status.phase}")
-        self._patch(ctx, outcome.changes, seen)
-        if not done:
-            self._release(ctx, outcome.release, lctx.holder, seen)
-        ctx.recorder.events(outcome.notes)
-        return wrote or bool(outcome.changes or outcome.release or taken)
+        fresh = [k for k in taken if k not in recorded]
+        if any(self._moved(key, world, seen) for key in fresh):
+            for key in fresh:
+                release_hold(ctx.kube, key[0], ctx.namespace, key[1], lctx.holder)
+                seen.forget(key)
+            return None
+        return outcome, taken, joint
+
+    @staticmethod
+    def _moved(key: logic.Key, world: logic.World, seen: Observed) -> bool:
+        """Whether what would be recorded of the workload changed since `world` was read."""
+        decided, now = world.get(key), seen.workload(key)
+        if decided is None or now is None:
+            return (decided is None) != (now is None)
+        return logic.snapshot(decided) != logic.snapshot(
+            logic.read_workload(key[0], now, seen.hpas)
+        )
+
+    @staticmethod
+    def _hold_with(
+        ctx: Pass,
+        change: logic.Change,
+        status: EmergencyScaleStatus,
+        lctx: logic.Context,
+        seen: Observed,
+    ) -> bool:
+        """The hold and the new replicas in one patch (core.holding.hold_with), on the
+        workload only as its original was recorded in `status`; whether it was made."""
+        kind = change.key[0]
+        original = next(o for o in status.originals if logic.key_of(o) == change.key)
+        known = seen.workload(change.key)
+        assert known is not None  # decided on it
+        answer = hold_with(
+            ctx.kube,
+            kind,
+            known,
+            lctx.holder,
+            ctx.instance,
+            {"spec": {"replicas": change.replicas}},
+            still=lambda w: logic.snapshot(logic.read_workload(kind, w, seen.hpas)) == original,
+        )
+        if answer is None:
+            seen.forget(change.key)
+            return False
+        seen.patched(change.key, answer)
+        return True
 
     @staticmethod
     def _patch(ctx: Pass, changes: tuple[logic.Change, ...], seen: Observed) -> None:

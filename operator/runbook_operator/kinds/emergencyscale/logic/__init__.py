@@ -17,6 +17,8 @@ step whose result is recorded before the next can start:
 
 The handler calls `advance`, which folds 4 and 5 into one step (one status write, the
 originals and Active, ahead of the patches): the incident waits for one write, not two.
+Where `hold_with_change` allows, the hold of 4 goes out in the same patch as the size of
+5, after that write: one round trip less again.
 
 Nothing here trusts in-memory state: the phase, the originals and the times
 in status plus the clock say where the operation stands, so a restart at any
@@ -67,6 +69,7 @@ from .targets import (
     hpas_to_authorize,
     key_of,
     read_workload,
+    snapshot,
     summary,
     validate,
 )
@@ -86,10 +89,12 @@ __all__ = [
     "advance",
     "finalize",
     "held_elsewhere",
+    "hold_with_change",
     "hpas_to_authorize",
     "key_of",
     "read_workload",
     "reconcile",
+    "snapshot",
     "summary",
     "wake_at",
 ]
@@ -180,6 +185,30 @@ def advance(
         changes=then.changes,
         release=first.release + then.release,
         notes=first.notes + then.notes,
+    )
+
+
+def hold_with_change(outcome: Outcome, status: EmergencyScaleStatus, world: World) -> Change | None:
+    """The change whose hold may go out in the same patch, after the status write: one
+    round trip on the way to the emergency size instead of two (a hold, then the size).
+
+    Only for the one workload a step must hold, nobody's, no HPA's, whose original this
+    very step records, and whose change is its replicas: the patch is written with the
+    resourceVersion the original was read at, so it lands only on the workload exactly as
+    recorded, and the step as a whole happens or does not (decided again on a fresh read
+    when it does not). A workload held before, or recorded by an earlier step (a crash in
+    between), takes its hold first, as every other step does."""
+    if len(outcome.acquire) != 1:
+        return None
+    key = outcome.acquire[0]
+    workload = world.get(key)
+    if workload is None or workload.held_by is not None or workload.hpa is not None:
+        return None
+    if original_of(status, key) is not None or original_of(outcome.status, key) is None:
+        return None
+    return next(
+        (c for c in outcome.changes if c.key == key and c.hpa is None and c.replicas is not None),
+        None,
     )
 
 
