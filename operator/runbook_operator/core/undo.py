@@ -212,13 +212,14 @@ def _by_revision(ordered: Sequence[Obj], to_revision: int | None) -> tuple[Obj, 
 
 
 def rollback_annotations(
-    deployment: Obj, replica_set: Obj, holder: str | None = None
+    deployment: Obj, replica_set: Obj, holder: str | None = None, instance: str = ""
 ) -> dict[str, str]:
     """The Deployment's annotations after the undo, as kubectl computes them.
 
     kubectl keeps the Deployment's own bookkeeping annotations (KEPT_ANNOTATIONS),
     copies every other annotation of the ReplicaSet (so `kubernetes.io/change-cause`
-    comes back), and drops the rest. The operator's hold, when given, is kept on top.
+    comes back), and drops the rest. The operator's hold, when given, is kept on top, with
+    the replica that took it (`instance`, when this patch takes it).
     """
     current = annotations_of(deployment)
     out = {k: v for k, v in current.items() if k in KEPT_ANNOTATIONS}
@@ -229,10 +230,14 @@ def rollback_annotations(
         out[HOLD_ANNOTATION] = holder
         if HOLD_INSTANCE_ANNOTATION in current:  # who took the hold stays beside it
             out[HOLD_INSTANCE_ANNOTATION] = current[HOLD_INSTANCE_ANNOTATION]
+        elif instance:
+            out[HOLD_INSTANCE_ANNOTATION] = instance
     return out
 
 
-def rollback_patch(deployment: Obj, replica_set: Obj, holder: str | None = None) -> list[Obj]:
+def rollback_patch(
+    deployment: Obj, replica_set: Obj, holder: str | None = None, instance: str = ""
+) -> list[Obj]:
     """The JSON patch kubectl sends, guarded by the resourceVersion the decision was made on."""
     template = _without_hash(template_of(replica_set))
     return [
@@ -245,7 +250,7 @@ def rollback_patch(deployment: Obj, replica_set: Obj, holder: str | None = None)
         {
             "op": "add",
             "path": "/metadata/annotations",
-            "value": rollback_annotations(deployment, replica_set, holder),
+            "value": rollback_annotations(deployment, replica_set, holder, instance),
         },
     ]
 

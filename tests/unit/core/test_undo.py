@@ -166,8 +166,10 @@ def test_annotations_kept_copied_and_dropped_like_kubectl() -> None:
         "kubernetes.io/change-cause": "deploy b",
     }
     assert rollback_annotations(dep, rs, "Rollback/x")[HOLD_ANNOTATION] == "Rollback/x"
+    taking = rollback_annotations(dep, rs, "Rollback/x", "replica-b")  # the patch takes it
+    assert taking[HOLD_INSTANCE_ANNOTATION] == "replica-b"
     dep["metadata"]["annotations"][HOLD_INSTANCE_ANNOTATION] = "replica-a"
-    held = rollback_annotations(dep, rs, "Rollback/x")
+    held = rollback_annotations(dep, rs, "Rollback/x", "replica-b")
     assert held[HOLD_INSTANCE_ANNOTATION] == "replica-a"  # who took the hold stays beside it
 
 

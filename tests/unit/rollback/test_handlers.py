@@ -4,11 +4,12 @@ is touched, never twice, holds all or none, a finalizer from status alone."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
 from runbook_operator.adapters.kube import Conflict
-from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION
+from runbook_operator.core.names import FINALIZER, HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
 from runbook_operator.kinds.rollback.handlers import RollbackKind
 from support.fake_kube import FakeKube
 from support.passes import Harness
@@ -49,8 +50,8 @@ def image_of(kube: FakeKube, name: str) -> str:
 
 
 def test_the_template_waits_for_one_read_of_the_target_and_no_event() -> None:
-    """The hold starts from the pass's read, the template patch from the hold's answer,
-    and the events of the pass are posted once its changes are made."""
+    """The template patch starts from the pass's read (and takes the hold with it), and
+    the events of the pass are posted once its changes are made."""
     kube = world("web")
     h = create(kube, "web")
     before: list[tuple[str, ...]] = []
@@ -73,9 +74,9 @@ def test_the_template_waits_for_one_read_of_the_target_and_no_event() -> None:
     assert image_of(kube, "web") == "img:2"
 
 
-def test_the_decision_is_written_with_the_holds_before_the_template_is_restored() -> None:
-    kube = world("web")
-    h = create(kube, "web")
+def test_the_decision_is_written_with_the_holds_before_the_templates_are_restored() -> None:
+    kube = world("web", "api")
+    h = create(kube, "api", "web")
     finalized: list[bool] = []
 
     def recorded(name: str, patch: dict[str, object]) -> None:
@@ -84,25 +85,96 @@ def test_the_decision_is_written_with_the_holds_before_the_template_is_restored(
     kube.before_status = recorded
     h.run("undo", NS)
     writes = [c for c in kube.calls if c[0] in ("patch", "patch-status", "json-patch")]
-    assert set(writes[:2]) == {  # side by side: the hold does not wait for the finalizer
+    assert set(writes[:3]) == {  # side by side: the holds do not wait for the finalizer
         ("patch", PLURAL, "undo"),  # finalizer
+        ("patch", "Deployment", "api"),  # hold
         ("patch", "Deployment", "web"),  # hold
     }
-    assert writes[2:4] == [
-        ("patch-status", PLURAL, "undo"),  # web: Planned, back to revision 2
-        ("json-patch", "Deployment", "web"),  # the template of revision 2
+    assert writes[3:5] == [
+        ("patch-status", PLURAL, "undo"),  # both Planned, back to revision 2
+        ("json-patch", "Deployment", "api"),  # the template of revision 2
     ]
     assert finalized and all(finalized)  # on before the first status, so before any change
     status = h.status("undo", NS)
     assert status.phase == "Completed"
-    (target,) = status.targets
-    assert (target.from_revision, target.to_revision, target.state) == (3, 2, "Complete")
-    assert image_of(kube, "web") == "img:2"
+    assert [(t.from_revision, t.to_revision, t.state) for t in status.targets] == [
+        (3, 2, "Complete"),
+        (3, 2, "Complete"),
+    ]
+    assert image_of(kube, "web") == "img:2" and image_of(kube, "api") == "img:2"
     assert HOLD_ANNOTATION not in kube.annotations("Deployment", "web", NS)
-    assert [
-        e.reason for e in h.events if e.reason in ("Started", "Restored", "RolledOut", "Completed")
-    ] == [
+
+
+def test_one_deployment_nobody_holds_takes_its_hold_with_the_restore() -> None:
+    """One round trip less before the restore: the decision is written, then the one
+    patch that restores the template carries the hold, guarded by the resourceVersion
+    the decision was made on."""
+    kube = world("web")
+    kube.auto_rollout = False
+    read_at = kube.obj("Deployment", "web", NS)["metadata"]["resourceVersion"]
+    h = create(kube, "web")
+    at_restore: list[dict[str, Any]] = []
+
+    def restore(call: tuple[str, ...]) -> None:
+        if call[0] == "json-patch" and not at_restore:
+            at_restore.append(copy.deepcopy(kube.obj(PLURAL, "undo", NS)["status"]))
+
+    sent: list[list[dict[str, object]]] = []
+    json_patch = kube.json_patch_deployment
+
+    def spy(namespace: str, name: str, operations: list[dict[str, object]]) -> dict[str, object]:
+        sent.append(operations)
+        return json_patch(namespace, name, operations)
+
+    kube.json_patch_deployment = spy  # type: ignore[method-assign]
+    kube.before_write = restore
+    h.run("undo", NS)
+    writes = [c for c in kube.calls if c[0] in ("patch", "patch-status", "json-patch")]
+    assert ("patch", "Deployment", "web") not in writes  # no hold of its own
+    first = writes.index(("patch-status", PLURAL, "undo"))
+    assert writes[first : first + 2] == [
+        ("patch-status", PLURAL, "undo"),  # web: Planned, back to revision 2
+        ("json-patch", "Deployment", "web"),  # the template, with the hold
+    ]
+    (target,) = at_restore[0]["targets"]
+    assert target["state"] == "Planned" and target["toRevision"] == 2
+    assert sent[0][0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": read_at}
+    annotations = kube.annotations("Deployment", "web", NS)
+    assert annotations[HOLD_ANNOTATION] == f"{ME}/{h.obj('undo', NS)['metadata']['uid']}"
+    assert annotations[HOLD_INSTANCE_ANNOTATION] == "test-instance"
+    assert image_of(kube, "web") == "img:2"
+
+
+def test_one_deployment_taken_by_another_after_the_decision_is_waited_for() -> None:
+    kube = world("web")
+    kube.auto_rollout = False
+    h = create(kube, "web")
+
+    def steal(call: tuple[str, ...]) -> None:
+        if call[0] == "json-patch":
+            dep = kube.obj("Deployment", "web", NS)
+            if HOLD_ANNOTATION not in dep["metadata"]["annotations"]:
+                dep["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/x"
+                dep["metadata"]["resourceVersion"] = "9999"
+
+    kube.before_write = steal
+    h.run("undo", NS)
+    status = h.status("undo", NS)
+    assert status.phase == "Pending" and status.targets[0].state == "Planned"
+    assert "Freeze/x" in status.message()
+    assert image_of(kube, "web") == "img:3"  # untouched
+    assert kube.annotations("Deployment", "web", NS)[HOLD_ANNOTATION] == "Freeze/x"
+    kube.before_write = None
+    del kube.obj("Deployment", "web", NS)["metadata"]["annotations"][HOLD_ANNOTATION]
+    kube.roll_out("web", NS)
+    h.run("undo", NS)
+    kube.roll_out("web", NS)
+    h.run("undo", NS)
+    assert h.status("undo", NS).phase == "Completed"
+    assert image_of(kube, "web") == "img:2" and kube.template_changes["web"] == 1
+    assert [e.reason for e in h.events if e.reason != "GitOpsManaged"] == [
         "Started",
+        "WorkloadHeld",
         "Restored",
         "RolledOut",
         "Completed",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runbook_operator.core.gate import Problem, Sample
-from runbook_operator.core.names import HOLD_ANNOTATION
+from runbook_operator.core.names import HOLD_ANNOTATION, HOLD_INSTANCE_ANNOTATION
 from runbook_operator.core.undo import equal_ignore_hash
 from runbook_operator.kinds.rollback import logic
 from runbook_operator.kinds.rollback.api import (
@@ -564,3 +564,49 @@ def test_closing_the_window_forgets_the_streak() -> None:
     ready = condition(plan.status, "Ready")
     assert (ready.status, ready.reason) == ("True", "Armed")
     assert "no window open" in ready.message
+
+
+# --- the hold that travels with the restore -------------------------------------------
+
+
+def test_one_free_deployment_takes_its_hold_with_the_restore() -> None:
+    dep, sets = history(images=["a", "b", "c"])
+    observed = {"web": seen(dep, sets)}
+    plan = run(spec(), None, observed)
+    assert logic.hold_with_restore(plan, observed)
+    assert plan.status is not None
+    plan = logic.reconcile(
+        spec(), plan.status, observed, holder=HOLDER, generation=1, now=NOW, instance="pod-a"
+    )  # the next step, on the same read: the restore
+    assert plan.apply is not None
+    restored = apply_patch(dep, plan.apply[1])
+    annotations = restored["metadata"]["annotations"]
+    assert annotations[HOLD_ANNOTATION] == HOLDER
+    assert annotations[HOLD_INSTANCE_ANNOTATION] == "pod-a"
+
+
+def test_several_deployments_or_a_held_one_take_their_holds_first() -> None:
+    web, web_sets = history("web", images=["a", "b", "c"])
+    api, api_sets = history("api", images=["a", "b", "c"])
+    both = {"web": seen(web, web_sets), "api": seen(api, api_sets)}
+    plan = run(spec({"name": "web"}, {"name": "api"}), None, both)
+    assert plan.hold and not logic.hold_with_restore(plan, both)
+    mine = copy.deepcopy(web)
+    mine["metadata"]["annotations"][HOLD_ANNOTATION] = HOLDER  # ours already (a crash)
+    observed = {"web": seen(mine, web_sets)}
+    plan = run(spec(), None, observed)
+    assert plan.hold == ("web",) and not logic.hold_with_restore(plan, observed)
+
+
+def test_a_deployment_taken_by_another_after_the_decision_waits_untouched() -> None:
+    dep, sets = history(images=["a", "b", "c"])
+    decided = run(spec(), None, {"web": seen(dep, sets)}).status
+    taken = copy.deepcopy(dep)
+    taken["metadata"]["annotations"][HOLD_ANNOTATION] = "ImageUpdate/other/u1"
+    plan = run(spec(), decided, {"web": seen(taken, sets)})
+    assert plan.apply is None
+    # Pending again, its decision kept: it starts (and checks the template is still the
+    # one decided on) once the hold is released.
+    assert plan.status is not None and plan.status.phase == RollbackPhase.PENDING
+    assert plan.status.targets[0].state == TargetState.PLANNED
+    assert "ImageUpdate/other/u1" in plan.status.message()

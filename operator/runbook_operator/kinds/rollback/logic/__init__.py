@@ -26,7 +26,7 @@ from .common import (
     marked,
     summary,
 )
-from .pending import start
+from .pending import hold_with_restore, start
 from .rolling import roll
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Plan",
     "after_trigger",
     "held",
+    "hold_with_restore",
     "marked",
     "reconcile",
     "summary",
@@ -51,9 +52,10 @@ def reconcile(
     holder: str,
     generation: int | None,
     now: datetime,
+    instance: str = "",
 ) -> Plan:
     """The next step of a Rollback, from its spec, its recorded status and what was observed."""
-    p = Pass_(spec, status, observed, holder, generation, now)
+    p = Pass_(spec, status, observed, holder, generation, now, instance=instance)
     if status.phase in TERMINAL_PHASES:
         if status.observed_generation != generation:
             return Plan(p.write())

@@ -73,6 +73,8 @@ class Pass_:
     generation: int | None
     now: datetime
     events: list[Event] = field(default_factory=list)
+    instance: str = ""
+    """The replica this pass runs in: beside a hold that the restore's own patch takes."""
 
     def seen(self, name: str) -> Observed:
         return self.observed.get(name) or Observed(None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -140,6 +140,21 @@ def _gitops(p: Pass_, targets: Sequence[TargetStatus]) -> list[Condition]:
     return gitops_managed(p.status.conditions, message, generation=p.generation, now=p.now)
 
 
+def hold_with_restore(plan: Plan, observed: Mapping[str, Observed]) -> bool:
+    """Whether the decision's one hold goes out with the template's restore instead of
+    before the decision is written: one round trip less before the restore.
+
+    Only for one Deployment nobody holds. The restore's patch carries the hold and is
+    guarded by the resourceVersion the decision was made on, so it lands only on the
+    Deployment as decided; an operation that took it meanwhile is waited for (`roll`),
+    and one that changed it fails the target, as before. Several Deployments take their
+    holds first, all or none."""
+    if len(plan.hold) != 1:
+        return False
+    seen = observed.get(plan.hold[0])
+    return seen is not None and seen.deployment is not None and holder_of(seen) is None
+
+
 def _take_holds(p: Pass_, targets: list[TargetStatus]) -> Plan:
     planned = [t for t in targets if t.state == TargetState.PLANNED]
     for t in planned:
@@ -160,11 +175,12 @@ def _take_holds(p: Pass_, targets: list[TargetStatus]) -> Plan:
     message = "rolling back " + ", ".join(
         f"{t.name} from revision {t.from_revision} to {t.to_revision}" for t in planned
     )
-    p.event("Normal", "Started", f"{message} (holding the Deployments meanwhile)")
+    if p.status.started_at is None:  # else started before, and waited for a hold since
+        p.event("Normal", "Started", f"{message} (holding the Deployments meanwhile)")
     status = p.write(
         phase=RollbackPhase.ROLLING_BACK,
         targets=targets,
-        started_at=p.now,
+        started_at=p.status.started_at or p.now,
         conditions=p.conditions(progressing, "RollingBack", message),
     )
     return Plan(status, tuple(p.events), hold=tuple(t.name for t in planned))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ....core.conditions import progressing, ready, stalled
+from ....core.holds import same_holder
 from ....core.rollout import (
     controller_behind,
     rollout_status,
@@ -27,6 +28,8 @@ from .common import (
     Obj,
     Pass_,
     Plan,
+    held,
+    holder_of,
     marked,
 )
 
@@ -79,6 +82,10 @@ def _apply(p: Pass_, targets: list[TargetStatus], i: int) -> Plan:
         )
     elif (deployment.get("spec") or {}).get("paused"):
         targets[i] = _failed(p, t, "the Deployment was paused before its template was restored")
+    elif (other := holder_of(seen)) and not same_holder(other, p.holder):
+        # Its hold travels with the restore (hold_with_restore), so another operation
+        # could take it after the decision: wait until it is released.
+        return held(p.status, t.name, other, generation=p.generation, now=p.now)
     elif not _unchanged(t, deployment, owned):
         targets[i] = _failed(
             p,
@@ -93,7 +100,7 @@ def _apply(p: Pass_, targets: list[TargetStatus], i: int) -> Plan:
         )
         p.event("Normal", "Restored", f"{t.name}: {message}")
         targets[i] = _rolling_out(p, t, message)
-        step = (t.name, rollback_patch(deployment, to_rs, p.holder))
+        step = (t.name, rollback_patch(deployment, to_rs, p.holder, p.instance))
     status = p.write(targets=targets)
     return Plan(status, tuple(p.events), apply=step)
 
