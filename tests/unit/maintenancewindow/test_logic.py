@@ -73,12 +73,29 @@ def deployment(wanted: int = 2, **status: int) -> dict[str, Any]:
 
 
 def test_start_plan_only_has_what_the_spec_asks() -> None:
-    assert start_plan(spec()) == [Step.ACQUIRE_HOLDS]
-    assert start_plan(spec(maintenanceMode={})) == [
+    assert start_plan(spec()) == []
+    assert start_plan(spec(maintenanceMode={})) == [Step.RECORD_FLAG, Step.SET_FLAG]
+    assert start_plan(spec(maintenanceMode={"restart": [{"name": "web"}]})) == [
         Step.ACQUIRE_HOLDS,
         Step.RECORD_FLAG,
         Step.SET_FLAG,
+        Step.RECORD_RESTART,
+        Step.RESTART,
+        Step.AWAIT_RESTART,
     ]
+    assert start_plan(spec(scaleDown=[{"name": "api", "replicas": 1}])) == [
+        Step.ACQUIRE_HOLDS,
+        Step.RECORD_REPLICAS,
+        Step.SCALE_DOWN,
+        Step.AWAIT_SCALE_DOWN,
+    ]
+
+
+def test_a_window_that_holds_nothing_releases_nothing() -> None:
+    plan = [str(s) for s in start_plan(spec(maintenanceMode={}))]
+    assert end_plan(
+        plan, set(plan), deleting=False, health_check=False, was_active=True
+    ) == [Step.RESTORE_FLAG, Step.AWAIT_ROLLOUTS]
 
 
 def test_end_plan_undoes_what_may_have_begun() -> None:

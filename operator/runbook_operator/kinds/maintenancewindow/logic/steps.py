@@ -125,7 +125,12 @@ class Outcome:
 
 
 def start_plan(spec: MaintenanceWindowSpec) -> list[Step]:
-    plan = [Step.ACQUIRE_HOLDS]
+    """The start's steps, only those the spec asks for. The holds come first, and only
+    when the window changes Deployments (restarts them or scales them down): a window
+    that only sets its flag or silences alerts holds nothing, and a step that holds
+    nothing was one status write more before the flag."""
+    restarts = spec.maintenance_mode is not None and bool(spec.maintenance_mode.restart)
+    plan = [Step.ACQUIRE_HOLDS] if restarts or spec.scale_down else []
     if spec.policy.rollback_plan is not None:
         plan.append(Step.RECORD_ROLLBACK_PLAN)
     if spec.silence is not None:
