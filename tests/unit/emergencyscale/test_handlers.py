@@ -9,6 +9,7 @@ tick, and a finalizer that works from status alone.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,6 +71,20 @@ def create(kube: FakeKube, spec: dict[str, Any]) -> None:
 
 def held_by(kube: FakeKube, name: str) -> str | None:
     return kube.annotations("Deployment", name).get(HOLD_ANNOTATION)
+
+
+def freeze_before_our_hold(kube: FakeKube) -> Callable[[tuple[str, ...]], None]:
+    """A write hook: someone holds the frontend by hand just before our patch reaches it."""
+
+    def steal(call: tuple[str, ...]) -> None:
+        if call == ("patch", "Deployment", "mail-score-frontend") and not held_by(
+            kube, "mail-score-frontend"
+        ):
+            front = kube.obj("Deployment", "mail-score-frontend")
+            front["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/by-hand"
+            front["metadata"]["resourceVersion"] = "9999"
+
+    return steal
 
 
 def writes(kube: FakeKube) -> list[tuple[str, ...]]:
@@ -272,16 +287,7 @@ def test_one_target_taken_by_another_before_its_hold_leaves_no_original_behind(
     refused, nothing changes, the record goes back and the operation waits its turn."""
     h = harness(kube)
     create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
-
-    def steal(call: tuple[str, ...]) -> None:
-        if call == ("patch", "Deployment", "mail-score-frontend") and not held_by(
-            kube, "mail-score-frontend"
-        ):
-            front = kube.obj("Deployment", "mail-score-frontend")
-            front["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/by-hand"
-            front["metadata"]["resourceVersion"] = "9999"
-
-    kube.before_write = steal
+    kube.before_write = freeze_before_our_hold(kube)
     h.run(NAME)
     assert held_by(kube, "mail-score-frontend") == "Freeze/by-hand"
     assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
@@ -356,16 +362,7 @@ def test_the_holds_are_gone_before_the_status_says_completed(kube: FakeKube) -> 
 def test_a_hold_lost_to_a_race_gives_back_the_others(kube: FakeKube) -> None:
     h = harness(kube)
     create(kube, RUNBOOK)
-
-    def steal(call: tuple[str, ...]) -> None:
-        if call == ("patch", "Deployment", "mail-score-frontend") and not held_by(
-            kube, "mail-score-frontend"
-        ):
-            front = kube.obj("Deployment", "mail-score-frontend")
-            front["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/by-hand"
-            front["metadata"]["resourceVersion"] = "9999"
-
-    kube.before_write = steal
+    kube.before_write = freeze_before_our_hold(kube)
     h.run(NAME)
     assert held_by(kube, "mail-score-backend") is None
     status = h.status(NAME)

@@ -93,9 +93,10 @@ def test_start_plan_only_has_what_the_spec_asks() -> None:
 
 def test_a_window_that_holds_nothing_releases_nothing() -> None:
     plan = [str(s) for s in start_plan(spec(maintenanceMode={}))]
-    assert end_plan(
-        plan, set(plan), deleting=False, health_check=False, was_active=True
-    ) == [Step.RESTORE_FLAG, Step.AWAIT_ROLLOUTS]
+    assert end_plan(plan, set(plan), deleting=False, health_check=False, was_active=True) == [
+        Step.RESTORE_FLAG,
+        Step.AWAIT_ROLLOUTS,
+    ]
 
 
 def test_end_plan_undoes_what_may_have_begun() -> None:

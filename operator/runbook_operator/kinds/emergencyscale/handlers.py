@@ -19,7 +19,7 @@ import functools
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...adapters.kube import NotFound
 from ...core import failpoints, fanout, sampling
@@ -135,6 +135,17 @@ class Observed:
         self.hpas = [h for h in self.hpas if h["metadata"]["name"] != name] + [hpa]
 
 
+class Decided(NamedTuple):
+    """What one step was decided on: the spec, the status before it, the workloads as
+    read, the logic's context, and the pass's reads (kept current by its patches)."""
+
+    spec: EmergencyScaleSpec
+    status: EmergencyScaleStatus
+    world: logic.World
+    lctx: logic.Context
+    seen: Observed
+
+
 def observe(ctx: Pass, keys: list[logic.Key], seen: Observed | None = None) -> logic.World:
     seen = seen or Observed(ctx, keys)
     world: dict[logic.Key, logic.Workload | None] = {}
@@ -178,7 +189,7 @@ class EmergencyScaleKind(Kind):
             # read it as no data: Stalled, then Ready again within one pass).
             if sample is not None and sample.problem not in NEEDS_HUMAN:
                 sample = None
-            if not self._act(ctx, spec, status, outcome, lctx, seen, world):
+            if not self._act(ctx, Decided(spec, status, world, lctx, seen), outcome):
                 break
         status = ctx.status()
         poll = timedelta(seconds=ctx.settings.tick_seconds)
@@ -233,22 +244,14 @@ class EmergencyScaleKind(Kind):
             )
         return self.sample(url, spec.trigger.query)
 
-    def _act(
-        self,
-        ctx: Pass,
-        spec: EmergencyScaleSpec,
-        status: EmergencyScaleStatus,
-        outcome: logic.Outcome,
-        lctx: logic.Context,
-        seen: Observed,
-        world: logic.World,
-    ) -> bool:
+    def _act(self, ctx: Pass, step: Decided, outcome: logic.Outcome) -> bool:
         """Holds, then the status, then the patches, then the releases and the events (the
         releases come before a terminal status). A hold that can travel with its change
         (logic.hold_with_change) goes out with it, after the status.
         Returns whether anything happened (so the next step may be due at once)."""
+        status, lctx, seen = step.status, step.lctx, step.seen
         recorded = {logic.key_of(o) for o in status.originals}
-        took = self._take_holds(ctx, spec, status, outcome, lctx, seen, world)
+        took = self._take_holds(ctx, step, outcome)
         if took is None:
             return True  # the step is decided again, on what the holds' answers say
         outcome, taken, joint = took
@@ -275,19 +278,13 @@ class EmergencyScaleKind(Kind):
         return wrote or bool(outcome.changes or outcome.release or taken)
 
     def _take_holds(
-        self,
-        ctx: Pass,
-        spec: EmergencyScaleSpec,
-        status: EmergencyScaleStatus,
-        outcome: logic.Outcome,
-        lctx: logic.Context,
-        seen: Observed,
-        world: logic.World,
+        self, ctx: Pass, step: Decided, outcome: logic.Outcome
     ) -> tuple[logic.Outcome, list[logic.Key], logic.Change | None] | None:
         """The step's holds, before its status: the outcome to carry out (held elsewhere
         when one was lost to another operation), the holds taken, and the change whose hold
         goes out with it later. None: a workload changed between the pass's read and its
         hold, so what the step would record is not what it is now; its holds are let go."""
+        spec, status, world, lctx, seen = step
         taken: list[logic.Key] = []
         recorded = {logic.key_of(o) for o in status.originals}
         joint = logic.hold_with_change(outcome, status, world)
