@@ -307,11 +307,29 @@ def test_after_policy_before_start_waits_with_a_summary() -> None:
 
 
 def test_after_policy_at_start_goes_on_to_take_holds() -> None:
-    w = window()
+    w = window(spec(scaleDown=[{"name": "api", "replicas": 1}]))
     p = logic.advance(w, START)
     assert p.work == logic.Work(logic.WorkKind.POLICY, at_start=True)
     p = logic.after_policy(w, p, [ok("NoticeGiven")], START, at_start=True)
     assert p.work == logic.Work(logic.WorkKind.STEP, Step.ACQUIRE_HOLDS)
+    assert p.status.phase == WindowPhase.PENDING  # Starting once the holds are taken
+
+
+def test_after_policy_at_start_of_a_window_that_holds_nothing_starts_its_first_step() -> None:
+    w = window(spec(maintenanceMode={}))
+    p = logic.after_policy(w, logic.advance(w, START), [ok("NoticeGiven")], START, at_start=True)
+    assert p.status.phase == WindowPhase.STARTING and p.status.started_at == START
+    assert p.status.plan == ["RecordMaintenanceFlag", "SetMaintenanceFlag"]
+    assert p.status.steps == []
+    assert p.work == logic.Work(logic.WorkKind.STEP, Step.RECORD_FLAG)
+    assert [e.reason for e in p.events][-1] == "Starting"
+
+
+def test_a_window_with_nothing_to_do_is_active_at_its_start() -> None:
+    w = window()
+    p = logic.after_policy(w, logic.advance(w, START), [ok("NoticeGiven")], START, at_start=True)
+    assert p.status.phase == WindowPhase.ACTIVE and p.work is None
+    assert [e.reason for e in p.events][-2:] == ["Starting", "Active"]
 
 
 def test_blocked_recurring_window_moves_on_after_its_end() -> None:

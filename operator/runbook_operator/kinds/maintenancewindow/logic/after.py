@@ -43,7 +43,8 @@ __all__ = [
 def after_policy(
     w: Window, p: Pass, results: list[RuleResult], now: datetime, *, at_start: bool
 ) -> Pass:
-    """Record the checklist; at the start, either block the window or go on to take holds."""
+    """Record the checklist; at the start, either block the window or go on: to take the
+    holds, or straight to the first step when the window holds nothing."""
     s = p.status
     s.policy_checked_at = now
     events = []
@@ -58,8 +59,10 @@ def after_policy(
     if at_start and unmet:
         reason = unmet[0].reason if len(unmet) == 1 else "PolicyNotMet"
         return with_events(block(w, s, now, reason, f"Not started: {summary(unmet)}"), *events)
-    if at_start:
+    if at_start and Step.ACQUIRE_HOLDS in start_plan(w.spec):
         return Pass(s, Work(WorkKind.STEP, Step.ACQUIRE_HOLDS), (*p.events, *events))
+    if at_start:
+        return with_events(_begin(w, s, now), *p.events, *events)
     assert s.next_start is not None
     starts = f"Starts at {when(w, s.next_start)}"
     # Valid and scheduled: Ready (kstatus Current), so a GitOps sync that waits for health
@@ -99,15 +102,21 @@ def _after_holds(w: Window, s: MaintenanceWindowStatus, outcome: Outcome, now: d
         set_ready(w, s, "waiting", reason, message, now)
         changed = old is None or old.reason != reason
         return Pass(s, events=(Event(WARNING, reason, message),) if changed else ())
+    s = s.model_copy(update=dict(outcome.updates))
+    return _begin(w, s, now, StepRecord(name=Step.ACQUIRE_HOLDS, at=now, message=outcome.message))
+
+
+def _begin(
+    w: Window, s: MaintenanceWindowStatus, now: datetime, holds: StepRecord | None = None
+) -> Pass:
+    """Starting: the plan, and the holds' step when the window took some."""
     s.phase, s.started_at, s.last_error = WindowPhase.STARTING, now, None
     s.plan = [str(st) for st in start_plan(w.spec)]
-    s.steps = [StepRecord(name=Step.ACQUIRE_HOLDS, at=now, message=outcome.message)]
-    s = s.model_copy(update=dict(outcome.updates))
-    return with_events(
-        starting(w, s, now),
-        Event(NORMAL, "Starting", "The checklist is met: starting the window."),
-        Event(NORMAL, Step.ACQUIRE_HOLDS, outcome.message),
-    )
+    s.steps = [holds] if holds is not None else []
+    events = [Event(NORMAL, "Starting", "The checklist is met: starting the window.")]
+    if holds is not None:
+        events.append(Event(NORMAL, holds.name, holds.message))
+    return with_events(starting(w, s, now), *events)
 
 
 def _step_done(
