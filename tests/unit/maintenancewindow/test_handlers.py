@@ -571,3 +571,32 @@ def test_a_first_status_is_written_once_the_finalizer_is_on() -> None:
     s.one()
     assert s.phase == "Active"
     assert finalized and all(finalized)
+
+
+def test_a_flag_only_window_reads_its_configmap_once_and_writes_once_before_the_flag() -> None:
+    """The start's checklist has just read the ConfigMap: the flag's original is recorded
+    from that read, in the status write that also records the checklist, and the flag is
+    set right after. No hold step (the window changes no Deployment), no second read."""
+    s = sim(
+        {
+            "start": START.isoformat(),
+            "duration": "1h",
+            "maintenanceMode": {"configMap": "frontend-config"},
+        }
+    )
+    s.now = START
+    at_flag: list[tuple[int, int]] = []
+
+    def flag(call: tuple[str, ...]) -> None:
+        if call[:2] == ("patch", "ConfigMap") and not at_flag:
+            reads = [r for r in s.kube.reads if r[:2] == ("get", "ConfigMap")]
+            statuses = [c for c in s.kube.calls if c[0] == "patch-status"]
+            at_flag.append((len(reads), len(statuses)))
+
+    s.kube.reads.clear()
+    s.kube.before_write = flag
+    s.one()
+    assert s.phase == "Active"
+    assert configmap(s.kube)["data"]["MAINTENANCE_MODE"] == "true"
+    assert at_flag == [(1, 1)]
+    assert s.step_names() == ["RecordMaintenanceFlag", "SetMaintenanceFlag"]

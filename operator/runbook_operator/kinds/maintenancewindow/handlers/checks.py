@@ -20,6 +20,7 @@ from ....adapters.kube import KubeError, NotFound
 from ....adapters.urls import URLNotAllowed, refusal
 from ....core import fanout
 from ....core.owners import owner_uids
+from ....core.ports import Obj
 from ....core.probing import probe
 from ....core.schedule import instant
 from ..api import MAINTENANCE_POLICY, MaintenancePolicySpec, MaintenanceWindowSpec, SilenceStatus
@@ -35,23 +36,27 @@ __all__ = ["create_silence", "expire_silence", "extend_silence", "health_check",
 # --- the checklist -------------------------------------------------------------------
 
 
-def observe_policy(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
+def observe_policy(
+    env: Env, namespace: str, spec: MaintenanceWindowSpec
+) -> tuple[PolicyObservation, dict[str, Obj]]:
     """Which named objects exist, the DatabaseBackups the backup rule counts, and the
-    cluster's minimums (MaintenancePolicies, and the namespace's labels they select on)."""
+    cluster's minimums (MaintenancePolicies, and the namespace's labels they select on);
+    beside it, the named objects as read ('Kind/name' -> object), which a step right
+    after may start from instead of reading them again."""
     # Side by side: neither depends on the other, and each was a round trip before the
     # window's first change.
     reading = fanout.start(functools.partial(_cluster, env, namespace))
     try:
-        namespaced = _observe(env, namespace, spec)
+        namespaced, read = _observe(env, namespace, spec)
     finally:
         cluster = reading.result()  # it answers its errors, never raises them
     seen = replace(namespaced, refused_urls=_refused(spec))
     if cluster is None:  # the MaintenancePolicy kind is not installed: there is none
-        return seen
+        return seen, read
     if isinstance(cluster, str):
-        return replace(seen, cluster_error=cluster)
+        return replace(seen, cluster_error=cluster), read
     policies, labels = cluster
-    return replace(seen, cluster_policies=policies, namespace_labels=labels)
+    return replace(seen, cluster_policies=policies, namespace_labels=labels), read
 
 
 def _cluster(
@@ -91,28 +96,36 @@ def _cluster_policy(obj: dict[str, Any]) -> ClusterPolicy:
         raise ValueError(f"MaintenancePolicy {name}: spec.{where}: {problem['msg']}") from exc
 
 
-def _observe(env: Env, namespace: str, spec: MaintenanceWindowSpec) -> PolicyObservation:
-    missing = set()
-    for ref in needed_objects(spec):
-        kind, name = ref.split("/", 1)
-        try:
-            if kind == "ConfigMap":
-                env.kube.get_configmap(namespace, name)
-            else:
-                env.kube.get_deployment(namespace, name)
-        except NotFound:
-            missing.add(ref)
+def _read(env: Env, namespace: str, ref: str) -> Obj | None:
+    """One named object ('Kind/name'); None when it does not exist."""
+    kind, name = ref.split("/", 1)
+    try:
+        if kind == "ConfigMap":
+            return env.kube.get_configmap(namespace, name)
+        return env.kube.get_deployment(namespace, name)
+    except NotFound:
+        return None
+
+
+def _observe(
+    env: Env, namespace: str, spec: MaintenanceWindowSpec
+) -> tuple[PolicyObservation, dict[str, Obj]]:
+    refs = needed_objects(spec)
+    # Side by side: each was a round trip of its own, one after another.
+    found = fanout.gather([functools.partial(_read, env, namespace, ref) for ref in refs])
+    read = {ref: obj for ref, obj in zip(refs, found, strict=True) if obj is not None}
+    missing = frozenset(ref for ref in refs if ref not in read)
     if spec.policy.backup is None:
-        return PolicyObservation(missing=frozenset(missing))
+        return PolicyObservation(missing=missing), read
     try:
         items = env.kube.list_custom("databasebackups", namespace)
     except NotFound:
         return PolicyObservation(
-            backups_error="the DatabaseBackup kind is not installed", missing=frozenset(missing)
-        )
+            backups_error="the DatabaseBackup kind is not installed", missing=missing
+        ), read
     except KubeError as exc:
-        return PolicyObservation(backups_error=str(exc), missing=frozenset(missing))
-    return PolicyObservation(backups=tuple(_backup(b) for b in items), missing=frozenset(missing))
+        return PolicyObservation(backups_error=str(exc), missing=missing), read
+    return PolicyObservation(backups=tuple(_backup(b) for b in items), missing=missing), read
 
 
 def _backup(obj: dict[str, Any]) -> BackupSeen:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ....adapters.alertmanager import Silences
 from ....core.names import holder_id
-from ....core.ports import KubePort
+from ....core.ports import KubePort, Obj
 from ....core.schedule import instant
 from ..api import MaintenanceWindowSpec, MaintenanceWindowStatus, Originals
 
@@ -44,6 +44,9 @@ class Target:
     undo steps then work from status alone."""
     status: MaintenanceWindowStatus
     now: datetime
+    fresh: Mapping[str, Obj] = field(default_factory=dict)
+    """Named objects ('Kind/name') the checklist read in this very call, nothing of ours
+    changed since: the step right after it starts from them instead of reading again."""
 
     @property
     def holder(self) -> str:

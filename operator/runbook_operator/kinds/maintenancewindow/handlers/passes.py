@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from ....core.ports import Obj
 from .. import logic
 from ..api import MaintenanceWindowSpec, MaintenanceWindowStatus
 from ..logic.policy import approval_records, evaluate, minimums
@@ -27,13 +28,15 @@ def step(env: Env, w: logic.Window, ref: tuple[str, str, str], now: datetime) ->
     if p.work is None:
         return p
 
+    fresh: dict[str, Obj] = {}
+
     def target(status: MaintenanceWindowStatus) -> Target:
-        return Target(*ref, w.spec, status, now)
+        return Target(*ref, w.spec, status, now, fresh)
 
     work = p.work
     if work.kind == logic.WorkKind.POLICY:
         assert p.status.next_start is not None
-        observed = observe_policy(env, namespace, w.spec)
+        observed, fresh = observe_policy(env, namespace, w.spec)
         results = evaluate(w.spec, w.created, p.status.next_start, observed, now, w.stamps)
         least = minimums(w.spec, observed)
         judged = approval_records(w.spec, w.stamps, p.status.approvals, now, least)

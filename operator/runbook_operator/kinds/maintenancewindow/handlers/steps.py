@@ -126,7 +126,12 @@ def _record_flag(env: Env, t: Target) -> Outcome:
     if t.originals.maintenance_flag is not None:  # recorded by an earlier attempt: keep it
         return Outcome.ok("original already recorded", originals=t.originals)
     try:
-        original = flag_original(env.kube.get_configmap(t.namespace, mode.config_map), mode)
+        # Read by the checklist a moment ago when it was evaluated in this same call (the
+        # start: nothing has changed it since that we know of), else read now.
+        config_map = t.fresh.get(f"ConfigMap/{mode.config_map}") or env.kube.get_configmap(
+            t.namespace, mode.config_map
+        )
+        original = flag_original(config_map, mode)
     except NotFound:
         return Outcome(done=False, failed=f"ConfigMap {mode.config_map} not found")
     shown = repr(original.value) if original.present else "absent"
