@@ -384,3 +384,46 @@ def test_kubectl_wait_works(kube: Cluster, namespace: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def audited(kube: Cluster, namespace: str, resources: set[str]) -> list[dict[str, Any]]:
+    """The operator's requests for these resources of the namespace, in the order the API
+    server received them, as its audit log records them (tests/testbed: the operator's
+    writes, and its reads of workloads and HPAs)."""
+    path = kube.kubeconfig.parent / "logs" / "audit.log"
+    out = []
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if (
+            event.get("stage") == "ResponseComplete"
+            and ref.get("namespace") == namespace
+            and ref.get("resource") in resources
+            and (event.get("user") or {}).get("username", "").endswith(":runbook-operator")
+        ):
+            out.append(event)
+    return sorted(out, key=lambda e: str(e["requestReceivedTimestamp"]))
+
+
+def test_the_first_change_starts_from_the_operators_watch_without_a_read(
+    kube: Cluster, namespace: str
+) -> None:
+    """The operator keeps the newest copy of each Deployment and HPA its watches delivered:
+    a new EmergencyScale records its original and changes the Deployment without reading
+    it, or listing the namespace's HPAs, first."""
+    if not kube.local:
+        pytest.fail("needs the local test bed's audit log (tests/testbed records it)")
+    deploy_app(kube, namespace)
+    create_cr(kube.api, namespace, KIND, "from-watch", frontend_only(4))
+    wait_es(kube, namespace, "from-watch", phase="Active", ready=("True", "Scaled"))
+    calls = [
+        (e["verb"], e["objectRef"]["resource"], e["objectRef"].get("name"))
+        for e in audited(kube, namespace, {"deployments", "horizontalpodautoscalers"})
+    ]
+    first_change = ("patch", "deployments", FRONTEND)
+    assert first_change in calls, calls
+    assert calls[: calls.index(first_change)] == []  # no get, no list before it
+    assert status(get_cr(kube.api, namespace, KIND, "from-watch"))["originals"][0]["replicas"] == 2
+    delete_cr(kube.api, namespace, KIND, "from-watch")
+    wait_gone(kube.api, namespace, KIND, "from-watch")
+    assert replicas(kube, namespace, FRONTEND) == 2

@@ -19,6 +19,7 @@ from runbook_operator.core.controller import Controller
 from runbook_operator.core.events import Event
 from runbook_operator.core.kind import Kind, Result
 from runbook_operator.core.recorder import Recorder
+from runbook_operator.core.watchcache import WatchCache
 from runbook_operator.core.writer import StatusWriter
 from runbook_operator.settings import Settings
 
@@ -47,6 +48,8 @@ class Harness:
         self.stopped = threading.Event()
         self.fenced = threading.Event()
         """Set: this process is no longer the leader (core.leader's fence)."""
+        self.cache = WatchCache()
+        """What the operator's watches delivered (none: every pass reads the API)."""
         self.controller = Controller(
             kind, kube, ThreadPoolExecutor(1), self._new_pass, lambda *_: None
         )
@@ -65,6 +68,7 @@ class Harness:
             stopped=self.stopped,
             fenced=self.fenced.is_set,
             clock=self.clock or now_utc,
+            cache=self.cache,
         )
 
     @property

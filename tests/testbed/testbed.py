@@ -92,7 +92,8 @@ LOG_TAIL_LINES = 40
 NODE_LEASE_SECONDS = 40
 AUDITED_USER = "system:serviceaccount:runbook-system:runbook-operator"
 """Whose writes the API server's audit log records (logs/audit.log): the operator's, so
-a test can prove which replica wrote what (each names itself in its User-Agent)."""
+a test can prove which replica wrote what (each names itself in its User-Agent); and its
+reads of workloads and HPAs, so a test can prove which changes needed none first."""
 AUDIT_POLICY = f"""apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -100,6 +101,14 @@ rules:
   - level: Metadata
     users: ["{AUDITED_USER}"]
     verbs: [create, update, patch, delete, deletecollection]
+  - level: Metadata
+    users: ["{AUDITED_USER}"]
+    verbs: [get, list]
+    resources:
+      - group: apps
+        resources: [deployments, statefulsets]
+      - group: autoscaling
+        resources: [horizontalpodautoscalers]
   - level: None
 """
 

@@ -22,6 +22,7 @@ from .ports import KubePort, Obj
 from .recorder import Recorder
 from .resource import Resource
 from .spec import parse
+from .watchcache import WatchCache
 from .writer import StatusWriter
 
 __all__ = ["Pass", "now_utc"]
@@ -56,6 +57,10 @@ class Pass:
     """Objects of the namespace the kind read in this pass, by (Kind, name): the core
     looks here before reading one again for what no patch of ours changes (the GitOps
     tracking labels and annotations of a target, core.guarding)."""
+
+    cache: WatchCache = field(default_factory=WatchCache)
+    """The workloads and HPAs as the operator's watches last delivered them: a kind may
+    decide on them where a stale copy costs a conflict, never a lost update."""
 
     # --- the object ------------------------------------------------------
 

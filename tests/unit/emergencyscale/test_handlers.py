@@ -561,3 +561,70 @@ def test_a_first_pass_reads_each_target_once_gitops_owner_included(kube: FakeKub
         ("get", "Deployment", "mail-score-backend"),
         ("get", "Deployment", "mail-score-frontend"),
     ]
+
+
+def test_a_target_its_watch_delivered_is_changed_without_a_read_first(kube: FakeKube) -> None:
+    """From the operator's watch cache: the status that records the original, then the
+    change, and no round trip to read the target or its HPAs before them."""
+    kube.auto_rollout = False  # the patch's answer shows the old pods, as the API server's
+    h = harness(kube)
+    h.cache = kube.watched()
+    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
+    kube.reads.clear()
+    h.run(NAME)
+    assert [r for r in kube.reads if r[1] != PLURAL] == []
+    assert writes(kube)[-2:] == [
+        ("patch-status", PLURAL, NAME),
+        ("patch", "Deployment", "mail-score-frontend"),
+    ]
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert [(o.name, o.replicas) for o in h.status(NAME).originals] == [("mail-score-frontend", 2)]
+
+
+def test_several_targets_and_an_hpa_from_the_watch_cache_need_no_read(kube: FakeKube) -> None:
+    h = harness(kube)
+    h.cache = kube.watched()
+    create(kube, RUNBOOK)
+    kube.reads.clear()
+    h.run(NAME)
+    assert [r for r in kube.reads if r[1] != PLURAL] == []
+    assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 10
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    originals = {o.name: o.replicas for o in h.status(NAME).originals}
+    assert originals == {"mail-score-backend": 3, "mail-score-frontend": 2}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"targets": [{"name": "mail-score-frontend", "replicas": 6}]}, RUNBOOK],
+    ids=["hold-with-the-change", "holds-first"],
+)
+def test_a_watch_copy_gone_stale_costs_a_conflict_never_a_lost_update(
+    kube: FakeKube, spec: dict[str, Any]
+) -> None:
+    """Someone scaled the frontend after the watch delivered it, and its event is still in
+    flight: the hold, written with the resourceVersion of the copy, is refused; a fresh
+    read decides, and the original recorded is their 3, not the copy's 2."""
+    h = harness(kube)
+    h.cache = kube.watched()
+    front = kube.obj("Deployment", "mail-score-frontend")
+    front["spec"]["replicas"] = 3
+    front["metadata"]["resourceVersion"] = "9999"
+    create(kube, spec)
+    h.run(NAME)
+    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
+    assert {o.name: o.replicas for o in h.status(NAME).originals}["mail-score-frontend"] == 3
+    assert h.status(NAME).phase == "Active"
+    assert ("get", "Deployment", "mail-score-frontend") in kube.reads  # the fresh read
+
+
+def test_a_target_deleted_after_its_watch_copy_is_not_found(kube: FakeKube) -> None:
+    h = harness(kube)
+    h.cache = kube.watched()
+    del kube.store[("Deployment", NS, "mail-score-frontend")]
+    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
+    h.run(NAME)
+    status = h.status(NAME)
+    assert status.originals == []
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "TargetNotFound", ready

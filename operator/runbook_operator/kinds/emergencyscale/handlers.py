@@ -82,22 +82,38 @@ class Observed:
     def __init__(self, ctx: Pass, keys: list[logic.Key]) -> None:
         self.ctx = ctx
         self.workloads: dict[logic.Key, dict[str, Any] | None] = {}
-        keys = list(dict.fromkeys(keys))
-        # From the watch cache (core.ports): a consistent list of HPAs, a kind rarely
-        # written, waited up to 100 ms for the cache to catch up with the EmergencyScale's
-        # own creation, and was most of its reaction time.
-        hpas = functools.partial(ctx.kube.list_hpas, ctx.namespace, cached=True)
-        reads: list[Callable[[], Any]] = [hpas]
-        reads += [functools.partial(self._read, key) for key in keys]
+        # The operator's own watch cache first (core.watchcache): a new EmergencyScale's
+        # first change then waits for no read at all, and a pass woken by a target's
+        # event reads the copy that woke it. What it does not know is read side by side.
+        missing: list[logic.Key] = []
+        for key in dict.fromkeys(keys):
+            cached = ctx.cache.workload(key[0], ctx.namespace, key[1])
+            if cached is None:
+                missing.append(key)
+            else:
+                self.workloads[key] = self._keep(key, cached)
+        # Else from the API server's watch cache (core.ports): a consistent list of HPAs,
+        # a kind rarely written, waited up to 100 ms for the cache to catch up with the
+        # EmergencyScale's own creation, and was most of its reaction time.
+        hpas = ctx.cache.hpas(ctx.namespace)
+        reads: list[Callable[[], Any]] = (
+            []
+            if hpas is not None
+            else [functools.partial(ctx.kube.list_hpas, ctx.namespace, cached=True)]
+        )
+        reads += [functools.partial(self._read, key) for key in missing]
         answers = fanout.gather(reads)  # side by side: none depends on another
-        self.hpas: list[dict[str, Any]] = answers[0]
-        self.workloads.update(zip(keys, answers[1:], strict=True))
+        self.hpas: list[dict[str, Any]] = hpas if hpas is not None else answers.pop(0)
+        self.workloads.update(zip(missing, answers, strict=True))
 
     def _read(self, key: logic.Key) -> dict[str, Any] | None:
         try:
             obj = self.ctx.kube.get_workload(key[0], self.ctx.namespace, key[1])
         except NotFound:
             return None
+        return self._keep(key, obj)
+
+    def _keep(self, key: logic.Key, obj: dict[str, Any]) -> dict[str, Any]:
         self.ctx.read[key] = obj  # its GitOps owner is known without reading it again
         return obj
 
@@ -127,7 +143,8 @@ class Observed:
         self.workloads[key] = {**known, "metadata": meta, "spec": spec}
 
     def forget(self, key: logic.Key) -> None:
-        """Read it again when next needed (a hold lost to a race, a hold released)."""
+        """Read it again, from the API server, when next needed (a hold lost to a race, a
+        hold released, a copy found stale)."""
         self.workloads.pop(key, None)
 
     def patched_hpa(self, hpa: dict[str, Any]) -> None:
