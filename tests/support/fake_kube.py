@@ -28,13 +28,7 @@ from typing import Any
 
 from runbook_operator.adapters.kube import Conflict, NotFound
 from runbook_operator.core.ports import KubePort
-from runbook_operator.core.watchcache import (
-    HPA_INDEX,
-    WORKLOAD_INDICES,
-    WatchCache,
-    by_name,
-    by_namespace,
-)
+from runbook_operator.core.watchcache import WatchCache
 
 __all__ = ["FakeKube", "deployment", "merge"]
 
@@ -219,18 +213,10 @@ class FakeKube:
     def watched(self) -> WatchCache:
         """The operator's watch cache as the watches have delivered everything up to now
         (core.watchcache): what changes in the store afterwards, it has not seen yet."""
-        indices: dict[str, dict[Any, list[Obj]]] = {i: {} for i in WORKLOAD_INDICES.values()}
-        indices[HPA_INDEX] = {}
+        cache = WatchCache()
         for (kind, _, _), obj in self.store.items():
-            body = copy.deepcopy(obj)
-            entries: dict[Any, Obj] = {}
-            if kind in WORKLOAD_INDICES:
-                index, entries = indices[WORKLOAD_INDICES[kind]], dict(by_name(body))
-            elif kind == "HorizontalPodAutoscaler":
-                index, entries = indices[HPA_INDEX], dict(by_namespace(body))
-            for key, value in entries.items():
-                index.setdefault(key, []).append(value)
-        return WatchCache(indices)
+            cache.observe(kind, "ADDED", copy.deepcopy(obj))
+        return cache
 
     def obj(self, kind: str, name: str, namespace: str = NS) -> Obj:
         return self.store[(kind, namespace, name)]

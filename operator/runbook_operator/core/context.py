@@ -59,8 +59,8 @@ class Pass:
     tracking labels and annotations of a target, core.guarding)."""
 
     cache: WatchCache = field(default_factory=WatchCache)
-    """The workloads and HPAs as the operator's watches last delivered them: a kind may
-    decide on them where a stale copy costs a conflict, never a lost update."""
+    """The workloads as the operator's watches last delivered them: a kind may decide on
+    them where a stale copy costs a conflict, never a lost update."""
 
     # --- the object ------------------------------------------------------
 

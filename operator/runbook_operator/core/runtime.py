@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +34,7 @@ from .leader import Elector, agent
 from .names import ANNOTATION_PREFIX, KOPF_FINALIZER
 from .ports import KubePort, Obj
 from .recorder import Recorder
-from .watchcache import HPA_INDEX, WORKLOAD_INDICES, WatchCache, by_name, by_namespace
+from .watchcache import WatchCache
 from .writer import StatusWriter
 
 __all__ = ["WORKLOADS", "Runtime", "register", "runtime_of"]
@@ -44,8 +44,6 @@ WORKLOADS = (
     ("apps", "v1", "statefulsets", "StatefulSet"),
 )
 """Workload kinds whose changes (a rollout's progress) wake the operations watching them."""
-HPAS = ("autoscaling", "v2", "horizontalpodautoscalers")
-"""Kept in the watch cache beside the workloads: which HPA manages a target."""
 STOP_SECONDS = 20.0
 """How long a stopping operator waits for passes in flight (a pg_dump is told to stop)."""
 LOG = logging.getLogger("runbook_operator")
@@ -66,7 +64,7 @@ class Runtime:
     interest: Interest = field(default_factory=Interest)
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     cache: WatchCache = field(default_factory=WatchCache)
-    """The workloads and HPAs as the watches delivered them (core.watchcache)."""
+    """The workloads as the watches delivered them (core.watchcache)."""
 
     def __post_init__(self) -> None:
         sizes = {PASSES: self.settings.pass_workers, DATABASE: self.settings.database_workers}
@@ -106,6 +104,13 @@ class Runtime:
         if not self.settings.serves(str((body.get("metadata") or {}).get("namespace"))):
             return
         self.controllers[kind].observe(event_type, body)
+        self.notify(kind, body)
+
+    def seen(self, kind: str, event_type: str | None, body: Obj) -> None:
+        """A watch event of an object operations wait on: a workload's copy is kept
+        (core.watchcache) before the operations that watch it are woken, so each reads
+        the copy that woke it."""
+        self.cache.observe(kind, event_type, body)
         self.notify(kind, body)
 
     def notify(self, kind: str, body: Obj) -> None:
@@ -179,7 +184,7 @@ def register(kinds: Sequence[Kind]) -> None:
     """Declare the Kopf handlers for these kinds (once, before kopf.run)."""
 
     @kopf.on.startup(id="runbook-startup")
-    async def startup(settings: kopf.OperatorSettings, memo: Any, **kwargs: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         ours: Settings = memo["settings"]
         _configure(settings, ours)
         elector: Elector | None = memo.get("elector")
@@ -191,10 +196,6 @@ def register(kinds: Sequence[Kind]) -> None:
             runtime = Runtime(
                 ours, Kube(client), kinds, instance=elector.identity, fenced=elector.is_fenced
             )
-        # Kopf hands every index to every handler, by its id; they fill as the watches
-        # deliver, and no other handler runs before each holds its initial listing.
-        ids = [*WORKLOAD_INDICES.values(), HPA_INDEX]
-        runtime.cache = WatchCache({i: kwargs[i] for i in ids})
         memo["runtime"] = runtime
         # Every handler is async and only queues (passes run in the runtime's own pools:
         # PASSES for API work, DATABASE for dumps), so Kopf's sync executor stays small.
@@ -216,8 +217,6 @@ def register(kinds: Sequence[Kind]) -> None:
         _register_kind(kind.resource.kind, kind.resource.plural)
     for group, version, plural, kind_name in WORKLOADS:
         _register_workload(group, version, plural, kind_name)
-        _register_index(group, version, plural, WORKLOAD_INDICES[kind_name], by_name)
-    _register_index(*HPAS, HPA_INDEX, by_namespace)
     # Cluster-scoped objects some kind reads (Kopf watches them cluster-wide even when it
     # serves only some namespaces): their changes only wake the operations watching them.
     policies = {(GROUP, VERSION, r.plural, r.kind) for k in kinds for r in k.policies}
@@ -233,15 +232,7 @@ def _register_kind(kind: str, plural: str) -> None:
         runtime_of(memo).observe(kind, event.get("type"), dict(event["object"]))
 
 
-def _register_index(
-    group: str, version: str, plural: str, id: str, entry: Callable[[Obj], Mapping[Any, Obj]]
-) -> None:
-    @kopf.index(group, version, plural, id=id)
-    def indexed(body: Any, **_: Any) -> Mapping[Any, Obj]:
-        return entry(body)
-
-
 def _register_workload(group: str, version: str, plural: str, kind: str) -> None:
     @kopf.on.event(group, version, plural, id=f"{plural}-event")
     async def changed(event: Any, memo: Any, **_: Any) -> None:
-        runtime_of(memo).notify(kind, dict(event["object"]))
+        runtime_of(memo).seen(kind, event.get("type"), dict(event["object"]))

@@ -57,3 +57,22 @@ def test_namespaced_objects_still_wake_only_their_own_namespace() -> None:
     rt.notify("Deployment", body("web", namespace="bank"))
     rt.notify("Deployment", body("web", namespace="shop"))
     assert queue.keys == [("bank", "nightly")]
+
+
+def test_a_workload_event_is_kept_before_the_operations_watching_it_are_woken() -> None:
+    rt, queue = runtime()
+    kept: list[object] = []
+
+    def enqueue(key: tuple[str, str]) -> None:
+        kept.append(rt.cache.workload("Deployment", "bank", "web"))
+        queue.keys.append(key)
+
+    queue.enqueue = enqueue  # type: ignore[method-assign]
+    deployment = body("web", namespace="bank", uid="u1", resourceVersion="9")
+    rt.seen("Deployment", "MODIFIED", deployment)
+    assert queue.keys == [("bank", "nightly")]
+    assert kept == [deployment]  # the woken pass finds the copy that woke it
+    rt.seen("Deployment", "DELETED", deployment)
+    assert rt.cache.workload("Deployment", "bank", "web") is None
+    rt.seen("Namespace", "MODIFIED", body("shop"))  # woken, not kept
+    assert len(rt.cache) == 0

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook_operator.core.watchcache import (
-    HPA_INDEX,
-    WORKLOAD_INDICES,
-    WatchCache,
-    by_name,
-    by_namespace,
-    trimmed,
-)
-
-DEPLOYMENTS = WORKLOAD_INDICES["Deployment"]
+from runbook_operator.core.watchcache import WatchCache, trimmed
 
 
-def deployment(name: str, replicas: int = 2, namespace: str = "ns") -> dict[str, Any]:
+def deployment(name: str, replicas: int = 2, uid: str = "u1") -> dict[str, Any]:
     return {
         "metadata": {
             "name": name,
-            "namespace": namespace,
+            "namespace": "ns",
+            "uid": uid,
             "resourceVersion": "7",
             "managedFields": [{"manager": "kubectl"}],
         },
@@ -36,44 +28,48 @@ def test_a_kept_copy_has_everything_but_managed_fields() -> None:
     assert "managedFields" in body["metadata"]  # the watch's own copy is left as it was
 
 
-def test_workloads_are_indexed_by_namespace_and_name_hpas_by_namespace() -> None:
-    assert list(by_name(deployment("web"))) == [("ns", "web")]
-    assert list(by_namespace(deployment("hpa"))) == ["ns"]
-
-
 def test_an_empty_cache_knows_nothing() -> None:
+    assert WatchCache().workload("Deployment", "ns", "web") is None
+
+
+def test_the_newest_copy_is_answered_and_the_caller_may_change_it() -> None:
     cache = WatchCache()
-    assert cache.workload("Deployment", "ns", "web") is None
-    assert cache.hpas("ns") is None
-
-
-def test_a_workload_is_answered_with_a_copy_the_caller_may_change() -> None:
-    index = {("ns", "web"): [trimmed(deployment("web"))]}
-    cache = WatchCache({DEPLOYMENTS: index})
+    cache.observe("Deployment", None, deployment("web", 2))  # from the first listing
+    cache.observe("Deployment", "MODIFIED", deployment("web", 5))
     got = cache.workload("Deployment", "ns", "web")
-    assert got is not None and got["spec"]["replicas"] == 2
+    assert got is not None and got["spec"]["replicas"] == 5
+    assert "managedFields" not in got["metadata"]
     got["spec"]["replicas"] = 9
     again = cache.workload("Deployment", "ns", "web")
-    assert again is not None and again["spec"]["replicas"] == 2
+    assert again is not None and again["spec"]["replicas"] == 5
+    assert cache.workload("StatefulSet", "ns", "web") is None  # another kind, same name
+    assert cache.workload("Deployment", "other", "web") is None
 
 
-def test_what_is_not_known_for_sure_is_read_from_the_api_server() -> None:
-    two = [trimmed(deployment("web", 2)), trimmed(deployment("web", 5))]
-    cache = WatchCache({DEPLOYMENTS: {("ns", "web"): two}})
-    # Two under one name (a deleted one's event still in flight): neither is trusted.
+def test_only_workloads_are_kept() -> None:
+    cache = WatchCache()
+    cache.observe("Namespace", "ADDED", {"metadata": {"name": "ns"}})
+    cache.observe("MaintenancePolicy", "ADDED", {"metadata": {"name": "p"}})
+    cache.observe("StatefulSet", "ADDED", deployment("db"))
+    assert len(cache) == 1
+    assert cache.workload("StatefulSet", "ns", "db") is not None
+
+
+def test_a_deleted_workload_is_dropped_but_never_its_successor() -> None:
+    cache = WatchCache()
+    cache.observe("Deployment", "ADDED", deployment("web", uid="old"))
+    cache.observe("Deployment", "DELETED", deployment("web", uid="old"))
     assert cache.workload("Deployment", "ns", "web") is None
-    assert cache.workload("Deployment", "ns", "other") is None
-    assert cache.workload("Deployment", "other-ns", "web") is None
-    # StatefulSets are not followed by this cache: unknown, not absent.
-    assert cache.workload("StatefulSet", "ns", "web") is None
-    assert cache.workload("CronJob", "ns", "web") is None
+    # Re-created under the name; the old one's deletion is delivered late.
+    cache.observe("Deployment", "ADDED", deployment("web", 3, uid="new"))
+    cache.observe("Deployment", "DELETED", deployment("web", uid="old"))
+    got = cache.workload("Deployment", "ns", "web")
+    assert got is not None and got["metadata"]["uid"] == "new"
 
 
-def test_a_namespace_without_hpas_has_none_once_they_are_followed() -> None:
-    hpa = trimmed(deployment("web-hpa"))
-    cache = WatchCache({HPA_INDEX: {"ns": [hpa]}})
-    assert cache.hpas("empty") == []
-    got = cache.hpas("ns")
-    assert got is not None and [h["metadata"]["name"] for h in got] == ["web-hpa"]
-    got[0]["spec"]["replicas"] = 9
-    assert (cache.hpas("ns") or [{}])[0]["spec"] == {"replicas": 2}
+def test_a_deletion_the_watch_missed_is_forgotten_when_the_api_server_says_so() -> None:
+    cache = WatchCache()
+    cache.observe("Deployment", "ADDED", deployment("web"))
+    cache.forget("Deployment", "ns", "web")
+    cache.forget("Deployment", "ns", "never-seen")
+    assert cache.workload("Deployment", "ns", "web") is None

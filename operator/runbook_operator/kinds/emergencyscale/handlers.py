@@ -83,8 +83,8 @@ class Observed:
         self.ctx = ctx
         self.workloads: dict[logic.Key, dict[str, Any] | None] = {}
         # The operator's own watch cache first (core.watchcache): a new EmergencyScale's
-        # first change then waits for no read at all, and a pass woken by a target's
-        # event reads the copy that woke it. What it does not know is read side by side.
+        # first change then waits for no read of its targets, and a pass woken by a
+        # target's event reads the copy that woke it. What it does not know is read.
         missing: list[logic.Key] = []
         for key in dict.fromkeys(keys):
             cached = ctx.cache.workload(key[0], ctx.namespace, key[1])
@@ -92,24 +92,23 @@ class Observed:
                 missing.append(key)
             else:
                 self.workloads[key] = self._keep(key, cached)
-        # Else from the API server's watch cache (core.ports): a consistent list of HPAs,
-        # a kind rarely written, waited up to 100 ms for the cache to catch up with the
-        # EmergencyScale's own creation, and was most of its reaction time.
-        hpas = ctx.cache.hpas(ctx.namespace)
-        reads: list[Callable[[], Any]] = (
-            []
-            if hpas is not None
-            else [functools.partial(ctx.kube.list_hpas, ctx.namespace, cached=True)]
-        )
+        # From the API server's watch cache (core.ports): a consistent list of HPAs, a
+        # kind rarely written, waited up to 100 ms for the cache to catch up with the
+        # EmergencyScale's own creation, and was most of its reaction time. Whether an
+        # HPA manages a target is never answered from our own cache: an HPA not seen
+        # yet would be one that is not there.
+        hpas = functools.partial(ctx.kube.list_hpas, ctx.namespace, cached=True)
+        reads: list[Callable[[], Any]] = [hpas]
         reads += [functools.partial(self._read, key) for key in missing]
         answers = fanout.gather(reads)  # side by side: none depends on another
-        self.hpas: list[dict[str, Any]] = hpas if hpas is not None else answers.pop(0)
-        self.workloads.update(zip(missing, answers, strict=True))
+        self.hpas: list[dict[str, Any]] = answers[0]
+        self.workloads.update(zip(missing, answers[1:], strict=True))
 
     def _read(self, key: logic.Key) -> dict[str, Any] | None:
         try:
             obj = self.ctx.kube.get_workload(key[0], self.ctx.namespace, key[1])
         except NotFound:
+            self.ctx.cache.forget(key[0], self.ctx.namespace, key[1])
             return None
         return self._keep(key, obj)
 
