@@ -41,6 +41,7 @@ from .names import RELEASE_ANNOTATION
 from .notifying import Notifying
 from .ports import KubePort, Obj
 from .spec import InvalidSpec
+from .watchcache import lean
 from .writer import Stale
 
 __all__ = ["BACKOFF", "Controller", "Key"]
@@ -52,16 +53,6 @@ BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STALE_ATTEMPTS = 5
 """Conflicts in a row within one pass before it counts as failed (and backs off)."""
 LOG = logging.getLogger("runbook_operator.controller")
-
-
-def lean(body: Obj) -> Obj:
-    """The body as the queue keeps it: without managedFields, since thousands of idle
-    objects each carried every field manager's field set for nothing (who asked is
-    admission's stamp, core.identity, not a field manager)."""
-    meta = body.get("metadata") or {}
-    if "managedFields" not in meta:
-        return body
-    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 def _version(obj: Obj | None) -> int:

@@ -25,12 +25,10 @@ without).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from typing import Any
 
 from .ports import Obj
 
-__all__ = ["KINDS", "WatchCache", "trimmed"]
+__all__ = ["KINDS", "WatchCache", "lean"]
 
 KINDS = frozenset({"Deployment", "StatefulSet"})
 """The kinds kept (those the runtime watches for their rollouts)."""
@@ -39,11 +37,16 @@ Key = tuple[str, str, str]
 """(kind, namespace, name)"""
 
 
-def trimmed(body: Mapping[str, Any]) -> Obj:
-    """What is kept of a watched object: all of it but `managedFields`, which no decision
-    reads and which is often the larger part of a Deployment."""
-    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    return {**body, "metadata": meta}
+def lean(body: Obj) -> Obj:
+    """A watched object as the operator keeps it (here, and in each kind's queue,
+    core.controller): without managedFields, which no decision reads and which is often
+    the larger part of an object, so thousands of kept objects carried every field
+    manager's field set for nothing (who asked is admission's stamp, core.identity, not a
+    field manager). The watch's own copy is left as it was."""
+    meta = body.get("metadata") or {}
+    if "managedFields" not in meta:
+        return body
+    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 class WatchCache:
@@ -57,7 +60,7 @@ class WatchCache:
     def __len__(self) -> int:
         return len(self._objects)
 
-    def observe(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+    def observe(self, kind: str, event_type: str | None, body: Obj) -> None:
         """A watch event of a workload: keep its copy, or drop it once deleted. A deleted
         object's late event never removes its successor under the same name."""
         if kind not in KINDS:
@@ -69,7 +72,7 @@ class WatchCache:
             if kept is not None and _uid(kept) == meta.get("uid"):
                 del self._objects[key]
             return
-        self._objects[key] = trimmed(body)
+        self._objects[key] = lean(body)
 
     def workload(self, kind: str, namespace: str, name: str) -> Obj | None:
         """The workload's newest copy; None when not known here (read it from the API

@@ -270,8 +270,8 @@ def test_statuspage_opens_on_failure_and_resolves_on_completion() -> None:
 
 
 def test_asked_by_is_the_stamped_requester_never_a_field_manager() -> None:
-    from runbook_operator.core.controller import lean
     from runbook_operator.core.notifying import asked_by
+    from runbook_operator.core.watchcache import lean
 
     body: dict[str, Any] = {
         "metadata": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook_operator.core.watchcache import WatchCache, trimmed
+from runbook_operator.core.watchcache import WatchCache, lean
 
 
 def deployment(name: str, replicas: int = 2, uid: str = "u1") -> dict[str, Any]:
@@ -22,7 +22,7 @@ def deployment(name: str, replicas: int = 2, uid: str = "u1") -> dict[str, Any]:
 
 def test_a_kept_copy_has_everything_but_managed_fields() -> None:
     body = deployment("web")
-    kept = trimmed(body)
+    kept = lean(body)
     assert "managedFields" not in kept["metadata"]
     assert kept["metadata"]["resourceVersion"] == "7" and kept["spec"] == {"replicas": 2}
     assert "managedFields" in body["metadata"]  # the watch's own copy is left as it was
