@@ -47,6 +47,17 @@ def _pointer(obj: Obj, path: str) -> Any:
     return value
 
 
+def _apply(obj: Obj, path: list[str], op: Obj) -> None:
+    """One `add`, `replace` or `remove` of a JSON patch, at `path` (split)."""
+    parent = obj
+    for part in path[:-1]:
+        parent = parent.setdefault(part, {})
+    if op["op"] == "remove":
+        parent.pop(path[-1], None)
+    else:
+        parent[path[-1]] = copy.deepcopy(op["value"])
+
+
 def merge(target: Obj, patch: Obj) -> None:
     """RFC 7386 merge patch, in place; maps left empty are dropped (omitempty)."""
     for key, value in patch.items():
@@ -372,13 +383,7 @@ class FakeKube:
                 if op["value"] != obj["metadata"]["resourceVersion"]:
                     raise Conflict(f"{name} has changed (resourceVersion)")
                 continue
-            parent = obj
-            for part in path[:-1]:
-                parent = parent.setdefault(part, {})
-            if op["op"] == "remove":
-                parent.pop(path[-1], None)
-            else:
-                parent[path[-1]] = copy.deepcopy(op["value"])
+            _apply(obj, path, op)
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
         if obj["spec"].get("template") != before["spec"].get("template"):
             self.template_changes[name] += 1
@@ -558,15 +563,8 @@ class FakeKube:
                     raise Conflict(f"{name}: testing value {op['path']} failed")
             for op in changes:
                 path = [p for p in op["path"].split("/") if p]
-                if (path[0] == "status") != status:
-                    continue
-                parent = obj
-                for part in path[:-1]:
-                    parent = parent.setdefault(part, {})
-                if op["op"] == "remove":
-                    parent.pop(path[-1], None)
-                else:
-                    parent[path[-1]] = copy.deepcopy(op["value"])
+                if (path[0] == "status") == status:
+                    _apply(obj, path, op)
             obj["metadata"]["resourceVersion"] = str(next(self._versions))
             self._maybe_gone(obj)
             return copy.deepcopy(obj)
