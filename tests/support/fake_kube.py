@@ -22,7 +22,6 @@ import base64
 import copy
 import itertools
 import re
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -35,27 +34,6 @@ __all__ = ["FakeKube", "deployment", "merge"]
 
 Obj = dict[str, Any]
 NS = "shop"
-
-
-def _pointer(obj: Obj, path: str) -> Any:
-    """The value at a JSON pointer (no escapes in ours), None where there is none."""
-    value: Any = obj
-    for part in (p for p in path.split("/") if p):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def _apply(obj: Obj, path: list[str], op: Obj) -> None:
-    """One `add`, `replace` or `remove` of a JSON patch, at `path` (split)."""
-    parent = obj
-    for part in path[:-1]:
-        parent = parent.setdefault(part, {})
-    if op["op"] == "remove":
-        parent.pop(path[-1], None)
-    else:
-        parent[path[-1]] = copy.deepcopy(op["value"])
 
 
 def merge(target: Obj, patch: Obj) -> None:
@@ -158,7 +136,6 @@ class FakeKube:
         """(kind or plural, name) -> what reading that object raises (e.g. Forbidden)."""
         self._versions = itertools.count(100)
         self._uids = itertools.count(1)
-        self._patching = threading.Lock()
 
     # --- building the world ----------------------------------------------
 
@@ -383,7 +360,13 @@ class FakeKube:
                 if op["value"] != obj["metadata"]["resourceVersion"]:
                     raise Conflict(f"{name} has changed (resourceVersion)")
                 continue
-            _apply(obj, path, op)
+            parent = obj
+            for part in path[:-1]:
+                parent = parent.setdefault(part, {})
+            if op["op"] == "remove":
+                parent.pop(path[-1], None)
+            else:
+                parent[path[-1]] = copy.deepcopy(op["value"])
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
         if obj["spec"].get("template") != before["spec"].get("template"):
             self.template_changes[name] += 1
@@ -546,28 +529,6 @@ class FakeKube:
         if self.before_status is not None:
             self.before_status(name, patch)
         return self._merge(obj, patch, only="status")
-
-    def json_patch_custom(
-        self, plural: str, namespace: str, name: str, operations: list[Obj], *, status: bool
-    ) -> Obj:
-        """RFC 6902 as the API server applies it: every `test` on the object as stored,
-        then the rest; the status subresource keeps only what lands under /status."""
-        call = ("patch-status" if status else "patch", plural, name)
-        obj = self._write(call, plural, namespace, name)
-        with self._patching:  # the finalizer's patch may run beside a status write
-            changes = [op for op in operations if op["op"] != "test"]
-            if status and self.before_status is not None:
-                self.before_status(name, {"status": changes[-1].get("value")})
-            for op in operations:
-                if op["op"] == "test" and _pointer(obj, op["path"]) != op["value"]:
-                    raise Conflict(f"{name}: testing value {op['path']} failed")
-            for op in changes:
-                path = [p for p in op["path"].split("/") if p]
-                if (path[0] == "status") == status:
-                    _apply(obj, path, op)
-            obj["metadata"]["resourceVersion"] = str(next(self._versions))
-            self._maybe_gone(obj)
-            return copy.deepcopy(obj)
 
     def delete_custom(self, plural: str, namespace: str, name: str) -> bool:
         self.calls.append(("delete", plural, name))

@@ -116,9 +116,6 @@ def _freshness(cached: bool) -> dict[str, str]:
     return {"resource_version": "0"} if cached else {}
 
 
-JSON_PATCH = "application/json-patch+json"
-
-
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         response = fn(*args, _preload_content=False, **kwargs)
@@ -128,24 +125,11 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             raise NotFound(reason) from exc
         if exc.status == 409:
             raise Conflict(reason) from exc
-        if exc.status == 422 and kwargs.get("_content_type") == JSON_PATCH and _unapplied(exc):
-            # The patch itself could not be applied to the object as stored: with ours,
-            # one of its `test` operations failed, so the object changed since it was read.
-            raise Conflict(f"the object changed since it was read ({reason})") from exc
         if exc.status == 403:
             raise Forbidden(reason) from exc
         raise KubeError(f"HTTP {exc.status}: {reason}") from exc
     data = response.data
     return json.loads(data) if data else None
-
-
-def _unapplied(exc: ApiException) -> bool:
-    """A 422 that names no field: the API server could not apply a JSON patch (a failed
-    `test`), as opposed to an object the patch made invalid, whose causes name fields."""
-    try:
-        return not json.loads(exc.body or "").get("details")
-    except (TypeError, ValueError, AttributeError):
-        return False
 
 
 def _reason(exc: ApiException) -> str:
@@ -389,21 +373,6 @@ class Kube:
             plural,
             name,
             patch,
-        )
-
-    def json_patch_custom(
-        self, plural: str, namespace: str, name: str, operations: list[Obj], *, status: bool
-    ) -> Obj:
-        """A JSON patch (RFC 6902) of one of our objects, or of its status subresource. Its
-        `test` operations are checked on the object as stored, in the same step as the
-        change: one that fails raises Conflict (the object changed since it was read)."""
-        patch = (
-            self.custom.patch_namespaced_custom_object_status
-            if status
-            else self.custom.patch_namespaced_custom_object
-        )
-        return _call(  # type: ignore[no-any-return]
-            patch, GROUP, VERSION, namespace, plural, name, operations, _content_type=JSON_PATCH
         )
 
     def delete_custom(self, plural: str, namespace: str, name: str) -> bool:

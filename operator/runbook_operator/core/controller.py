@@ -116,9 +116,7 @@ class Controller:
             if _version(body) >= _version(self._bodies.get(key)):
                 self._bodies[key] = lean(body)
             # At or below our last answered write: nothing we have not seen (a change
-            # made before a write of ours would have made that write conflict; of the
-            # two a first pass sends together, core.writer, each fails on any change
-            # but the other's own field).
+            # made before a write of ours would have made that write conflict).
             written = self._written.get(key)
             echo = written is not None and _version(body) <= written
             echo = echo and not meta.get("deletionTimestamp")
@@ -277,8 +275,8 @@ class Controller:
                 return
             if _version(obj) >= _version(self._bodies.get(key)):
                 self._bodies[key] = lean(obj)
-            if written:  # two writes sent together may be answered in either order
-                self._written[key] = max(_version(obj), self._written.get(key, 0))
+            if written:
+                self._written[key] = _version(obj)
 
     def _decide(self, ctx: Pass) -> Result | None:
         if ctx.deleting:

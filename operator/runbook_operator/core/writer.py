@@ -14,28 +14,14 @@ changed" holds by construction, with no cache, digest or timing guard. The same
 optimistic lock guards the finalizer (`ensure_finalizer`, `remove_finalizer`).
 
 The finalizer may also be added beside the pass's first steps (`add_finalizer_beside`):
-the patch goes out at once. A kind whose first pass changes nothing before its first
-status write but holds asks for this (Kind.finalizer_beside): its reads and holds no
-longer wait behind the finalizer's round trip. If that status write comes while the
-finalizer is still on its way, the two go out together and the write returns once both
-are answered, so the finalizer is on before the change the status records, and a new
-operation's first change waits for two writes in a row (status, change), not three.
-
-Two writes in flight at once cannot both carry the resourceVersion: whichever lands
-first changes it, and the other would be refused. So these two are JSON patches whose
-`test` operations the API server checks on the object as stored, in the same step as the
-change: each fails (Conflict, so `Stale`) if anything the pass decided on changed since
-it was read (uid, generation, so the spec, labels, annotations, a deletion begun, and the
-status, or the finalizers, the patch replaces), and only the other's own field may
-change between (the status the one writes, the finalizers the other does). A `test`
-compares what it is sent with the object as the API server encodes it, so where those
-values hold something the two encode differently (`comparable`: a non-ASCII character,
-<, > or &), the finalizer carries the resourceVersion and the status waits for it.
+the patch goes out at once, and the writer's next write, which precedes the pass's first
+change, waits for its answer first (`settle`). A kind whose first pass changes nothing
+before its first status write but holds asks for this (Kind.finalizer_beside): its reads
+and holds no longer wait behind the finalizer's round trip.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -48,7 +34,7 @@ from .names import FINALIZER
 from .ports import KubePort, Obj
 from .resource import Resource
 
-__all__ = ["Stale", "StatusWriter", "comparable", "merge_patch", "merged"]
+__all__ = ["Stale", "StatusWriter", "merge_patch"]
 
 S = TypeVar("S", bound=StatusBase)
 
@@ -69,48 +55,6 @@ def merge_patch(old: Any, new: Any) -> Any:
         elif old[key] != value:
             out[key] = merge_patch(old[key], value)
     return out
-
-
-def merged(old: Any, patch: Any) -> Any:
-    """`old` with the RFC 7386 merge patch `patch` applied (as the API server applies it)."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(old) if isinstance(old, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merged(out.get(key), value)
-    return out
-
-
-DECIDED_ON = ("uid", "generation", "labels", "annotations", "deletionTimestamp")
-"""What a pass decides on in an object's metadata besides its status: the guarded patches
-test these are as read (`deletionTimestamp` absent, as no such patch goes to an object
-being deleted)."""
-PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - set("<>&") | set("\t\n\r")
-"""The characters a `test` compares as sent. The API server compares strings as it
-encodes them (HTML-safe: <, > and & escaped; other characters as UTF-8), this client as
-Python does (every non-ASCII character escaped): only these are written alike."""
-
-
-def comparable(value: Any) -> bool:
-    """Whether a `test` of this value passes on an equal stored one: strings of PLAIN
-    characters, integers, booleans and nulls (a float may be written otherwise)."""
-    if isinstance(value, dict):
-        return all(comparable(k) and comparable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(comparable(v) for v in value)
-    if isinstance(value, str):
-        return PLAIN.issuperset(value)
-    return value is None or isinstance(value, int)
-
-
-def _version(obj: Obj) -> int:
-    try:
-        return int(obj["metadata"].get("resourceVersion") or 0)
-    except (KeyError, TypeError, ValueError):
-        return 0
 
 
 class StatusWriter:
@@ -134,8 +78,6 @@ class StatusWriter:
         """Waits for the Events the pass decided so far (the recorder's `settle`)."""
         self._adding: Future[Obj] | None = None
         """The finalizer's patch while it runs beside the pass (`add_finalizer_beside`)."""
-        self._together = False
-        """That patch is guarded by `test`s, so the status may go out beside it."""
 
     @property
     def namespace(self) -> str:
@@ -192,55 +134,19 @@ class StatusWriter:
         return bool(fields) and self.write_fields(fields)
 
     def _patch_status(self, diff: dict[str, Any]) -> None:
-        stored = self.obj.get("status") or {}
-        staged = {k: merge_patch(stored.get(k), v) for k, v in self.staged.items()}
-        patch = {**staged, **diff}
-        if self._together and self._adding is not None and comparable(self.obj.get("status")):
-            adding, self._adding = self._adding, None
-            self._beside_finalizer(patch, adding)
-            self.staged.clear()
-            return
         self.settle()
         body = {"metadata": {"resourceVersion": self.obj["metadata"]["resourceVersion"]}}
-        body["status"] = patch
+        stored = self.obj.get("status") or {}
+        staged = {k: merge_patch(stored.get(k), v) for k, v in self.staged.items()}
+        body["status"] = {**staged, **diff}
         try:
-            answer = self.kube.patch_custom_status(
+            self.obj = self.kube.patch_custom_status(
                 self.resource.plural, self.namespace, self.name, body
             )
         except Conflict as exc:
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
         self.staged.clear()
-        self._keep(answer)
-
-    def _beside_finalizer(self, patch: dict[str, Any], adding: Future[Obj]) -> None:
-        """The status written while the finalizer's patch is on its way (module docstring);
-        this returns once both are answered, the finalizer on."""
-        if self.told is not None:
-            self.told()
-        held = self.obj.get("status")
-        operations = [
-            *self._decided_on(),
-            {"op": "test", "path": "/status", "value": held},
-            {"op": "add", "path": "/status", "value": merged(held or {}, patch)},
-        ]
-        try:
-            answer = self.kube.json_patch_custom(
-                self.resource.plural, self.namespace, self.name, operations, status=True
-            )
-        except BaseException as exc:
-            with contextlib.suppress(Exception):  # never left in flight behind a fresh read
-                self._answered(adding.result)
-            if isinstance(exc, (Conflict, NotFound)):  # decided again on a fresh read
-                raise Stale(
-                    f"{self.resource.kind} {self.name} changed while being written"
-                ) from exc
-            raise
-        self._keep(answer)
-        self._answered(adding.result)
-
-    def _decided_on(self) -> list[Obj]:
-        meta = self.obj["metadata"]
-        return [{"op": "test", "path": f"/metadata/{k}", "value": meta.get(k)} for k in DECIDED_ON]
+        self._wrote()
 
     def _finalizers_patch(self, finalizers: list[str]) -> Callable[[], Obj]:
         meta = self.obj["metadata"]
@@ -249,45 +155,20 @@ class StatusWriter:
             self.kube.patch_custom, self.resource.plural, self.namespace, self.name, patch
         )
 
-    def _finalizer_beside(self) -> Callable[[], Obj]:
-        """Ours added, guarded by `test`s, not the resourceVersion (the status write that may
-        go out beside it changes that): everything the pass decided on, and the finalizers."""
-        operations = [
-            *self._decided_on(),
-            {
-                "op": "test",
-                "path": "/metadata/finalizers",
-                "value": self.obj["metadata"].get("finalizers"),
-            },
-            {"op": "add", "path": "/metadata/finalizers", "value": self._with_ours()},
-        ]
-        return functools.partial(
-            self.kube.json_patch_custom,
-            self.resource.plural,
-            self.namespace,
-            self.name,
-            operations,
-            status=False,
-        )
-
     def _finalizers(self, finalizers: list[str]) -> None:
         self.settle()
         self._answered(self._finalizers_patch(finalizers))
 
     def _answered(self, call: Callable[[], Obj]) -> None:
         try:
-            answer = call()
+            self.obj = call()
         except (Conflict, NotFound) as exc:  # decided again on a fresh read: it may be gone
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
-        self._keep(answer)
+        self._wrote()
 
-    def _keep(self, answer: Obj) -> None:
-        """An answered write: the newer of it and the copy held (two writes sent together
-        may be answered in either order; the later one holds both)."""
-        if _version(answer) >= _version(self.obj):
-            self.obj = answer
+    def _wrote(self) -> None:
         if self.on_write is not None:
-            self.on_write(answer)
+            self.on_write(self.obj)
 
     def has_finalizer(self) -> bool:
         return FINALIZER in (self.obj["metadata"].get("finalizers") or [])
@@ -299,16 +180,10 @@ class StatusWriter:
             self._finalizers(self._with_ours())
 
     def add_finalizer_beside(self) -> None:
-        """Send our finalizer's patch now and go on: the next status write goes out beside
-        it and waits for both answers, any other write waits for it first (`settle`), so it
-        is on before any change a write records."""
+        """Send our finalizer's patch now and go on: the next write waits for its answer
+        (`settle`), so it is on before any change that write records."""
         if self._adding is None and not self.has_finalizer():
-            meta = self.obj["metadata"]
-            self._together = comparable([meta.get(k) for k in DECIDED_ON])
-            if self._together:
-                self._adding = fanout.start(self._finalizer_beside())
-            else:  # tests would fail on what they cannot compare: the resourceVersion then
-                self._adding = fanout.start(self._finalizers_patch(self._with_ours()))
+            self._adding = fanout.start(self._finalizers_patch(self._with_ours()))
 
     def settle(self) -> None:
         """What the pass sent beside it is answered: its Events are posted (`told`),
