@@ -11,6 +11,7 @@ controllers add and remove themselves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 import kopf
 
 from ..adapters import metrics
-from ..adapters.kube import Kube, api_client
+from ..adapters.kube import IDLE_CLOSE_SECONDS, Kube, api_client, warm
 from ..apigroup import GROUP, VERSION
 from ..settings import Settings
 from . import measures
@@ -37,13 +38,17 @@ from .recorder import Recorder
 from .watchcache import WatchCache
 from .writer import StatusWriter
 
-__all__ = ["WORKLOADS", "Runtime", "register", "runtime_of"]
+__all__ = ["WORKLOADS", "Runtime", "keep_warm", "register", "runtime_of"]
 
 WORKLOADS = (
     ("apps", "v1", "deployments", "Deployment"),
     ("apps", "v1", "statefulsets", "StatefulSet"),
 )
 """Workload kinds whose changes (a rollout's progress) wake the operations watching them."""
+WARM_SECONDS = IDLE_CLOSE_SECONDS * 2 / 3
+"""How often the client's connections are used, so the API server never closes them as
+idle: an operation created after a quiet spell (the usual case, an idle object costing
+no request) then starts on open connections. WARM_CONNECTIONS requests a minute."""
 STOP_SECONDS = 20.0
 """How long a stopping operator waits for passes in flight (a pg_dump is told to stop)."""
 LOG = logging.getLogger("runbook_operator")
@@ -180,6 +185,21 @@ def _configure(settings: kopf.OperatorSettings, ours: Settings) -> None:
     settings.scanning.disabled = ours.exact_namespaces is not None
 
 
+def _runtime(
+    ours: Settings, kinds: Sequence[Kind], elector: Elector | None
+) -> tuple[Runtime, Callable[[], int]]:
+    """The runtime, and how to keep its client's connections open (adapters.kube.warm)."""
+    if elector is None:
+        client = api_client()
+        return Runtime(ours, Kube(client), kinds), functools.partial(warm, client)
+    # Every write this process sends is refused unless it leads (core.leader).
+    client = api_client(fence=elector.is_fenced, user_agent=agent(elector.identity))
+    runtime = Runtime(
+        ours, Kube(client), kinds, instance=elector.identity, fenced=elector.is_fenced
+    )
+    return runtime, functools.partial(warm, client)
+
+
 def register(kinds: Sequence[Kind]) -> None:
     """Declare the Kopf handlers for these kinds (once, before kopf.run)."""
 
@@ -188,15 +208,9 @@ def register(kinds: Sequence[Kind]) -> None:
         ours: Settings = memo["settings"]
         _configure(settings, ours)
         elector: Elector | None = memo.get("elector")
-        if elector is None:
-            runtime = Runtime(ours, Kube(api_client()), kinds)
-        else:
-            # Every write this process sends is refused unless it leads (core.leader).
-            client = api_client(fence=elector.is_fenced, user_agent=agent(elector.identity))
-            runtime = Runtime(
-                ours, Kube(client), kinds, instance=elector.identity, fenced=elector.is_fenced
-            )
+        runtime, warming = _runtime(ours, kinds, elector)
         memo["runtime"] = runtime
+        memo["warming"] = asyncio.create_task(keep_warm(warming, WARM_SECONDS))
         # Every handler is async and only queues (passes run in the runtime's own pools:
         # PASSES for API work, DATABASE for dumps), so Kopf's sync executor stays small.
         settings.execution.max_workers = 2
@@ -208,6 +222,9 @@ def register(kinds: Sequence[Kind]) -> None:
 
     @kopf.on.cleanup(id="runbook-cleanup")
     async def cleanup(memo: Any, **_: Any) -> None:
+        warming: asyncio.Task[None] | None = memo.get("warming")
+        if warming is not None:
+            warming.cancel()
         await runtime_of(memo).stop()
         elector: Elector | None = memo.get("elector")
         if elector is not None:
@@ -224,6 +241,18 @@ def register(kinds: Sequence[Kind]) -> None:
         policies.add(("", "v1", "namespaces", "Namespace"))
     for group, version, plural, kind_name in sorted(policies):
         _register_workload(group, version, plural, kind_name)
+
+
+async def keep_warm(use: Callable[[], object], every: float) -> None:
+    """Call `use` (adapters.kube.warm: the client's connections) in a thread now, then
+    every `every` seconds, until cancelled. A failure is logged and tried again at the
+    next turn: the watches say it louder when the API server is away."""
+    while True:
+        try:
+            await asyncio.to_thread(use)
+        except Exception as exc:
+            LOG.warning(f"could not keep the connections to the API server open: {exc}")
+        await asyncio.sleep(every)
 
 
 def _register_kind(kind: str, plural: str) -> None:
