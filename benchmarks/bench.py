@@ -1,7 +1,7 @@
 """`make bench`: every figure against its reference, measured side by side, as a ratio.
 
-    .venv/bin/python benchmarks/bench.py [--only reaction,completion,isolation,scale,idle]
-        [--samples 10] [--many 1000] [--windows 1000] [--schedules 200] [--idle-seconds 60]
+    .venv/bin/python benchmarks/bench.py [--only quiet,reaction,completion,isolation,scale,idle]
+        [--samples 10] [--quiet-samples 3] [--many 1000] [--windows 1000] [--schedules 200] [--idle-seconds 60]
         [--operator-source DIR]   # another checkout's operator (a "before" run)
 
 On the local test bed (started if needed) unless KUBECONFIG names a cluster. The
@@ -26,13 +26,14 @@ import reaction
 import scale
 from lib import Bench, Figure, Operator, header
 
-SUITES = ("reaction", "completion", "isolation", "scale", "idle")
+SUITES = ("quiet", "reaction", "completion", "isolation", "scale", "idle")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", default=",".join(SUITES))
     parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--quiet-samples", type=int, default=3)
     parser.add_argument("--many", type=int, default=1000)
     parser.add_argument("--windows", type=int, default=1000)
     parser.add_argument("--schedules", type=int, default=200)
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     started = time.monotonic()
     try:
-        if {"reaction", "completion", "isolation"} & set(suites):
+        if {"quiet", "reaction", "completion", "isolation"} & set(suites):
             with operator.running():
+                if "quiet" in suites:  # first: nothing earlier left anything due
+                    figures += reaction.after_quiet(bench, args.quiet_samples)
                 if "reaction" in suites:
                     figures += reaction.run(bench, args.samples)
                 if "completion" in suites:

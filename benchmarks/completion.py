@@ -5,7 +5,8 @@
 - a MaintenanceWindow's whole start (flag, frontend restarted and rolled out, backend
   scaled down through its HPA) and its whole end (all of it put back and rolled out),
   against the runbook's kubectl script doing the same on a twin of the app.
-Each is run `n` times, interleaved with its reference; medians are compared.
+Each is run `n` times, interleaved with its reference; medians are compared. The
+operator's end is seen by a watch of its object, as `kubectl rollout status` watches.
 """
 
 from __future__ import annotations
@@ -13,16 +14,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lib import GROUP, VERSION, Bench, Figure, deployment, median
+from lib import GROUP, VERSION, Bench, Figure, Watcher, custom_lister, deployment, in_phase, median
 from reaction import _configmap, _hpa, _rolled_out, _two_revisions
 
 __all__ = ["run"]
 
 Obj = dict[str, Any]
-
-
-def _phase(bench: Bench, plural: str, namespace: str, name: str) -> str | None:
-    return (bench.get(plural, namespace, name).get("status") or {}).get("phase")
 
 
 def rollback(bench: Bench, n: int) -> Figure:
@@ -37,10 +34,11 @@ def rollback(bench: Bench, n: int) -> Figure:
             "metadata": {"name": f"rb{i}"},
             "spec": {"targets": [{"name": f"d{i}"}]},
         }
-        t0 = time.monotonic()
-        bench.create("rollbacks", ns, body)
-        bench.wait(lambda i=i: _phase(bench, "rollbacks", ns, f"rb{i}") == "Completed", 120, "rb")
-        ours.append(time.monotonic() - t0)
+        with Watcher(custom_lister(bench, "rollbacks"), ns) as w:
+            w.expect(f"rb{i}", in_phase("Completed"))
+            t0 = time.monotonic()
+            bench.create("rollbacks", ns, body)
+            ours.append(w.wait(f"rb{i}", 120) - t0)
         t0 = time.monotonic()
         bench.kubectl("-n", ns, "rollout", "undo", f"deployment/k{i}")
         bench.kubectl("-n", ns, "rollout", "status", f"deployment/k{i}", "--timeout=120s")
@@ -72,12 +70,11 @@ def restart(bench: Bench, n: int) -> Figure:
             "metadata": {"name": f"r{i}"},
             "spec": {"targets": [{"name": f"d{i}"}]},
         }
-        t0 = time.monotonic()
-        bench.create("restarts", ns, body)
-        bench.wait(
-            lambda i=i: _phase(bench, "restarts", ns, f"r{i}") == "Completed", 120, "restart"
-        )
-        ours.append(time.monotonic() - t0)
+        with Watcher(custom_lister(bench, "restarts"), ns) as w:
+            w.expect(f"r{i}", in_phase("Completed"))
+            t0 = time.monotonic()
+            bench.create("restarts", ns, body)
+            ours.append(w.wait(f"r{i}", 120) - t0)
         t0 = time.monotonic()
         bench.kubectl("-n", ns, "rollout", "restart", f"deployment/k{i}")
         bench.kubectl("-n", ns, "rollout", "status", f"deployment/k{i}", "--timeout=120s")
@@ -153,20 +150,17 @@ def maintenance_window(bench: Bench, n: int) -> list[Figure]:
                 "scaleDown": [{"name": f"back{s}", "replicas": 1}],
             },
         }
-        t0 = time.monotonic()
-        bench.create("maintenancewindows", ns, body)
-        bench.wait(
-            lambda i=i: _phase(bench, "maintenancewindows", ns, f"mw{i}") == "Active", 120, "active"
-        )
-        starts.append(time.monotonic() - t0)
-        t0 = time.monotonic()
-        bench.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, ns, "maintenancewindows", f"mw{i}", {"spec": {"cancel": True}}
-        )
-        bench.wait(
-            lambda i=i: _phase(bench, "maintenancewindows", ns, f"mw{i}") == "Cancelled", 120, "end"
-        )
-        ends.append(time.monotonic() - t0)
+        with Watcher(custom_lister(bench, "maintenancewindows"), ns) as w:
+            w.expect(f"mw{i}", in_phase("Active"))
+            t0 = time.monotonic()
+            bench.create("maintenancewindows", ns, body)
+            starts.append(w.wait(f"mw{i}", 120) - t0)
+            w.expect(f"mw{i}", in_phase("Cancelled"))
+            t0 = time.monotonic()
+            bench.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, ns, "maintenancewindows", f"mw{i}", {"spec": {"cancel": True}}
+            )
+            ends.append(w.wait(f"mw{i}", 120) - t0)
         t0 = time.monotonic()
         _script_start(bench, ns, f"-k{i}")
         script_starts.append(time.monotonic() - t0)

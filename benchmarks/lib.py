@@ -228,6 +228,19 @@ def deployment(name: str, namespace: str, replicas: int, *, version: str = "1") 
     }
 
 
+def custom_lister(bench: Bench, plural: str) -> Callable[..., Any]:
+    """A namespaced list of one of our kinds, for a `Watcher`."""
+
+    def list_fn(namespace: str, **kw: Any) -> Any:
+        return bench.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kw)
+
+    return list_fn
+
+
+def in_phase(phase: str) -> Callable[[Obj], bool]:
+    return lambda obj: (obj.get("status") or {}).get("phase") == phase
+
+
 class Watcher:
     """The first moment (monotonic) a watch of one kind in one namespace showed each object
     in a wanted state; `wait(name)` returns it."""

@@ -18,7 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lib import GROUP, VERSION, Bench, Figure, Operator, Watcher, deployment
+from lib import (
+    GROUP,
+    VERSION,
+    Bench,
+    Figure,
+    Operator,
+    Watcher,
+    custom_lister,
+    deployment,
+    in_phase,
+)
 
 __all__ = ["idle", "many"]
 
@@ -39,11 +49,9 @@ def many(bench: Bench, operator: Operator, count: int) -> list[Figure]:
         }
         for i in range(count)
     ]
-    with operator.running(), Watcher(_es_list(bench), ns) as w:
+    with operator.running(), Watcher(custom_lister(bench, "emergencyscales"), ns) as w:
         for body in bodies:
-            w.expect(
-                body["metadata"]["name"], lambda o: (o.get("status") or {}).get("phase") == "Active"
-            )
+            w.expect(body["metadata"]["name"], in_phase("Active"))
         sent = operator.api_requests_by_verb()
         t0 = time.monotonic()
         with ThreadPoolExecutor(CREATORS) as pool:
@@ -71,15 +79,6 @@ def many(bench: Bench, operator: Operator, count: int) -> list[Figure]:
             f" {sum(each.values()):.1f}: {verbs})",
         ),
     ]
-
-
-def _es_list(bench: Bench) -> Any:
-    def list_fn(namespace: str, **kw: Any) -> Any:
-        return bench.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "emergencyscales", **kw
-        )
-
-    return list_fn
 
 
 def idle(
