@@ -1,7 +1,9 @@
 """`make bench`: every figure against its reference, measured side by side, as a ratio.
 
-    .venv/bin/python benchmarks/bench.py [--only quiet,reaction,completion,isolation,scale,idle]
-        [--samples 10] [--quiet-samples 3] [--many 1000] [--windows 1000] [--schedules 200] [--idle-seconds 60]
+    .venv/bin/python benchmarks/bench.py
+        [--only quiet,reaction,completion,isolation,scale,idle]
+        [--samples 10] [--quiet-samples 3] [--many 1000] [--windows 1000] [--schedules 200]
+        [--idle-seconds 60]
         [--operator-source DIR]   # another checkout's operator (a "before" run)
 
 On the local test bed (started if needed) unless KUBECONFIG names a cluster. The
