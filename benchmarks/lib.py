@@ -166,12 +166,6 @@ class Bench:
     def create(self, plural: str, namespace: str, body: Obj) -> None:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
 
-    def get(self, plural: str, namespace: str, name: str) -> Obj:
-        found: Obj = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name
-        )
-        return found
-
     def list(self, plural: str, namespace: str) -> list[Obj]:
         found = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
         return list(found["items"])
