@@ -322,15 +322,14 @@ QUIET_SECONDS = 95.0
 
 def after_quiet(bench: Bench, n: int, seconds: float = QUIET_SECONDS) -> list[Figure]:
     ns, ref = bench.namespace("quiet-es"), bench.namespace("quiet-es", served=False)
-    bench.apply([deployment(f"d{i}", ns, 1) for i in range(n)])
-    bench.apply([deployment(f"d{i}", ref, 1) for i in range(n)])
-    own = client.AppsV1Api(config.new_client_from_config(config_file=str(bench.kubeconfig)))
+    bench.apply([deployment(f"d{i}", where, 1) for where in (ns, ref) for i in range(n)])
     ours: list[float] = []
     bare: list[float] = []
     with (
+        config.new_client_from_config(config_file=str(bench.kubeconfig)) as api,
         Watcher(bench.apps.list_namespaced_deployment, ns) as w_ours,
         Watcher(bench.apps.list_namespaced_deployment, ref) as w_ref,
-        BareLoop(bench, "emergencyscales", ref, _scaler(own, ref)),
+        BareLoop(bench, "emergencyscales", ref, _scaler(client.AppsV1Api(api), ref)),
     ):
         for i in range(n):
             time.sleep(seconds)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubernetes import client
+
 from runbook_operator.adapters.kube import api_client, warm
 
 
-def _open(api: object) -> int:
-    pool = api.rest_client.pool_manager.connection_from_url(api.configuration.host)  # type: ignore[attr-defined]
+def _open(api: client.ApiClient) -> int:
+    pool = api.rest_client.pool_manager.connection_from_url(api.configuration.host)
     return sum(1 for conn in list(pool.pool.queue) if conn is not None and conn.sock is not None)
 
 
