@@ -242,6 +242,7 @@ class Controller:
                 except Stale:
                     body = None  # decide again on what the API server has now
                 finally:
+                    ctx.writer.ended()  # who asked, told once stored (core.writer.stage)
                     ctx.recorder.settle()  # the pass's Events are posted before it ends
                     self._keep(key, ctx.obj, written=False)  # writes were kept as answered
                     self._measure(start, ctx)
@@ -344,11 +345,14 @@ class Controller:
 def _record_requester(ctx: Pass) -> None:
     """status.requestedBy, once, before the kind changes anything: who asked, as admission
     stamped it (core.identity). Nothing is written when nothing was stamped. It goes out
-    with the pass's first status write (which precedes any change), or at its end."""
+    with the pass's first status write (which precedes any change), or at its end; the
+    Requested event that names them is posted when the pass ends, once they are stored."""
     if not ctx.resource.operation or (ctx.obj.get("status") or {}).get("requestedBy"):
         return
     who = requested_by(ctx.obj)
     if who is not None:
-        ctx.writer.stage({"requestedBy": who.wire()})
         groups = f" (groups {', '.join(who.groups)})" if who.groups else ""
-        ctx.recorder.info("Requested", f"Requested by {who.user}{groups}.")
+        told = functools.partial(
+            ctx.recorder.info, "Requested", f"Requested by {who.user}{groups}."
+        )
+        ctx.writer.stage({"requestedBy": who.wire()}, then=told)

@@ -74,6 +74,10 @@ class StatusWriter:
         controller: GitOps owners are put back before the write that ends the changes)."""
         self.staged: dict[str, Any] = {}
         """Top-level status fields that go out with the next status write (`stage`)."""
+        self._on_staged: list[Callable[[], None]] = []
+        """Called when the pass ends if the staged fields were stored (`stage`'s `then`)."""
+        self._stored: list[Callable[[], None]] = []
+        """The `then` of staged fields a write stored: called by `ended`."""
         self.told: Callable[[], None] | None = None
         """Waits for the Events the pass decided so far (the recorder's `settle`)."""
         self._adding: Future[Obj] | None = None
@@ -121,12 +125,18 @@ class StatusWriter:
         self._patch_status(diff)
         return True
 
-    def stage(self, fields: dict[str, Any]) -> None:
+    def stage(self, fields: dict[str, Any], then: Callable[[], None] | None = None) -> None:
         """Top-level status fields that record no change of their own (who asked): they
         ride on the pass's next status write, which precedes its first change, instead of
-        costing a round trip of their own before it. `flush` writes them if none came."""
+        costing a round trip of their own before it. `flush` writes them if none came.
+        `then` (the Event that tells them) is called when the pass ends (`ended`), if a
+        write stored them: neither that write nor the change after it waits for, or
+        shares the API server with, its round trip, and a write refused as stale tells
+        nothing (the pass decided again stages them again)."""
         stored = self.obj.get("status") or {}
         self.staged.update({k: v for k, v in fields.items() if stored.get(k) != v})
+        if then is not None:
+            self._on_staged.append(then)
 
     def flush(self) -> bool:
         """Write what is staged and no write took along; False when nothing was."""
@@ -147,6 +157,14 @@ class StatusWriter:
             raise Stale(f"{self.resource.kind} {self.name} changed while being written") from exc
         self.staged.clear()
         self._wrote()
+        self._stored += self._on_staged
+        self._on_staged = []
+
+    def ended(self) -> None:
+        """The pass is over: what tells the staged fields it stored is called now."""
+        stored, self._stored = self._stored, []
+        for then in stored:
+            then()
 
     def _finalizers_patch(self, finalizers: list[str]) -> Callable[[], Obj]:
         meta = self.obj["metadata"]

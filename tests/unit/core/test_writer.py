@@ -142,3 +142,34 @@ def test_staged_fields_are_written_at_the_end_when_no_write_came(kube: FakeKube)
     assert kube.obj(PLURAL, "es")["status"]["requestedBy"] == {"user": "rita"}
     writer.stage({"requestedBy": {"user": "rita"}})  # stored already: nothing staged
     assert not writer.flush()
+
+
+def test_what_tells_the_staged_fields_comes_when_the_pass_ends_after_their_write(
+    kube: FakeKube,
+) -> None:
+    """The Requested event: told when the pass ends, the write waits for no post of it."""
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    told: list[dict[str, object]] = []
+    writer.stage(
+        {"requestedBy": {"user": "rita"}},
+        then=lambda: told.append(kube.obj(PLURAL, "es")["status"]),
+    )
+    assert told == []
+    assert writer.write(EmergencyScaleStatus(phase="Active"))
+    assert writer.write(EmergencyScaleStatus(phase="Reverting"))
+    assert told == []  # nothing shares the API server with the writes and the change
+    writer.ended()
+    assert [t.get("requestedBy") for t in told] == [{"user": "rita"}]
+    writer.ended()
+    assert len(told) == 1  # once
+
+
+def test_staged_fields_refused_as_stale_tell_nothing(kube: FakeKube) -> None:
+    writer = StatusWriter(kube, EMERGENCY_SCALE, kube.get_custom(PLURAL, "shop", "es"))
+    told: list[str] = []
+    writer.stage({"requestedBy": {"user": "rita"}}, then=lambda: told.append("Requested"))
+    kube.patch_custom(PLURAL, "shop", "es", {"spec": {"reason": "edited meanwhile"}})
+    with pytest.raises(Stale):
+        writer.write(EmergencyScaleStatus(phase="Active"))
+    writer.ended()
+    assert told == []  # the pass decided again stages, and tells, again
