@@ -22,12 +22,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runbook_operator.core.names import FINALIZER
 from support.identity import Refused, as_user, grant
 from support.kube import (
     Cluster,
     apply_objects,
     create_namespace,
     delete_namespace,
+    finalizer_where_served,
     mint_service_account_kubeconfig,
     render_kustomization,
     unique_name,
@@ -73,7 +75,8 @@ def apply_crds(kube: Cluster) -> None:
 def apply_rbac(kube: Cluster) -> None:
     """The access-control part of deploy/ exactly as users get it (not the Deployment):
     RBAC, and the admission policies, enforced once this returns."""
-    apply_objects(kube, render_kustomization(kube, ROOT / "deploy", RBAC_KINDS | ADMISSION_KINDS))
+    rendered = render_kustomization(kube, ROOT / "deploy", RBAC_KINDS | ADMISSION_KINDS)
+    apply_objects(kube, finalizer_where_served(rendered))
     wait_admission_enforced(kube)
 
 
@@ -146,14 +149,16 @@ def wait_admission_enforced(kube: Cluster) -> None:
             )
         except Refused:
             return False
-        notes = (yaml.safe_load(out)["metadata"].get("annotations")) or {}
-        return notes.get("ops.mailscore.com/requested-by") == PROBE_USER
+        meta = yaml.safe_load(out)["metadata"]
+        notes = meta.get("annotations") or {}
+        finalized = FINALIZER in (meta.get("finalizers") or [])  # deploy/admission/finalizer
+        return notes.get("ops.mailscore.com/requested-by") == PROBE_USER and finalized
 
     for policy, manifest in PROBES.items():
         wait_for(
             functools.partial(refused, policy, manifest), timeout=60, what=f"{policy} enforced"
         )
-    wait_for(stamped, timeout=60, what="runbook-requested-by stamping")
+    wait_for(stamped, timeout=60, what="runbook-requested-by and runbook-finalizer stamping")
 
 
 @pytest.fixture(scope="session")

@@ -155,7 +155,7 @@ def install(
     account = f"runbook-operator-{prefix}"
     core.create_namespaced_service_account(LEASE_NAMESPACE, {"metadata": {"name": account}})
     names = [create_namespace(kube.api, f"{prefix}-{n}") for n in ("scale", "window", "backup")]
-    other = create_namespace(kube.api, f"{prefix}-other")
+    other = create_namespace(kube.api, f"{prefix}-other", served=False)
     objects = namespaced_rbac(kube, account, names)
     apply_objects(kube, objects)
     kubeconfig = mint_service_account_kubeconfig(

@@ -58,7 +58,9 @@ def _local_only(kube: Cluster) -> None:
 @pytest.fixture
 def ns(kube: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace that no operator serves: these tests check the cluster alone."""
-    name = create_namespace(kube.api_client, unique_name(request.node.name, prefix="testbed"))
+    name = create_namespace(
+        kube.api_client, unique_name(request.node.name, prefix="testbed"), served=False
+    )
     try:
         yield name
     finally:

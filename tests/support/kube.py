@@ -66,6 +66,30 @@ def render_kustomization(kube: Cluster, path: Path, kinds: set[str]) -> list[dic
     return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in kinds]
 
 
+UNSERVED = "runbook-operator.test/unserved"
+"""The label of the test bed's namespaces that no operator serves (create_namespace's
+`served=False`, the benchmark's references)."""
+FINALIZER_BINDING = "runbook-finalizer"
+
+
+def finalizer_where_served(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """deploy/admission's objects for a test bed that several operators share, each serving
+    namespaces of its own, beside namespaces none serves: the binding that puts the
+    operator's finalizer on at creation is narrowed to namespaces not labelled UNSERVED, as
+    deploy/namespaced narrows it to its own (else an object there could never go). The
+    rest is applied as users get it."""
+    out = []
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "MutatingAdmissionPolicyBinding" and name == FINALIZER_BINDING:
+            served = {"matchExpressions": [{"key": UNSERVED, "operator": "DoesNotExist"}]}
+            spec = {**obj["spec"], "matchResources": {"namespaceSelector": served}}
+            out.append({**obj, "spec": spec})
+        else:
+            out.append(obj)
+    return out
+
+
 def apply_objects(kube: Cluster, objects: list[dict[str, Any]]) -> None:
     """Server-side apply as admin (taking over fields another apply set)."""
     subprocess.run(
@@ -205,10 +229,15 @@ def mint_service_account_kubeconfig(
     return target
 
 
-def create_namespace(api_client: client.ApiClient, name: str, timeout: float = 30.0) -> str:
-    """Creates a namespace and waits for its `default` ServiceAccount (pods need it)."""
+def create_namespace(
+    api_client: client.ApiClient, name: str, timeout: float = 30.0, *, served: bool = True
+) -> str:
+    """Creates a namespace and waits for its `default` ServiceAccount (pods need it).
+    `served=False`: no operator serves it, so admission puts no finalizer on there."""
     core = client.CoreV1Api(api_client)
     labels = {"app.kubernetes.io/created-by": "runbook-operator-e2e"}
+    if not served:
+        labels[UNSERVED] = "true"
     metadata = client.V1ObjectMeta(name=name, labels=labels)
     core.create_namespace(client.V1Namespace(metadata=metadata))
 

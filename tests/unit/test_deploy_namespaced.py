@@ -65,6 +65,15 @@ def test_each_served_namespace_has_its_rolebinding_and_its_argument() -> None:
     served = [a.removeprefix("--namespace=") for a in args[1:]]
     assert served == [b["metadata"]["namespace"] for b in bindings]
     assert not any(c in n for n in served for c in "*?[")  # exact names: no cluster-wide watch
+    # The finalizer is put on at creation in these namespaces and no other.
+    (binding,) = load(NAMESPACED / "finalizer-binding.yaml")
+    assert binding["kind"] == "MutatingAdmissionPolicyBinding"
+    assert binding["metadata"]["name"] == binding["spec"]["policyName"] == "runbook-finalizer"
+    (names,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert (names["key"], names["operator"]) == ("kubernetes.io/metadata.name", "In")
+    assert names["values"] == served
+    (kustomization,) = load(NAMESPACED / "kustomization.yaml")
+    assert {"path": "finalizer-binding.yaml"} in kustomization["patches"]
 
 
 def test_the_cluster_role_bindings_of_deploy_are_removed() -> None:

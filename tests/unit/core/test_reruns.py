@@ -10,6 +10,7 @@ from runbook_operator.core.conditions import StatusBase, with_state
 from runbook_operator.core.context import Pass
 from runbook_operator.core.kind import Kind, Result
 from runbook_operator.core.model import ApiModel
+from runbook_operator.core.names import FINALIZER
 from runbook_operator.core.reruns import LEDGER, Entry
 from runbook_operator.core.resource import Resource
 from support.fake_kube import NS, FakeKube
@@ -159,6 +160,22 @@ def test_a_copy_git_creates_again_is_skipped_with_one_event() -> None:
     assert "uid u1" in ready.message
     assert harness.reasons().count("AlreadyRan") == 1
     assert not harness.obj("once")["metadata"].get("finalizers")  # nothing to undo
+
+
+def test_a_copy_created_with_the_admission_finalizer_is_skipped_and_let_go() -> None:
+    """deploy/admission/finalizer.yaml puts the finalizer on at creation: a run that never
+    starts takes it off again, so that deleting the copy never waits for the operator."""
+    kube, kind = FakeKube(), OnceKind()
+    harness = Harness(kind, kube)
+    create(kube, "u1", ARGO)
+    harness.run("once")
+    delete(harness)
+    create(kube, "u2", {**ARGO, "finalizers": [FINALIZER]})
+    harness.run("once")
+    assert kind.runs == 1 and harness.status("once").phase == "Skipped"
+    assert not harness.obj("once")["metadata"].get("finalizers")
+    harness.delete("once")
+    assert ("onces", NS, "once") not in kube.store  # gone at once: no pass needed
 
 
 def test_a_new_run_id_runs_again_and_is_remembered_in_its_place() -> None:
