@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     suites = [s for s in args.only.split(",") if s]
 
     bench = Bench()
+    bench.install_admission(args.operator_source)
     operator = Operator(bench, source=args.operator_source)
     figures: list[Figure] = []
     started = time.monotonic()

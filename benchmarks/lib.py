@@ -32,11 +32,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.images import image  # noqa: E402
+from support.kube import UNSERVED, finalizer_where_served  # noqa: E402
 from testbed.testbed import LocalTestBed, cached_bin_dir  # noqa: E402
 
 __all__ = ["ROOT", "Bench", "Figure", "Operator", "Watcher", "image", "pct"]
 
 GROUP, VERSION = "ops.mailscore.com", "v1alpha1"
+ADMISSION = (
+    "mutatingadmissionpolicies",
+    "mutatingadmissionpolicybindings",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicybindings",
+)
 Obj = dict[str, Any]
 
 
@@ -109,23 +116,63 @@ class Bench:
             capture_output=True,
         )
 
-    def kubectl(self, *args: str, stdin: str | None = None) -> float:
-        """Run kubectl (process start included, as a person pays it); its wall time in s."""
-        start = time.monotonic()
-        subprocess.run(
+    def install_admission(self, source: Path | None = None) -> None:
+        """deploy/admission of the operator measured (this checkout's, or another's for a
+        "before" run), as users install it: who asked is stamped, and, where deploy/ has
+        it, the finalizer is put on at creation. What an earlier run installed and this
+        one does not have goes first, so a "before" run is measured as it was."""
+        where = (source or ROOT) / "deploy" / "admission"
+        rendered = self.output("kustomize", str(where))
+        docs = finalizer_where_served([d for d in yaml.safe_load_all(rendered) if d])
+        wanted = {d["metadata"]["name"] for d in docs}
+        for plural in ADMISSION:
+            for found in self.output("get", plural, "-o", "name").split():
+                name = found.split("/", 1)[1]
+                if name.startswith("runbook-") and name not in wanted:
+                    self.kubectl("delete", found, "--wait=true")
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(docs)
+        )
+        finalizer = any(d["metadata"]["name"] == "runbook-finalizer" for d in docs)
+        probe = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "EmergencyScale",
+            "metadata": {"name": "admission-probe", "namespace": "default"},
+            "spec": {"targets": [{"name": "web", "replicas": 1}]},
+        }
+
+        def enforced() -> bool:  # policies take a moment to be in force once created
+            out = self.output(
+                "create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(probe)
+            )
+            meta = json.loads(out)["metadata"]
+            stamped = "ops.mailscore.com/requested-by" in (meta.get("annotations") or {})
+            return stamped and (not finalizer or bool(meta.get("finalizers")))
+
+        self.wait(enforced, timeout=60, what="the admission policies in force")
+
+    def output(self, *args: str, stdin: str | None = None) -> str:
+        """Run kubectl; what it printed."""
+        return subprocess.run(
             [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
             text=True,
             check=True,
             capture_output=True,
-        )
+        ).stdout
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> float:
+        """Run kubectl (process start included, as a person pays it); its wall time in s."""
+        start = time.monotonic()
+        self.output(*args, stdin=stdin)
         return time.monotonic() - start
 
     def namespace(self, suffix: str, *, served: bool = True) -> str:
         """A namespace the operator serves, or (served=False) one it never looks at, for the
         references that run beside it."""
         name = f"{self.prefix}-{suffix}" if served else f"{self.prefix}x-{suffix}"
-        self.core.create_namespace({"metadata": {"name": name}})
+        labels = {} if served else {UNSERVED: "true"}  # no finalizer put on at admission
+        self.core.create_namespace({"metadata": {"name": name, "labels": labels}})
         self.namespaces.append(name)
         return name
 
@@ -180,12 +227,7 @@ class Bench:
     def apiserver_requests(self) -> float:
         """Requests the API server has served since it started, WATCH and the long-running
         ones excluded (apiserver_request_total)."""
-        metrics = subprocess.run(
-            [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", "get", "--raw", "/metrics"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        metrics = self.output("get", "--raw", "/metrics")
         total = 0.0
         for line in metrics.splitlines():
             if not line.startswith("apiserver_request_total{"):
