@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.images import image  # noqa: E402
-from support.kube import UNSERVED, finalizer_where_served  # noqa: E402
+from support.kube import FINALIZER_BINDING, UNSERVED, finalizer_where_served  # noqa: E402
 from testbed.testbed import LocalTestBed, cached_bin_dir  # noqa: E402
 
 __all__ = ["ROOT", "Bench", "Figure", "Operator", "Watcher", "image", "pct"]
@@ -133,7 +133,7 @@ class Bench:
         self.kubectl(
             "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(docs)
         )
-        finalizer = any(d["metadata"]["name"] == "runbook-finalizer" for d in docs)
+        finalizer = FINALIZER_BINDING in wanted
         probe = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "EmergencyScale",
