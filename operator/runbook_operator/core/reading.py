@@ -53,10 +53,14 @@ def _is_revision(rs: Obj, owner_uid: object, revision: str) -> bool:
     return owner_uid in owners and annotations.get(REVISION_ANNOTATION) == revision
 
 
-def observe_deployment(kube: KubePort, namespace: str, name: str) -> Observed:
-    """The Deployment (None when it is gone) and the ReplicaSets its selector matches."""
+def observe_deployment(
+    kube: KubePort, namespace: str, name: str, known: Obj | None = None
+) -> Observed:
+    """The Deployment (None when it is gone) and the ReplicaSets its selector matches;
+    `known`, a copy of the Deployment already at hand (the operator's watch cache), is
+    not read again."""
     try:
-        deployment = kube.get_deployment(namespace, name)
+        deployment = known if known is not None else kube.get_deployment(namespace, name)
     except NotFound:
         return Observed(None)
     return Observed(deployment, tuple(replica_sets(kube, namespace, deployment)))

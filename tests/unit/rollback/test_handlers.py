@@ -259,3 +259,107 @@ def test_a_paused_deployment_is_refused_and_nothing_changes() -> None:
     h.run("undo", NS)
     assert h.status("undo", NS).phase == "Refused"
     assert kube.obj("Deployment", "web", NS)["spec"] == before
+
+
+def create_to(kube: FakeKube, name: str, revision: int) -> Harness:
+    kube.add_custom(
+        PLURAL,
+        {
+            "apiVersion": "ops.mailscore.com/v1alpha1",
+            "kind": "Rollback",
+            "metadata": {"name": "undo", "namespace": NS},
+            "spec": {"targets": [{"name": name, "toRevision": revision}]},
+        },
+    )
+    return Harness(RollbackKind(), kube)
+
+
+def test_a_new_rollback_restores_from_the_watch_copy_without_reading_the_deployment() -> None:
+    """The operator's watch delivered the Deployment: the decision and the restore wait
+    only for the list of its ReplicaSets."""
+    kube = world("web")
+    h = create(kube, "web")
+    h.cache = kube.watched()
+    before: list[tuple[str, ...]] = []
+
+    def restore(call: tuple[str, ...]) -> None:
+        if call[0] == "json-patch" and not before:
+            before.extend(r for r in kube.reads if r[1] != PLURAL)
+
+    kube.reads.clear()
+    kube.before_write = restore
+    h.run("undo", NS)
+    assert before == [("list", "ReplicaSet", "cached")]
+    assert image_of(kube, "web") == "img:2"
+    status = h.status("undo", NS)
+    assert [(t.from_revision, t.to_revision) for t in status.targets] == [(3, 2)]
+
+
+def test_a_watch_copy_gone_stale_is_refused_by_its_resource_version_and_decided_again() -> None:
+    """Someone changed the Deployment after the watch delivered it (its template is the
+    same), and the event is still in flight: the restore written against the copy is
+    refused by its resourceVersion, and the fresh read decides again."""
+    kube = world("web")
+    h = create(kube, "web")
+    h.cache = kube.watched()
+    kube.obj("Deployment", "web", NS)["spec"]["minReadySeconds"] = 5
+    kube.obj("Deployment", "web", NS)["metadata"]["resourceVersion"] = "9999"
+    h.run("undo", NS)
+    restores = [c for c in kube.calls if c[0] == "json-patch"]
+    assert len(restores) == 2  # the first one refused
+    assert ("get", "Deployment", "web") in kube.reads  # the fresh read
+    status = h.status("undo", NS)
+    assert [(t.from_revision, t.to_revision, t.state) for t in status.targets] == [
+        (3, 2, "Complete")
+    ]
+    assert image_of(kube, "web") == "img:2"
+    assert kube.obj("Deployment", "web", NS)["spec"]["minReadySeconds"] == 5
+
+
+def test_a_copy_behind_a_new_revision_decides_on_a_fresh_read() -> None:
+    """Revision 4 rolled out after the watch delivered revision 3: on the copy, the
+    previous revision looks like the current one (AlreadyAtRevision, no change); that end
+    is decided again on a fresh read, which goes from 4 back to 3."""
+    kube = world("web")
+    h = create(kube, "web")
+    h.cache = kube.watched()
+    dep, sets = history("web", ["img:1", "img:2", "img:3", "img:4"])
+    dep["metadata"]["resourceVersion"] = "9999"
+    kube.put("Deployment", dep)
+    kube.put("ReplicaSet", sets[-1])
+    h.run("undo", NS)
+    status = h.status("undo", NS)
+    assert [(t.from_revision, t.to_revision) for t in status.targets] == [(4, 3)]
+    assert image_of(kube, "web") == "img:3"
+    assert "AlreadyAtRevision" not in [e.reason for e in h.events]
+
+
+def test_an_end_without_a_change_is_never_decided_on_a_watch_copy() -> None:
+    """The copy still shows revision 2, the revision asked for; the Deployment is at 3 by
+    now. Deciding on the copy would end the Rollback as AlreadyAtRevision and leave the
+    bad revision running; the end is decided on a fresh read, which restores revision 2."""
+    kube = world("web")
+    stale, _ = history("web", ["img:1", "img:2"])
+    kube.put("Deployment", stale)
+    h = create_to(kube, "web", 2)
+    h.cache = kube.watched()
+    dep, _ = history("web")
+    dep["metadata"]["resourceVersion"] = "9999"
+    kube.put("Deployment", dep)
+    h.run("undo", NS)
+    status = h.status("undo", NS)
+    assert [(t.from_revision, t.to_revision) for t in status.targets] == [(3, 2)]
+    assert image_of(kube, "web") == "img:2"
+    assert "AlreadyAtRevision" not in [e.reason for e in h.events]
+
+
+def test_a_deployment_deleted_after_its_watch_copy_fails_the_target_and_leaves_the_cache() -> None:
+    kube = world("web")
+    h = create(kube, "web")
+    h.cache = kube.watched()
+    del kube.store[("Deployment", NS, "web")]
+    h.run("undo", NS)
+    status = h.status("undo", NS)
+    assert status.is_done(), status
+    assert "deleted" in (status.targets[0].message or ""), status.targets
+    assert h.cache.workload("Deployment", NS, "web") is None

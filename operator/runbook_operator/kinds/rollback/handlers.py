@@ -55,14 +55,35 @@ class Seen:
     answer is the Deployment as the template patch must find it (its resourceVersion
     guards that patch, so a copy gone stale is refused, never overwritten); after the
     template patch or a release the target is read again, since the Deployment
-    controller now acts on it."""
+    controller now acts on it.
 
-    def __init__(self, ctx: Pass, names: list[str]) -> None:
+    A decision not made yet starts from the operator's watch cache (core.watchcache):
+    the GET of the Deployment was a round trip before every first restore. A copy may be
+    behind by the events in flight. A restore or hold decided on it is refused by its
+    resourceVersion guard and decided again on a fresh read; a decision that would end
+    the Rollback with no change (already at the revision, refused) is never taken on a
+    copy: `confirm()` drops the copies, and the step is decided again on fresh reads.
+    Once a decision is recorded, passes read the Deployments from the API server as
+    before: the first decision is what stands between a new Rollback and its restore."""
+
+    def __init__(self, ctx: Pass, names: list[str], *, cached: bool = False) -> None:
         self.ctx = ctx
-        reads = [functools.partial(observe_deployment, ctx.kube, ctx.namespace, n) for n in names]
+        known = {n: ctx.cache.workload(DEPLOYMENT, ctx.namespace, n) for n in names if cached}
+        self.copies = {n for n, d in known.items() if d is not None}
+        reads = [
+            functools.partial(observe_deployment, ctx.kube, ctx.namespace, n, known.get(n))
+            for n in names
+        ]
         self.observed: dict[str, logic.Observed] = {}
         for name, observed in zip(names, fanout.gather(reads), strict=True):  # side by side
             self._keep(name, observed)
+
+    def confirm(self) -> bool:
+        """Drop what came from the watch cache, to be read fresh; whether anything did."""
+        copies, self.copies = self.copies, set()
+        for name in copies:
+            self.forget(name)
+        return bool(copies)
 
     def get(self, name: str) -> logic.Observed:
         if name not in self.observed:
@@ -79,6 +100,7 @@ class Seen:
 
     def forget(self, name: str) -> None:
         self.observed.pop(name, None)
+        self.copies.discard(name)
 
 
 def _names(spec: RollbackSpec | None, status: RollbackStatus) -> list[str]:
@@ -97,7 +119,11 @@ class RollbackKind(Kind):
         spec = ctx.spec(RollbackSpec)
         holder = holder_id(ROLLBACK.kind, ctx.name, ctx.uid)
         asked = False
-        seen = Seen(ctx, [t.name for t in spec.targets])  # beside the finalizer, if it is new
+        # An armed Rollback decides when Prometheus says so, on reads of that moment.
+        first = spec.trigger is None and all(
+            t.state == TargetState.PENDING for t in ctx.status().targets
+        )
+        seen = Seen(ctx, [t.name for t in spec.targets], cached=first)
         told: list[logic.Event] = []
         try:
             for _ in range(MAX_STEPS):
@@ -118,6 +144,8 @@ class RollbackKind(Kind):
                         break  # Prometheus is asked once per pass (and again at the next tick)
                     asked = True
                     plan = self._evaluate(ctx, spec, plan, now)
+                if plan.status is not None and plan.status.is_done() and seen.confirm():
+                    continue  # an end with no change is decided on fresh reads only
                 if not self._act(ctx, plan, status, seen, holder, told):
                     break
         finally:
@@ -165,6 +193,9 @@ class RollbackKind(Kind):
                 ctx.kube.json_patch_deployment(ctx.namespace, target, operations)
             except Conflict:
                 return True  # it changed since it was read: decide again on what it is now
+            except NotFound:  # deleted since it was read (or since the watch said so)
+                ctx.cache.forget(DEPLOYMENT, ctx.namespace, target)
+                return True
         for target in plan.release:
             self._release(ctx, target, holder)
             seen.forget(target)
@@ -197,6 +228,7 @@ class RollbackKind(Kind):
             except NotFound:
                 other = None
                 plan = logic.Plan(None)  # gone meanwhile: decide again
+                ctx.cache.forget(DEPLOYMENT, ctx.namespace, target)
             if other is not None or plan.status is None:
                 seen.forget(target)
                 for mine in taken:
