@@ -8,8 +8,11 @@ window, watches them, and that the window starts only once the cluster's minimum
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from runbook_operator.adapters.kube import Forbidden, NotFound
 from support.maintenancewindow_fakes import NS, Sim, mail_score
@@ -145,4 +148,27 @@ def test_the_example_policy_is_valid_and_governs_production() -> None:
     assert spec.approvals is not None and spec.approvals.required == 2
     s = sim(policy=doc)
     s.one()
+    assert s.status["governedBy"] == ["production-minimums"]
+
+
+def test_the_namespace_and_the_policies_are_read_side_by_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Neither read needs the other: one after another, they were two round trips before
+    the window's first change. Each waits here until the other has begun too."""
+    s = sim()
+    both = threading.Barrier(2, timeout=2)
+    for name in ("get_namespace", "list_cluster_custom"):
+        real = getattr(s.kube, name)
+        waited: list[bool] = []
+
+        def meeting(*args: Any, real: Any = real, waited: list[bool] = waited, **kw: Any) -> Any:
+            if not waited:
+                waited.append(True)
+                both.wait()
+            return real(*args, **kw)
+
+        monkeypatch.setattr(s.kube, name, meeting)
+    s.one()
+    assert condition(s, "Approved")["reason"] != "ClusterPolicyUnknown"
     assert s.status["governedBy"] == ["production-minimums"]

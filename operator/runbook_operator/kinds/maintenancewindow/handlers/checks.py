@@ -9,6 +9,7 @@ its end) and the health check after the end.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -64,9 +65,14 @@ def _cluster(
 ) -> tuple[tuple[ClusterPolicy, ...], dict[str, str]] | str | None:
     """The MaintenancePolicies and the namespace's labels; None when the kind is not
     installed, the error's text when they could not be read."""
+    reads: list[Callable[[], Any]] = [
+        functools.partial(env.kube.get_namespace, namespace),
+        functools.partial(env.kube.list_cluster_custom, MAINTENANCE_POLICY.plural, cached=True),
+    ]
     try:
-        labels = (env.kube.get_namespace(namespace).get("metadata") or {}).get("labels") or {}
-        listed = env.kube.list_cluster_custom(MAINTENANCE_POLICY.plural, cached=True)
+        # Side by side: the labels select among the policies only once both are here.
+        found, listed = fanout.gather(reads)
+        labels = (found.get("metadata") or {}).get("labels") or {}
         return tuple(_cluster_policy(obj) for obj in listed), dict(labels)
     except NotFound:
         return None
