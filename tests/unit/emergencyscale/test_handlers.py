@@ -73,14 +73,14 @@ def held_by(kube: FakeKube, name: str) -> str | None:
     return kube.annotations("Deployment", name).get(HOLD_ANNOTATION)
 
 
-def freeze_before_our_hold(kube: FakeKube) -> Callable[[tuple[str, ...]], None]:
-    """A write hook: someone holds the frontend by hand just before our patch reaches it."""
+def freeze_before_our_hold(
+    kube: FakeKube, name: str = "mail-score-frontend"
+) -> Callable[[tuple[str, ...]], None]:
+    """A write hook: someone holds the workload by hand just before our patch reaches it."""
 
     def steal(call: tuple[str, ...]) -> None:
-        if call == ("patch", "Deployment", "mail-score-frontend") and not held_by(
-            kube, "mail-score-frontend"
-        ):
-            front = kube.obj("Deployment", "mail-score-frontend")
+        if call == ("patch", "Deployment", name) and not held_by(kube, name):
+            front = kube.obj("Deployment", name)
             front["metadata"]["annotations"][HOLD_ANNOTATION] = "Freeze/by-hand"
             front["metadata"]["resourceVersion"] = "9999"
 
@@ -102,19 +102,20 @@ def test_one_pass_takes_holds_records_then_patches(kube: FakeKube) -> None:
 
     kube.before_write = first_change
     h.run(NAME)
-    # Both originals were stored before the first change, with the holds taken before.
+    # Both originals were stored before the first change, with the holds taken beside.
     assert [o["name"] for o in recorded[0]["originals"]] == [
         "mail-score-backend",
         "mail-score-frontend",
     ]
     done = writes(kube)
-    assert sorted(done[:3]) == [  # side by side: the finalizer is on before the status
+    assert sorted(done[:4]) == [  # side by side: the holds and the record of the originals
         ("patch", "Deployment", "mail-score-backend"),  # hold
         ("patch", "Deployment", "mail-score-frontend"),  # hold
         ("patch", PLURAL, NAME),  # our finalizer, before anything changes
-    ]
-    assert done[3:] == [
         ("patch-status", PLURAL, NAME),  # originals and Active, recorded before ...
+    ]
+    assert done.index(("patch", PLURAL, NAME)) < done.index(("patch-status", PLURAL, NAME))
+    assert done[4:] == [
         ("patch", "HorizontalPodAutoscaler", "backend-hpa"),  # ... the changes
         ("scale", "Deployment", "mail-score-frontend"),  # replicas, by the scale subresource
     ]  # and no second status: it said already how many pods each has of those wanted
@@ -185,6 +186,55 @@ def test_the_holds_go_out_beside_the_finalizer_and_the_first_change_after_it(
     assert finalized_at == {"status": True, "scale": True}
     assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 6
     assert kube.calls.count(("patch", PLURAL, NAME)) == 1
+
+
+def test_the_hold_of_a_workload_its_hpa_scales_goes_beside_the_record_of_its_original(
+    kube: FakeKube,
+) -> None:
+    """The change is on the HPA, the hold on the workload: the hold does not wait for the
+    status that records the original, nor the status for the hold, and the HPA is patched
+    once both are answered."""
+    h = harness(kube)
+    create(kube, {"targets": [{"name": "mail-score-backend", "replicas": 10}]})
+    recording = threading.Event()
+    overlapped: list[bool] = []
+    at_change: list[tuple[str | None, list[str]]] = []
+
+    def status(name: str, patch: dict[str, Any]) -> None:
+        if "originals" in str(patch):
+            recording.set()
+
+    def watch(call: tuple[str, ...]) -> None:
+        if call == ("patch", "Deployment", "mail-score-backend") and not overlapped:
+            overlapped.append(recording.wait(2))  # the record is under way already
+        elif call[1] == "HorizontalPodAutoscaler":
+            stored = kube.obj(PLURAL, NAME)["status"].get("originals") or []
+            at_change.append((held_by(kube, "mail-score-backend"), [o["name"] for o in stored]))
+
+    kube.before_write = watch
+    kube.before_status = status
+    h.run(NAME)
+    assert overlapped == [True]
+    me = f"{ME}/{h.obj(NAME)['metadata']['uid']}"
+    assert at_change == [(me, ["mail-score-backend"])]  # held and recorded, then changed
+    assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 10
+    assert h.status(NAME).phase == "Active"
+
+
+def test_a_hold_refused_beside_the_record_takes_the_record_back(kube: FakeKube) -> None:
+    """Another operation held the workload between the pass's read and its hold, which
+    went out beside the record of the original: the HPA is not touched, and the record
+    goes back to waiting for the other operation."""
+    h = harness(kube)
+    create(kube, {"targets": [{"name": "mail-score-backend", "replicas": 10}]})
+    kube.before_write = freeze_before_our_hold(kube, "mail-score-backend")
+    h.run(NAME)
+    assert held_by(kube, "mail-score-backend") == "Freeze/by-hand"
+    assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 3
+    status = h.status(NAME)
+    assert status.originals == []
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "WorkloadHeld"
 
 
 def test_a_deletion_before_the_finalizer_is_on_lets_go_of_the_holds_taken(

@@ -922,6 +922,47 @@ def test_one_free_workload_recorded_now_takes_its_hold_with_its_size() -> None:
     assert change is not None and change.key == FRONTEND and change.replicas == 6
 
 
+# --- the holds taken beside the record of their originals -----------------------------
+
+
+@pytest.mark.parametrize("case", ["hpa", "two-holds"])
+def test_holds_go_beside_the_record_of_their_originals(case: str) -> None:
+    """An HPA changed instead of the workload, or two workloads: their holds go out beside
+    the status that records them (the one free workload sized directly takes its hold
+    with its size instead)."""
+    if case == "hpa":
+        workloads: tuple[logic.Workload, ...] = (backend(),)
+        es = spec(targets=[{"name": "mail-score-backend", "replicas": 10}])
+    else:
+        workloads = (backend(), frontend(2))
+        es = runbook_spec()
+    out = _advance(es, *workloads)
+    world = {w.key: w for w in workloads}
+    assert out.acquire and out.changes
+    assert logic.holds_beside_record(out, EmergencyScaleStatus(), world)
+
+
+@pytest.mark.parametrize("why", ["held", "with-its-change", "recorded-before", "no-change"])
+def test_holds_go_before_the_record_otherwise(why: str) -> None:
+    """A hold someone has (a stale one to judge), a hold that travels with its change, an
+    original recorded by an earlier step (a crash in between), or nothing to change after
+    the record: the holds are taken first, as before."""
+    status = EmergencyScaleStatus()
+    workloads: tuple[logic.Workload, ...] = (backend(),)
+    es = spec(targets=[{"name": "mail-score-backend", "replicas": 10}])
+    if why == "held":
+        workloads = (backend(held_by="Rollback/old"),)
+    elif why == "with-its-change":
+        workloads, es = (frontend(2),), spec()
+    out = _advance(es, *workloads)
+    if why == "recorded-before":
+        status = out.status
+    elif why == "no-change":
+        out = replace(out, changes=())
+    world = {w.key: w for w in workloads}
+    assert not logic.holds_beside_record(out, status, world)
+
+
 @pytest.mark.parametrize(
     "why",
     ["held", "hpa", "two-holds", "recorded-before"],

@@ -2,12 +2,18 @@
 
 One pass carries the operation as far as it can go now: each step's status is
 written (synchronously, optimistically) before the patches it records are made, and
-the next step follows in the same pass. Holds are taken before the originals are
-recorded, so an original is never recorded for a workload someone else is changing;
-except that the one workload of a step that nobody holds takes its hold in the same
-patch as its new size, after the status, written with the resourceVersion its original
-was read at: the size changes only on the workload exactly as recorded, and when that
-patch is refused the record goes back and the step is decided again on a fresh read.
+the next step follows in the same pass. No change is made before the holds on its
+workloads are taken and their originals recorded, and an original recorded for a
+workload someone else holds or changed does not stay:
+- the one workload of a step that nobody holds takes its hold in the same patch as its
+  new size, after the status, written with the resourceVersion its original was read
+  at: the size changes only on the workload exactly as recorded;
+- the holds of workloads nobody holds, whose originals the step records (an HPA's
+  minimum to raise, several workloads), go out beside that status write, each written
+  with the resourceVersion it was read at, and the changes wait for both;
+- any other hold is taken before the status.
+When a hold is refused the record goes back and the step is decided again on a fresh
+read.
 What is left to wait for is a watch event of the targets (replicas ready, a hold
 released, a workload created) or the clock (the end of `duration`, the next question
 to Prometheus): `Result` says which.
@@ -15,13 +21,14 @@ to Prometheus): `Result` says which.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from ...adapters.kube import NotFound
+from ...adapters.kube import KubeError, NotFound
 from ...core import failpoints, fanout, sampling
 from ...core.context import Pass
 from ...core.gate import NEEDS_HUMAN, Problem, Sample
@@ -266,6 +273,8 @@ class EmergencyScaleKind(Kind):
         (logic.hold_with_change) goes out with it, after the status.
         Returns whether anything happened (so the next step may be due at once)."""
         status, lctx, seen = step.status, step.lctx, step.seen
+        if logic.holds_beside_record(outcome, status, step.world):
+            return self._act_beside(ctx, step, outcome)
         recorded = {logic.key_of(o) for o in status.originals}
         took = self._take_holds(ctx, step, outcome)
         if took is None:
@@ -292,6 +301,37 @@ class EmergencyScaleKind(Kind):
             self._release(ctx, outcome.release, lctx.holder, seen)
         ctx.recorder.events(outcome.notes)
         return wrote or bool(outcome.changes or outcome.release or taken)
+
+    def _act_beside(self, ctx: Pass, step: Decided, outcome: logic.Outcome) -> bool:
+        """The holds side by side with the status that records their originals
+        (logic.holds_beside_record), then the changes. A hold refused, or a workload
+        found changed, made nothing change: the record goes back (to the step before, or
+        to waiting for the other operation's hold) and the step is decided again."""
+        status, lctx, seen = step.status, step.lctx, step.seen
+        holding = fanout.start(functools.partial(self._take_holds, ctx, step, outcome))
+        try:
+            wrote = ctx.write(outcome.status)
+        except KubeError:
+            with contextlib.suppress(KubeError):
+                took = holding.result()
+                for kind, name in took[1] if took is not None else ():
+                    release_hold(ctx.kube, kind, ctx.namespace, name, lctx.holder)
+                    seen.forget((kind, name))
+            raise
+        took = holding.result()
+        if took is None:
+            ctx.write(status.model_copy(update={"gate": outcome.status.gate}))
+            return True
+        if took[0] is not outcome:  # held elsewhere
+            ctx.write(took[0].status)
+            ctx.recorder.events(took[0].notes)
+            return True
+        if wrote:
+            failpoints.hit(f"emergencyscale-{outcome.status.phase}")
+        self._patch(ctx, outcome.changes, seen)
+        self._release(ctx, outcome.release, lctx.holder, seen)
+        ctx.recorder.events(outcome.notes)
+        return True
 
     def _take_holds(
         self, ctx: Pass, step: Decided, outcome: logic.Outcome

@@ -90,6 +90,7 @@ __all__ = [
     "finalize",
     "held_elsewhere",
     "hold_with_change",
+    "holds_beside_record",
     "hpas_to_authorize",
     "key_of",
     "read_workload",
@@ -210,6 +211,30 @@ def hold_with_change(outcome: Outcome, status: EmergencyScaleStatus, world: Worl
         (c for c in outcome.changes if c.key == key and c.hpa is None and c.replicas is not None),
         None,
     )
+
+
+def holds_beside_record(outcome: Outcome, status: EmergencyScaleStatus, world: World) -> bool:
+    """Whether the step's holds may be taken side by side with the status write that
+    records their originals, instead of before it: one round trip less on the way to an
+    HPA's emergency minimum (the hold is on the workload, the change on its HPA), or to
+    several workloads' sizes.
+
+    Only when every workload to hold is nobody's as read, and has its original recorded
+    by this very step, and a change follows. The changes wait for both answers; when a
+    hold is refused or finds the workload changed, nothing was changed, so the record
+    goes back and the step is decided again, as for a hold that travels with its change
+    (`hold_with_change`, which this leaves alone)."""
+    if not outcome.acquire or not outcome.changes or outcome.status.is_done():
+        return False
+    if hold_with_change(outcome, status, world) is not None:
+        return False
+    for key in outcome.acquire:
+        workload = world.get(key)
+        if workload is None or workload.held_by is not None:
+            return False
+        if original_of(status, key) is not None or original_of(outcome.status, key) is None:
+            return False
+    return True
 
 
 def _running(
