@@ -221,22 +221,6 @@ def test_the_hold_of_a_workload_its_hpa_scales_goes_beside_the_record_of_its_ori
     assert h.status(NAME).phase == "Active"
 
 
-def test_a_hold_refused_beside_the_record_takes_the_record_back(kube: FakeKube) -> None:
-    """Another operation held the workload between the pass's read and its hold, which
-    went out beside the record of the original: the HPA is not touched, and the record
-    goes back to waiting for the other operation."""
-    h = harness(kube)
-    create(kube, {"targets": [{"name": "mail-score-backend", "replicas": 10}]})
-    kube.before_write = freeze_before_our_hold(kube, "mail-score-backend")
-    h.run(NAME)
-    assert held_by(kube, "mail-score-backend") == "Freeze/by-hand"
-    assert kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"] == 3
-    status = h.status(NAME)
-    assert status.originals == []
-    ready = status.condition("Ready")
-    assert ready is not None and ready.reason == "WorkloadHeld"
-
-
 def test_a_deletion_before_the_finalizer_is_on_lets_go_of_the_holds_taken(
     kube: FakeKube,
 ) -> None:
@@ -330,17 +314,33 @@ def test_one_target_nobody_holds_takes_its_hold_with_its_size_after_the_status(
     assert h.reasons()[:2] == ["RecordedOriginals", "Applied"]
 
 
+def _size(kube: FakeKube, target: str) -> int:
+    """The size an EmergencyScale changes: the HPA's minimum for the backend, else replicas."""
+    if target == "mail-score-backend":
+        return int(kube.obj("HorizontalPodAutoscaler", "backend-hpa")["spec"]["minReplicas"])
+    return int(kube.obj("Deployment", target)["spec"]["replicas"])
+
+
+@pytest.mark.parametrize(
+    ("target", "size"),
+    [
+        pytest.param("mail-score-frontend", 6, id="hold-with-its-size"),
+        pytest.param("mail-score-backend", 10, id="hold-beside-the-record"),
+    ],
+)
 def test_one_target_taken_by_another_before_its_hold_leaves_no_original_behind(
-    kube: FakeKube,
+    kube: FakeKube, target: str, size: int
 ) -> None:
-    """Its original was recorded, then another operation held it first: the patch is
-    refused, nothing changes, the record goes back and the operation waits its turn."""
+    """Its original was recorded (its hold went out with its size, or beside the record),
+    and another operation held it first: the hold is refused, nothing changes, the record
+    goes back and the operation waits its turn."""
     h = harness(kube)
-    create(kube, {"targets": [{"name": "mail-score-frontend", "replicas": 6}]})
-    kube.before_write = freeze_before_our_hold(kube)
+    create(kube, {"targets": [{"name": target, "replicas": size}]})
+    before = _size(kube, target)
+    kube.before_write = freeze_before_our_hold(kube, target)
     h.run(NAME)
-    assert held_by(kube, "mail-score-frontend") == "Freeze/by-hand"
-    assert kube.obj("Deployment", "mail-score-frontend")["spec"]["replicas"] == 2
+    assert held_by(kube, target) == "Freeze/by-hand"
+    assert _size(kube, target) == before
     status = h.status(NAME)
     assert status.originals == []
     ready = status.condition("Ready")

@@ -274,6 +274,22 @@ def create_to(kube: FakeKube, name: str, revision: int) -> Harness:
     return Harness(RollbackKind(), kube)
 
 
+def moved_on(kube: FakeKube, images: list[str]) -> None:
+    """The Deployment rolls out the last of `images` after the watch delivered it (its
+    event still in flight)."""
+    dep, sets = history("web", images)
+    dep["metadata"]["resourceVersion"] = "9999"
+    kube.put("Deployment", dep)
+    kube.put("ReplicaSet", sets[-1])
+
+
+def decided_on_a_fresh_read(h: Harness, kube: FakeKube) -> tuple[tuple[int | None, ...], str]:
+    """(from, to) revisions recorded and the image restored; never AlreadyAtRevision."""
+    assert "AlreadyAtRevision" not in [e.reason for e in h.events]
+    (target,) = h.status("undo", NS).targets
+    return (target.from_revision, target.to_revision), image_of(kube, "web")
+
+
 def test_a_new_rollback_restores_from_the_watch_copy_without_reading_the_deployment() -> None:
     """The operator's watch delivered the Deployment: the decision and the restore wait
     only for the list of its ReplicaSets."""
@@ -323,15 +339,9 @@ def test_a_copy_behind_a_new_revision_decides_on_a_fresh_read() -> None:
     kube = world("web")
     h = create(kube, "web")
     h.cache = kube.watched()
-    dep, sets = history("web", ["img:1", "img:2", "img:3", "img:4"])
-    dep["metadata"]["resourceVersion"] = "9999"
-    kube.put("Deployment", dep)
-    kube.put("ReplicaSet", sets[-1])
+    moved_on(kube, ["img:1", "img:2", "img:3", "img:4"])
     h.run("undo", NS)
-    status = h.status("undo", NS)
-    assert [(t.from_revision, t.to_revision) for t in status.targets] == [(4, 3)]
-    assert image_of(kube, "web") == "img:3"
-    assert "AlreadyAtRevision" not in [e.reason for e in h.events]
+    assert decided_on_a_fresh_read(h, kube) == ((4, 3), "img:3")
 
 
 def test_an_end_without_a_change_is_never_decided_on_a_watch_copy() -> None:
@@ -343,14 +353,9 @@ def test_an_end_without_a_change_is_never_decided_on_a_watch_copy() -> None:
     kube.put("Deployment", stale)
     h = create_to(kube, "web", 2)
     h.cache = kube.watched()
-    dep, _ = history("web")
-    dep["metadata"]["resourceVersion"] = "9999"
-    kube.put("Deployment", dep)
+    moved_on(kube, ["img:1", "img:2", "img:3"])
     h.run("undo", NS)
-    status = h.status("undo", NS)
-    assert [(t.from_revision, t.to_revision) for t in status.targets] == [(3, 2)]
-    assert image_of(kube, "web") == "img:2"
-    assert "AlreadyAtRevision" not in [e.reason for e in h.events]
+    assert decided_on_a_fresh_read(h, kube) == ((3, 2), "img:2")
 
 
 def test_a_deployment_deleted_after_its_watch_copy_fails_the_target_and_leaves_the_cache() -> None:
