@@ -30,14 +30,15 @@ def world(*names: str) -> FakeKube:
     return kube
 
 
-def create(kube: FakeKube, *names: str) -> Harness:
+def create(kube: FakeKube, *names: str, to_revision: int | None = None) -> Harness:
+    target: dict[str, Any] = {} if to_revision is None else {"toRevision": to_revision}
     kube.add_custom(
         PLURAL,
         {
             "apiVersion": "ops.mailscore.com/v1alpha1",
             "kind": "Rollback",
             "metadata": {"name": "undo", "namespace": NS},
-            "spec": {"targets": [{"name": n} for n in names]},
+            "spec": {"targets": [{"name": n, **target} for n in names]},
         },
     )
     return Harness(RollbackKind(), kube)
@@ -261,19 +262,6 @@ def test_a_paused_deployment_is_refused_and_nothing_changes() -> None:
     assert kube.obj("Deployment", "web", NS)["spec"] == before
 
 
-def create_to(kube: FakeKube, name: str, revision: int) -> Harness:
-    kube.add_custom(
-        PLURAL,
-        {
-            "apiVersion": "ops.mailscore.com/v1alpha1",
-            "kind": "Rollback",
-            "metadata": {"name": "undo", "namespace": NS},
-            "spec": {"targets": [{"name": name, "toRevision": revision}]},
-        },
-    )
-    return Harness(RollbackKind(), kube)
-
-
 def moved_on(kube: FakeKube, images: list[str]) -> None:
     """The Deployment rolls out the last of `images` after the watch delivered it (its
     event still in flight)."""
@@ -351,7 +339,7 @@ def test_an_end_without_a_change_is_never_decided_on_a_watch_copy() -> None:
     kube = world("web")
     stale, _ = history("web", ["img:1", "img:2"])
     kube.put("Deployment", stale)
-    h = create_to(kube, "web", 2)
+    h = create(kube, "web", to_revision=2)
     h.cache = kube.watched()
     moved_on(kube, ["img:1", "img:2", "img:3"])
     h.run("undo", NS)
