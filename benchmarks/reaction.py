@@ -1,11 +1,16 @@
 """Reaction: from an object's creation to the first change it makes, p50 and p95.
 
-For each operation the same change is made three ways, interleaved, on twin objects:
+For each operation the same change is made four ways, interleaved, on twin objects:
 - by the operator, from a custom resource created through the API;
 - by a bare loop written here with the official client and no framework: a watch of
   the same kind of custom resource in a namespace the operator does not serve, which
   patches the target on ADDED: the physical limit of a watch-and-patch reaction;
-- by `kubectl`, as a person types it (its process start included).
+- by `kubectl`, as a person types it (its process start included);
+- by a recording loop: the bare loop, which first does what every operation owes
+  before its change: it reads the original the change replaces (unless the watch copy
+  of its target has it), and writes the custom resource's status that records it,
+  with the resourceVersion it saw. Reported only: ours against it is what the operator
+  adds beyond that rule, and it against the bare loop is what the rule costs alone.
 Each is timed until a watch of the target shows the change.
 
 `after_quiet` measures the EmergencyScale again, each sample after a quiet spell longer
@@ -17,9 +22,11 @@ again before each timed create, so that only the reacting side's connections cou
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config, watch
@@ -61,16 +68,131 @@ class BareLoop:
         self.stream.stop()
 
 
-def _figures(name: str, ours: list[float], bare: list[float], cli: list[float]) -> list[Figure]:
-    out = []
-    for q, goal in ((50, 1.5), (95, 2.0)):
-        out.append(
-            Figure(f"{name}, p{q}", pct(ours, q) * 1e3, pct(bare, q) * 1e3, "ms", goal, "bare loop")
+@dataclass(frozen=True)
+class Case:
+    """One reaction, as its three sides make it: the custom resource the operator and the
+    loops react to, the target whose change is awaited, and the same change made by hand."""
+
+    name: str
+    plural: str
+    body: Callable[[str], Obj]
+    """The custom resource for the twin targets named `d<i>` (given `d<i>`)."""
+    watch: Callable[..., Any]
+    """The list function of the target's kind (a Watcher's)."""
+    target: Callable[[str], str]
+    """The watched object of a twin (the Deployment, its HPA, its ConfigMap)."""
+    done: Callable[[str], Callable[[Obj], bool]]
+    """Whether the watched object of a twin shows the change."""
+    change: Callable[[Obj, str], None]
+    """The loops' change for one custom resource, in the namespace given."""
+    kubectl: Callable[[str], list[str]]
+    """A person's command making the change on the twin named `k<i>`."""
+    original: Callable[[Obj, str], object] | None = None
+    """The recording loop's read of what the change replaces, when neither the custom
+    resource nor a watch copy of its target has it (the ConfigMap's flag, the
+    ReplicaSet of the revision to go back to, which HPA manages the Deployment)."""
+
+
+def _recording(bench: Bench, case: Case, namespace: str) -> Callable[[Obj], None]:
+    """The bare loop's change, after what every operation owes before a change: the read
+    of the original the change replaces (when it needs one), then a status recording it,
+    written with the resourceVersion the object was seen at. The least a controller
+    obeying that rule can do: its status holds one condition, the operator's the
+    originals and the checklist too."""
+
+    def react(obj: Obj) -> None:
+        meta = obj["metadata"]
+        if case.original is not None:
+            case.original(obj, namespace)
+        record = {
+            "metadata": {"resourceVersion": meta["resourceVersion"]},
+            "status": {
+                "observedGeneration": meta.get("generation", 1),
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "False",
+                        "reason": "Recorded",
+                        "message": "the original is recorded",
+                        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    }
+                ],
+            },
+        }
+        bench.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, case.plural, meta["name"], record
         )
-    out.append(
-        Figure(f"{name}, p50", pct(ours, 50) * 1e3, pct(cli, 50) * 1e3, "ms", 1.0, "kubectl")
+        case.change(obj, namespace)
+
+    return react
+
+
+def _measure(bench: Bench, case: Case, spaces: tuple[str, str, str], n: int) -> list[Figure]:
+    """Interleaved, sample by sample: the operator (first namespace), the bare loop and
+    the recording loop (the two unserved ones), and kubectl beside the bare loop."""
+    ns, ref, rec = spaces
+    times: dict[str, list[float]] = {"ours": [], "bare": [], "recording": [], "kubectl": []}
+    with (
+        Watcher(case.watch, ns) as w_ours,
+        Watcher(case.watch, ref) as w_ref,
+        Watcher(case.watch, rec) as w_rec,
+        BareLoop(bench, case.plural, ref, lambda obj: case.change(obj, ref)),
+        BareLoop(bench, case.plural, rec, _recording(bench, case, rec)),
+    ):
+        for i in range(n):
+            twin = f"d{i}"
+            for side, where, watcher in (
+                ("ours", ns, w_ours),
+                ("bare", ref, w_ref),
+                ("recording", rec, w_rec),
+            ):
+                watcher.expect(case.target(twin), case.done(twin))
+                t0 = time.monotonic()
+                bench.create(case.plural, where, case.body(twin))
+                times[side].append(watcher.wait(case.target(twin)) - t0)
+            twin = f"k{i}"
+            w_ref.expect(case.target(twin), case.done(twin))
+            t0 = time.monotonic()
+            bench.kubectl("-n", ref, *case.kubectl(twin))
+            times["kubectl"].append(w_ref.wait(case.target(twin)) - t0)
+    return _figures(case.name, times)
+
+
+def _figures(name: str, times: dict[str, list[float]]) -> list[Figure]:
+    """Ours against the bare loop (the goals) and kubectl; then, reported only, ours and the
+    recording loop against what a reaction that records before it changes costs at least."""
+    ms = {side: (pct(t, 50) * 1e3, pct(t, 95) * 1e3) for side, t in times.items()}
+    recording = "recording loop (reads the original, records it, changes)"
+    return [
+        Figure(f"{name}, p50", ms["ours"][0], ms["bare"][0], "ms", 1.5, "bare loop"),
+        Figure(f"{name}, p95", ms["ours"][1], ms["bare"][1], "ms", 2.0, "bare loop"),
+        Figure(f"{name}, p50", ms["ours"][0], ms["kubectl"][0], "ms", 1.0, "kubectl"),
+        Figure(f"{name}, p50", ms["ours"][0], ms["recording"][0], "ms", None, recording),
+        Figure(f"  {recording}, p50", ms["recording"][0], ms["bare"][0], "ms", None, "bare loop"),
+    ]
+
+
+def _spaces(bench: Bench, suffix: str) -> tuple[str, str, str]:
+    """The operator's namespace, the bare loop's and the recording loop's."""
+    return (
+        bench.namespace(suffix),
+        bench.namespace(suffix, served=False),
+        bench.namespace(f"{suffix}-rec", served=False),
     )
-    return out
+
+
+def _raw(answer: Any) -> bytes:
+    """A read's answer as the operator takes it: JSON, not the client's models."""
+    return bytes(answer.data)
+
+
+def _hpas(bench: Bench) -> Callable[[Obj, str], object]:
+    """Which HPA manages the Deployment, if any: the operator's read before any size."""
+    return lambda _, ns: _raw(
+        bench.autoscaling.list_namespaced_horizontal_pod_autoscaler(
+            ns, resource_version="0", _preload_content=False
+        )
+    )
 
 
 def _es(target: str, replicas: int, name: str) -> Obj:
@@ -82,51 +204,42 @@ def _es(target: str, replicas: int, name: str) -> Obj:
     }
 
 
-def _scaler(apps: client.AppsV1Api, namespace: str) -> Callable[[Obj], None]:
-    """The bare loop's reaction to an EmergencyScale: its replicas, patched onto its target."""
-
-    def scale(es: Obj) -> None:
-        target = es["spec"]["targets"][0]
-        apps.patch_namespaced_deployment(
-            target["name"], namespace, {"spec": {"replicas": target["replicas"]}}
-        )
-
-    return scale
+def _scale(apps: client.AppsV1Api, es: Obj, namespace: str) -> None:
+    """The loops' reaction to an EmergencyScale: its replicas, patched onto its target."""
+    target = es["spec"]["targets"][0]
+    apps.patch_namespaced_deployment(
+        target["name"], namespace, {"spec": {"replicas": target["replicas"]}}
+    )
 
 
 def _scaled(d: Obj) -> bool:
     return int(d["spec"].get("replicas", 1)) == 2
 
 
+def _loops(spaces: tuple[str, str, str], n: int) -> dict[str, list[str]]:
+    """Per namespace, the twins it holds: `d<i>` everywhere, `k<i>` beside the bare loop."""
+    twins = [f"d{i}" for i in range(n)]
+    return {spaces[0]: twins, spaces[1]: twins + [f"k{i}" for i in range(n)], spaces[2]: twins}
+
+
 def emergency_scale(bench: Bench, n: int, suffix: str = "react-es") -> list[Figure]:
-    ns, ref = bench.namespace(suffix), bench.namespace(suffix, served=False)
-    docs = [deployment(f"d{i}", ns, 1) for i in range(n)]
-    docs += [deployment(f"d{i}", ref, 1) for i in range(n)] + [
-        deployment(f"k{i}", ref, 1) for i in range(n)
-    ]
-    bench.apply(docs)
-    ours: list[float] = []
-    bare: list[float] = []
-    cli: list[float] = []
-    with (
-        Watcher(bench.apps.list_namespaced_deployment, ns) as w_ours,
-        Watcher(bench.apps.list_namespaced_deployment, ref) as w_ref,
-        BareLoop(bench, "emergencyscales", ref, _scaler(bench.apps, ref)),
-    ):
-        for i in range(n):
-            w_ours.expect(f"d{i}", _scaled)
-            t0 = time.monotonic()
-            bench.create("emergencyscales", ns, _es(f"d{i}", 2, f"es{i}"))
-            ours.append(w_ours.wait(f"d{i}") - t0)
-            w_ref.expect(f"d{i}", _scaled)
-            t0 = time.monotonic()
-            bench.create("emergencyscales", ref, _es(f"d{i}", 2, f"es{i}"))
-            bare.append(w_ref.wait(f"d{i}") - t0)
-            w_ref.expect(f"k{i}", _scaled)
-            t0 = time.monotonic()
-            bench.kubectl("-n", ref, "scale", f"deployment/k{i}", "--replicas=2")
-            cli.append(w_ref.wait(f"k{i}") - t0)
-    return _figures("EmergencyScale apply -> Deployment scaled", ours, bare, cli)
+    spaces = _spaces(bench, suffix)
+    twins = _loops(spaces, n)
+    bench.apply([deployment(t, ns, 1) for ns, ts in twins.items() for t in ts])
+    for ns, ts in twins.items():
+        _rolled_out_all(bench, ns, ts)
+    case = Case(
+        "EmergencyScale apply -> Deployment scaled",
+        "emergencyscales",
+        lambda twin: _es(twin, 2, f"es-{twin}"),
+        bench.apps.list_namespaced_deployment,
+        lambda twin: twin,
+        lambda twin: _scaled,
+        functools.partial(_scale, bench.apps),
+        lambda twin: ["scale", f"deployment/{twin}", "--replicas=2"],
+        _hpas(bench),
+    )
+    return _measure(bench, case, spaces, n)
 
 
 def _hpa(name: str, namespace: str) -> Obj:
@@ -143,59 +256,52 @@ def _hpa(name: str, namespace: str) -> Obj:
 
 
 def emergency_scale_hpa(bench: Bench, n: int) -> list[Figure]:
-    ns, ref = bench.namespace("react-hpa"), bench.namespace("react-hpa", served=False)
+    spaces = _spaces(bench, "react-hpa")
     docs: list[Obj] = []
-    for space, names in (
-        (ns, [f"d{i}" for i in range(n)]),
-        (ref, [f"d{i}" for i in range(n)] + [f"k{i}" for i in range(n)]),
-    ):
-        for name in names:
-            docs += [deployment(name, space, 1), _hpa(name, space)]
+    for space, twins in _loops(spaces, n).items():
+        for twin in twins:
+            docs += [deployment(twin, space, 1), _hpa(twin, space)]
     bench.apply(docs)
-    ours: list[float] = []
-    bare: list[float] = []
-    cli: list[float] = []
+    for space, twins in _loops(spaces, n).items():
+        _rolled_out_all(bench, space, twins)
 
-    def raise_min(es: Obj) -> None:
+    def raise_min(es: Obj, ns: str) -> None:
         target = es["spec"]["targets"][0]
         bench.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
             f"{target['name']}-hpa",
-            ref,
+            ns,
             {"spec": {"minReplicas": target["replicas"], "maxReplicas": 3}},
         )
 
     def raised(h: Obj) -> bool:
         return int(h["spec"].get("minReplicas", 1)) == 2
 
-    hpas = bench.autoscaling.list_namespaced_horizontal_pod_autoscaler
-    with (
-        Watcher(hpas, ns) as w_ours,
-        Watcher(hpas, ref) as w_ref,
-        BareLoop(bench, "emergencyscales", ref, raise_min),
-    ):
-        for i in range(n):
-            w_ours.expect(f"d{i}-hpa", raised)
-            t0 = time.monotonic()
-            bench.create("emergencyscales", ns, _es(f"d{i}", 2, f"es{i}"))
-            ours.append(w_ours.wait(f"d{i}-hpa") - t0)
-            w_ref.expect(f"d{i}-hpa", raised)
-            t0 = time.monotonic()
-            bench.create("emergencyscales", ref, _es(f"d{i}", 2, f"es{i}"))
-            bare.append(w_ref.wait(f"d{i}-hpa") - t0)
-            w_ref.expect(f"k{i}-hpa", raised)
-            t0 = time.monotonic()
-            bench.kubectl("-n", ref, "patch", f"hpa/k{i}-hpa", "-p", '{"spec":{"minReplicas":2}}')
-            cli.append(w_ref.wait(f"k{i}-hpa") - t0)
-    return _figures("EmergencyScale apply -> HPA raised", ours, bare, cli)
+    case = Case(
+        "EmergencyScale apply -> HPA raised",
+        "emergencyscales",
+        lambda twin: _es(twin, 2, f"es-{twin}"),
+        bench.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+        lambda twin: f"{twin}-hpa",
+        lambda twin: raised,
+        raise_min,
+        lambda twin: ["patch", f"hpa/{twin}-hpa", "-p", '{"spec":{"minReplicas":2}}'],
+        _hpas(bench),
+    )
+    return _measure(bench, case, spaces, n)
 
 
 def _two_revisions(bench: Bench, namespace: str, names: list[str]) -> None:
     bench.apply([deployment(name, namespace, 1) for name in names])
-    for name in names:
-        bench.wait(lambda name=name: _rolled_out(bench, namespace, name), 60, f"{name} v1")
+    _rolled_out_all(bench, namespace, names, "v1")
     bench.apply([deployment(name, namespace, 1, version="2") for name in names])
+    _rolled_out_all(bench, namespace, names, "v2")
+
+
+def _rolled_out_all(bench: Bench, namespace: str, names: list[str], what: str = "") -> None:
+    """Every Deployment named is rolled out: the controllers' burst of work on new
+    Deployments (ReplicaSets, pods, their status) is over before a sample is taken."""
     for name in names:
-        bench.wait(lambda name=name: _rolled_out(bench, namespace, name), 60, f"{name} v2")
+        bench.wait(lambda name=name: _rolled_out(bench, namespace, name), 60, f"{name} {what}")
 
 
 def _rolled_out(bench: Bench, namespace: str, name: str) -> bool:
@@ -214,44 +320,40 @@ def _is_v1(name: str) -> Callable[[Obj], bool]:
 
 
 def rollback(bench: Bench, n: int) -> list[Figure]:
-    ns, ref = bench.namespace("react-rb"), bench.namespace("react-rb", served=False)
-    _two_revisions(bench, ns, [f"d{i}" for i in range(n)])
-    _two_revisions(bench, ref, [f"d{i}" for i in range(n)] + [f"k{i}" for i in range(n)])
-    ours: list[float] = []
-    bare: list[float] = []
-    cli: list[float] = []
+    spaces = _spaces(bench, "react-rb")
+    for space, twins in _loops(spaces, n).items():
+        _two_revisions(bench, space, twins)
 
-    def restore(rb: Obj) -> None:
+    def restore(rb: Obj, ns: str) -> None:
         name = rb["spec"]["targets"][0]["name"]
-        template = deployment(name, ref, 1)["spec"]["template"]
-        bench.apps.patch_namespaced_deployment(name, ref, {"spec": {"template": template}})
+        template = deployment(name, ns, 1)["spec"]["template"]
+        bench.apps.patch_namespaced_deployment(name, ns, {"spec": {"template": template}})
 
-    deployments = bench.apps.list_namespaced_deployment
-    with (
-        Watcher(deployments, ns) as w_ours,
-        Watcher(deployments, ref) as w_ref,
-        BareLoop(bench, "rollbacks", ref, restore),
-    ):
-        for i in range(n):
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Rollback",
-                "metadata": {"name": f"rb{i}"},
-                "spec": {"targets": [{"name": f"d{i}"}]},
-            }
-            w_ours.expect(f"d{i}", _is_v1(f"d{i}"))
-            t0 = time.monotonic()
-            bench.create("rollbacks", ns, body)
-            ours.append(w_ours.wait(f"d{i}") - t0)
-            w_ref.expect(f"d{i}", _is_v1(f"d{i}"))
-            t0 = time.monotonic()
-            bench.create("rollbacks", ref, body)
-            bare.append(w_ref.wait(f"d{i}") - t0)
-            w_ref.expect(f"k{i}", _is_v1(f"k{i}"))
-            t0 = time.monotonic()
-            bench.kubectl("-n", ref, "rollout", "undo", f"deployment/k{i}")
-            cli.append(w_ref.wait(f"k{i}") - t0)
-    return _figures("Rollback apply -> template restored", ours, bare, cli)
+    def revisions(rb: Obj, ns: str) -> bytes:
+        name = rb["spec"]["targets"][0]["name"]
+        return _raw(
+            bench.apps.list_namespaced_replica_set(
+                ns, label_selector=f"app={name}", resource_version="0", _preload_content=False
+            )
+        )
+
+    case = Case(
+        "Rollback apply -> template restored",
+        "rollbacks",
+        lambda twin: {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Rollback",
+            "metadata": {"name": f"rb-{twin}"},
+            "spec": {"targets": [{"name": twin}]},
+        },
+        bench.apps.list_namespaced_deployment,
+        lambda twin: twin,
+        _is_v1,
+        restore,
+        lambda twin: ["rollout", "undo", f"deployment/{twin}"],
+        revisions,
+    )
+    return _measure(bench, case, spaces, n)
 
 
 def _configmap(name: str, namespace: str) -> Obj:
@@ -264,56 +366,42 @@ def _configmap(name: str, namespace: str) -> Obj:
 
 
 def maintenance_window(bench: Bench, n: int) -> list[Figure]:
-    ns, ref = bench.namespace("react-mw"), bench.namespace("react-mw", served=False)
-    bench.apply(
-        [_configmap(f"c{i}", ns) for i in range(n)]
-        + [_configmap(f"c{i}", ref) for i in range(n)]
-        + [_configmap(f"k{i}", ref) for i in range(n)]
-    )
-    ours: list[float] = []
-    bare: list[float] = []
-    cli: list[float] = []
+    spaces = _spaces(bench, "react-mw")
+    bench.apply([_configmap(t, ns) for ns, ts in _loops(spaces, n).items() for t in ts])
 
-    def flip(mw: Obj) -> None:
+    def flip(mw: Obj, ns: str) -> None:
         name = mw["spec"]["maintenanceMode"]["configMap"]
-        bench.core.patch_namespaced_config_map(name, ref, {"data": {"MAINTENANCE_MODE": "true"}})
+        bench.core.patch_namespaced_config_map(name, ns, {"data": {"MAINTENANCE_MODE": "true"}})
 
     def flipped(cm: Obj) -> bool:
         return (cm.get("data") or {}).get("MAINTENANCE_MODE") == "true"
 
-    maps = bench.core.list_namespaced_config_map
-    with (
-        Watcher(maps, ns) as w_ours,
-        Watcher(maps, ref) as w_ref,
-        BareLoop(bench, "maintenancewindows", ref, flip),
-    ):
-        for i in range(n):
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "MaintenanceWindow",
-                "metadata": {"name": f"mw{i}"},
-                "spec": {
-                    "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "duration": "1h",
-                    "emergency": {"reason": "benchmark"},
-                    "maintenanceMode": {"configMap": f"c{i}"},
-                },
-            }
-            w_ours.expect(f"c{i}", flipped)
-            t0 = time.monotonic()
-            bench.create("maintenancewindows", ns, body)
-            ours.append(w_ours.wait(f"c{i}") - t0)
-            w_ref.expect(f"c{i}", flipped)
-            t0 = time.monotonic()
-            bench.create("maintenancewindows", ref, body)
-            bare.append(w_ref.wait(f"c{i}") - t0)
-            w_ref.expect(f"k{i}", flipped)
-            t0 = time.monotonic()
-            bench.kubectl(
-                "-n", ref, "patch", f"configmap/k{i}", "-p", '{"data":{"MAINTENANCE_MODE":"true"}}'
+    case = Case(
+        "MaintenanceWindow apply -> flag set (first change)",
+        "maintenancewindows",
+        lambda twin: {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MaintenanceWindow",
+            "metadata": {"name": f"mw-{twin}"},
+            "spec": {
+                "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "duration": "1h",
+                "emergency": {"reason": "benchmark"},
+                "maintenanceMode": {"configMap": twin},
+            },
+        },
+        bench.core.list_namespaced_config_map,
+        lambda twin: twin,
+        lambda twin: flipped,
+        flip,
+        lambda twin: ["patch", f"configmap/{twin}", "-p", '{"data":{"MAINTENANCE_MODE":"true"}}'],
+        lambda mw, ns: _raw(
+            bench.core.read_namespaced_config_map(
+                mw["spec"]["maintenanceMode"]["configMap"], ns, _preload_content=False
             )
-            cli.append(w_ref.wait(f"k{i}") - t0)
-    return _figures("MaintenanceWindow apply -> flag set (first change)", ours, bare, cli)
+        ),
+    )
+    return _measure(bench, case, spaces, n)
 
 
 QUIET_SECONDS = 95.0
@@ -329,7 +417,12 @@ def after_quiet(bench: Bench, n: int, seconds: float = QUIET_SECONDS) -> list[Fi
         config.new_client_from_config(config_file=str(bench.kubeconfig)) as api,
         Watcher(bench.apps.list_namespaced_deployment, ns) as w_ours,
         Watcher(bench.apps.list_namespaced_deployment, ref) as w_ref,
-        BareLoop(bench, "emergencyscales", ref, _scaler(client.AppsV1Api(api), ref)),
+        BareLoop(
+            bench,
+            "emergencyscales",
+            ref,
+            functools.partial(_scale, client.AppsV1Api(api), namespace=ref),
+        ),
     ):
         for i in range(n):
             time.sleep(seconds)
