@@ -16,7 +16,7 @@ import gc
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +146,28 @@ class _QuietEvents(logging.Filter):
 logging.getLogger("kopf.objects").addFilter(_QuietEvents())
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: the operator has only `on.event` handlers, and Kopf's diff base (the
+    "essence" it compares to detect a creation or an update) serves only the changing
+    handlers (`on.create`, `on.update`, ...). Kopf builds it for every event all the same:
+    a deep copy of the whole object but its status, on the event loop, before our handler
+    is called and while a pass waiting for its answer waits for the interpreter. On a
+    Deployment, which every rollout changes many times, that is its whole template.
+    A changing handler would need Kopf's own storage back (the runtime's unit tests hold
+    `register()` to event and activity handlers)."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def runtime_of(memo: Any) -> Runtime:
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):
@@ -158,9 +180,7 @@ def _configure(settings: kopf.OperatorSettings, ours: Settings) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = _NoDiffBase()
     # Every step's Event is created by core.recorder, inside its pass; Kopf posts only its
     # own warnings and errors (a failed watch), never a copy of one of our log lines.
     settings.posting.level = logging.WARNING
