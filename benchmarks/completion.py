@@ -164,6 +164,9 @@ def maintenance_window(bench: Bench, n: int) -> list[Figure]:
         t0 = time.monotonic()
         _script_start(bench, ns, f"-k{i}")
         script_starts.append(time.monotonic() - t0)
+        # Not timed: kubectl refuses a second `rollout restart` within the second of the
+        # first (its restartedAt has seconds only), and no window is that short.
+        time.sleep(1.0)
         t0 = time.monotonic()
         _script_end(bench, ns, f"-k{i}")
         script_ends.append(time.monotonic() - t0)
