@@ -131,6 +131,15 @@ def _script_end(bench: Bench, ns: str, s: str) -> None:
     bench.kubectl("-n", ns, "rollout", "status", f"deployment/back{s}", "--timeout=120s")
 
 
+def _settle() -> None:
+    """Not timed, before each start and end: both sides begin from a test bed at rest,
+    not in the tail of the rollouts just made (an end that began in its start's tail was
+    timed with part of that start). And kubectl refuses a second `rollout restart` within
+    the second of the one before ("if restart has already been triggered within the past
+    second, please wait"): the start script's rollouts can take less."""
+    time.sleep(1.0)
+
+
 def maintenance_window(bench: Bench, n: int) -> list[Figure]:
     ns = bench.namespace("done-mw")
     starts, ends, script_starts, script_ends = [], [], [], []
@@ -155,18 +164,18 @@ def maintenance_window(bench: Bench, n: int) -> list[Figure]:
             t0 = time.monotonic()
             bench.create("maintenancewindows", ns, body)
             starts.append(w.wait(f"mw{i}", 120) - t0)
+            _settle()
             w.expect(f"mw{i}", in_phase("Cancelled"))
             t0 = time.monotonic()
             bench.custom.patch_namespaced_custom_object(
                 GROUP, VERSION, ns, "maintenancewindows", f"mw{i}", {"spec": {"cancel": True}}
             )
             ends.append(w.wait(f"mw{i}", 120) - t0)
+        _settle()
         t0 = time.monotonic()
         _script_start(bench, ns, f"-k{i}")
         script_starts.append(time.monotonic() - t0)
-        # Not timed: kubectl refuses a second `rollout restart` within the second of the
-        # first (its restartedAt has seconds only), and no window is that short.
-        time.sleep(1.0)
+        _settle()
         t0 = time.monotonic()
         _script_end(bench, ns, f"-k{i}")
         script_ends.append(time.monotonic() - t0)
