@@ -14,7 +14,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lib import GROUP, VERSION, Bench, Figure, Watcher, custom_lister, deployment, in_phase, median
+from lib import (
+    GROUP,
+    VERSION,
+    Bench,
+    Figure,
+    Watcher,
+    custom_lister,
+    deployment,
+    emergency_window,
+    in_phase,
+    median,
+)
 from reaction import _configmap, _hpa, _rolled_out, _two_revisions
 
 __all__ = ["run"]
@@ -147,18 +158,11 @@ def maintenance_window(bench: Bench, n: int) -> list[Figure]:
         _app(bench, ns, f"-o{i}")
         _app(bench, ns, f"-k{i}")
         s = f"-o{i}"
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "MaintenanceWindow",
-            "metadata": {"name": f"mw{i}"},
-            "spec": {
-                "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "duration": "1h",
-                "emergency": {"reason": "benchmark"},
-                "maintenanceMode": {"configMap": f"cfg{s}", "restart": [{"name": f"front{s}"}]},
-                "scaleDown": [{"name": f"back{s}", "replicas": 1}],
-            },
-        }
+        body = emergency_window(
+            f"mw{i}",
+            maintenanceMode={"configMap": f"cfg{s}", "restart": [{"name": f"front{s}"}]},
+            scaleDown=[{"name": f"back{s}", "replicas": 1}],
+        )
         with Watcher(custom_lister(bench, "maintenancewindows"), ns) as w:
             w.expect(f"mw{i}", in_phase("Active"))
             t0 = time.monotonic()

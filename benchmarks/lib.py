@@ -264,6 +264,22 @@ def deployment(name: str, namespace: str, replicas: int, *, version: str = "1") 
     }
 
 
+def emergency_window(name: str, **spec: Any) -> Obj:
+    """A MaintenanceWindow starting now for an hour, its notice waived as an emergency;
+    `spec` adds what it changes (maintenanceMode, scaleDown, ...)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MaintenanceWindow",
+        "metadata": {"name": name},
+        "spec": {
+            "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "duration": "1h",
+            "emergency": {"reason": "benchmark"},
+            **spec,
+        },
+    }
+
+
 def custom_lister(bench: Bench, plural: str) -> Callable[..., Any]:
     """A namespaced list of one of our kinds, for a `Watcher`."""
 

@@ -30,7 +30,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config, watch
-from lib import GROUP, VERSION, Bench, Figure, Watcher, deployment, image, pct
+from lib import (
+    GROUP,
+    VERSION,
+    Bench,
+    Figure,
+    Watcher,
+    deployment,
+    emergency_window,
+    image,
+    pct,
+)
 from urllib3.exceptions import ProtocolError
 
 __all__ = ["run"]
@@ -386,17 +396,7 @@ def maintenance_window(bench: Bench, n: int) -> list[Figure]:
     case = Case(
         "MaintenanceWindow apply -> flag set (first change)",
         "maintenancewindows",
-        lambda twin: {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "MaintenanceWindow",
-            "metadata": {"name": f"mw-{twin}"},
-            "spec": {
-                "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "duration": "1h",
-                "emergency": {"reason": "benchmark"},
-                "maintenanceMode": {"configMap": twin},
-            },
-        },
+        lambda twin: emergency_window(f"mw-{twin}", maintenanceMode={"configMap": twin}),
         bench.core.list_namespaced_config_map,
         lambda twin: twin,
         lambda twin: flipped,
