@@ -241,9 +241,9 @@ def _loops(spaces: tuple[str, str, str], n: int) -> dict[str, list[str]]:
 
 def emergency_scale(bench: Bench, n: int, suffix: str = "react-es") -> list[Figure]:
     spaces = _spaces(bench, suffix)
-    twins = _loops(spaces, n)
-    bench.apply([deployment(t, ns, 1) for ns, ts in twins.items() for t in ts])
-    for ns, ts in twins.items():
+    loops = _loops(spaces, n)
+    bench.apply([deployment(t, ns, 1) for ns, ts in loops.items() for t in ts])
+    for ns, ts in loops.items():
         _rolled_out_all(bench, ns, ts)
     case = Case(
         "EmergencyScale apply -> Deployment scaled",
@@ -274,13 +274,12 @@ def _hpa(name: str, namespace: str) -> Obj:
 
 def emergency_scale_hpa(bench: Bench, n: int) -> list[Figure]:
     spaces = _spaces(bench, "react-hpa")
-    docs: list[Obj] = []
-    for space, twins in _loops(spaces, n).items():
-        for twin in twins:
-            docs += [deployment(twin, space, 1), _hpa(twin, space)]
-    bench.apply(docs)
-    for space, twins in _loops(spaces, n).items():
-        _rolled_out_all(bench, space, twins)
+    loops = _loops(spaces, n)
+    bench.apply(
+        [doc for ns, ts in loops.items() for t in ts for doc in (deployment(t, ns, 1), _hpa(t, ns))]
+    )
+    for ns, ts in loops.items():
+        _rolled_out_all(bench, ns, ts)
 
     def raise_min(es: Obj, ns: str) -> None:
         target = es["spec"]["targets"][0]
