@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                     figures += completion.run(bench, max(3, args.samples // 3))
                 if "isolation" in suites:
                     figures += isolation.run(bench, args.samples)
+            bench.clear()  # the scale and idle figures count only their own objects
         if "scale" in suites:
             figures += scale.many(bench, operator, args.many)
         if "idle" in suites:

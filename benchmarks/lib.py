@@ -188,6 +188,23 @@ class Bench:
             for plural in plurals:
                 self._release(name, plural)
 
+    def clear(self) -> None:
+        """Delete the namespaces made so far, and wait until they are gone: the figures
+        after it are measured with none of their objects. Otherwise the idle figures
+        counted the operations and Deployments every earlier suite left behind."""
+        self.cleanup()
+        gone, self.namespaces = self.namespaces, []
+        self.wait(lambda: not any(self._exists(ns) for ns in gone), 600, "namespaces gone")
+
+    def _exists(self, namespace: str) -> bool:
+        try:
+            self.core.read_namespace(namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def _release(self, namespace: str, plural: str) -> None:
         try:
             items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
