@@ -48,9 +48,7 @@ def dumps_waiting(bench: Bench, db: AppDatabase, count: int) -> Iterator[None]:
             body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DatabaseBackup"}
             body.update(metadata={"name": f"b{i}"}, spec=spec)
             bench.create("databasebackups", ns, body)
-        deadline = time.monotonic() + 60
-        while _waiting(db) < 1 and time.monotonic() < deadline:
-            time.sleep(0.2)  # the first dumps reached the lock
+        _all_waiting(db)
         try:
             yield
         finally:
@@ -58,6 +56,21 @@ def dumps_waiting(bench: Bench, db: AppDatabase, count: int) -> Iterator[None]:
                 bench.custom.delete_namespaced_custom_object(
                     GROUP, VERSION, ns, "databasebackups", f"b{i}"
                 )
+
+
+def _all_waiting(db: AppDatabase, steady: float = 2.0, timeout: float = 60) -> None:
+    """Until as many dumps wait on the lock as the operator will run at once: the count
+    is above zero and has not changed for `steady` seconds. Sampling began once the first
+    dump waited, and one run measured with a single session waiting, another with eight."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = _waiting(db)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now > 0 and time.monotonic() - since >= steady:
+            return
+        time.sleep(0.2)
 
 
 def _waiting(db: AppDatabase) -> int:
