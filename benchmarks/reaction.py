@@ -10,7 +10,12 @@ For each operation the same change is made four ways, interleaved, on twin objec
   before its change: it reads the original the change replaces (unless the watch copy
   of its target has it), and writes the custom resource's status that records it,
   with the resourceVersion it saw. Reported only: ours against it is what the operator
-  adds beyond that rule, and it against the bare loop is what the rule costs alone.
+  adds beyond that rule, and it against the bare loop is what the rule costs alone;
+- where an operation must ask more before its change, by a required loop: the recording
+  loop with those requests too, in the operator's order (an EmergencyScale through an
+  HPA: the requester's LocalSubjectAccessReview, then the hold beside the status; a
+  MaintenanceWindow: its namespace and the MaintenancePolicies beside the ConfigMap).
+  Reported only: what the rules together cost a loop with no framework.
 Each is timed until a watch of the target shows the change.
 
 `after_quiet` measures the EmergencyScale again, each sample after a quiet spell longer
@@ -22,10 +27,12 @@ again before each timed create, so that only the reacting side's connections cou
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +53,7 @@ from urllib3.exceptions import ProtocolError
 __all__ = ["run"]
 
 Obj = dict[str, Any]
+REQUIRED = "required loop (also asks what the operation must ask first)"
 
 
 class BareLoop:
@@ -101,6 +109,33 @@ class Case:
     """The recording loop's read of what the change replaces, when neither the custom
     resource nor a watch copy of its target has it (the ConfigMap's flag, the
     ReplicaSet of the revision to go back to, which HPA manages the Deployment)."""
+    required: Callable[[Obj, str], None] | None = None
+    """The required loop's work before its change (the original read and the status
+    write included), when the operation must ask more than the recording loop does."""
+
+
+def _record(bench: Bench, plural: str, obj: Obj, namespace: str) -> None:
+    """The status recording the original: one condition, written with the resourceVersion
+    the object was seen at."""
+    meta = obj["metadata"]
+    record = {
+        "metadata": {"resourceVersion": meta["resourceVersion"]},
+        "status": {
+            "observedGeneration": meta.get("generation", 1),
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "Recorded",
+                    "message": "the original is recorded",
+                    "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            ],
+        },
+    }
+    bench.custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, plural, meta["name"], record
+    )
 
 
 def _recording(bench: Bench, case: Case, namespace: str) -> Callable[[Obj], None]:
@@ -111,51 +146,44 @@ def _recording(bench: Bench, case: Case, namespace: str) -> Callable[[Obj], None
     originals and the checklist too."""
 
     def react(obj: Obj) -> None:
-        meta = obj["metadata"]
         if case.original is not None:
             case.original(obj, namespace)
-        record = {
-            "metadata": {"resourceVersion": meta["resourceVersion"]},
-            "status": {
-                "observedGeneration": meta.get("generation", 1),
-                "conditions": [
-                    {
-                        "type": "Ready",
-                        "status": "False",
-                        "reason": "Recorded",
-                        "message": "the original is recorded",
-                        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    }
-                ],
-            },
-        }
-        bench.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, case.plural, meta["name"], record
-        )
+        _record(bench, case.plural, obj, namespace)
         case.change(obj, namespace)
 
     return react
 
 
-def _measure(bench: Bench, case: Case, spaces: tuple[str, str, str], n: int) -> list[Figure]:
-    """Interleaved, sample by sample: the operator (first namespace), the bare loop and
-    the recording loop (the two unserved ones), and kubectl beside the bare loop."""
-    ns, ref, rec = spaces
+def _required(case: Case, namespace: str) -> Callable[[Obj], None]:
+    def react(obj: Obj) -> None:
+        assert case.required is not None
+        case.required(obj, namespace)
+        case.change(obj, namespace)
+
+    return react
+
+
+def _measure(bench: Bench, case: Case, spaces: tuple[str, ...], n: int) -> list[Figure]:
+    """Interleaved, sample by sample: the operator (first namespace), the bare loop, the
+    recording loop and the required loop, if any (the unserved ones), and kubectl beside
+    the bare loop."""
+    ns, ref, rec = spaces[:3]
     times: dict[str, list[float]] = {"ours": [], "bare": [], "recording": [], "kubectl": []}
-    with (
-        Watcher(case.watch, ns) as w_ours,
-        Watcher(case.watch, ref) as w_ref,
-        Watcher(case.watch, rec) as w_rec,
-        BareLoop(bench, case.plural, ref, lambda obj: case.change(obj, ref)),
-        BareLoop(bench, case.plural, rec, _recording(bench, case, rec)),
-    ):
+    with contextlib.ExitStack() as stack:
+        w_ours = stack.enter_context(Watcher(case.watch, ns))
+        w_ref = stack.enter_context(Watcher(case.watch, ref))
+        sides = [("ours", ns, w_ours), ("bare", ref, w_ref)]
+        sides.append(("recording", rec, stack.enter_context(Watcher(case.watch, rec))))
+        stack.enter_context(BareLoop(bench, case.plural, ref, lambda obj: case.change(obj, ref)))
+        stack.enter_context(BareLoop(bench, case.plural, rec, _recording(bench, case, rec)))
+        if case.required is not None:
+            req = spaces[3]
+            times["required"] = []
+            sides.append(("required", req, stack.enter_context(Watcher(case.watch, req))))
+            stack.enter_context(BareLoop(bench, case.plural, req, _required(case, req)))
         for i in range(n):
             twin = f"d{i}"
-            for side, where, watcher in (
-                ("ours", ns, w_ours),
-                ("bare", ref, w_ref),
-                ("recording", rec, w_rec),
-            ):
+            for side, where, watcher in sides:
                 watcher.expect(case.target(twin), case.done(twin))
                 t0 = time.monotonic()
                 bench.create(case.plural, where, case.body(twin))
@@ -186,16 +214,31 @@ def _figures(name: str, times: dict[str, list[float]]) -> list[Figure]:
             None,
             "bare loop",
         ),
-    ]
+    ] + (
+        [
+            Figure(f"{name}, p50", ms["ours"][0], ms["required"][0], "ms", None, REQUIRED),
+            Figure(
+                "  the required loop itself, p50",
+                ms["required"][0],
+                ms["bare"][0],
+                "ms",
+                None,
+                "bare loop",
+            ),
+        ]
+        if "required" in ms
+        else []
+    )
 
 
-def _spaces(bench: Bench, suffix: str) -> tuple[str, str, str]:
-    """The operator's namespace, the bare loop's and the recording loop's."""
+def _spaces(bench: Bench, suffix: str, required: bool = False) -> tuple[str, ...]:
+    """The operator's namespace, the bare loop's, the recording loop's, and the required
+    loop's if asked for."""
     return (
         bench.namespace(suffix),
         bench.namespace(suffix, served=False),
         bench.namespace(f"{suffix}-rec", served=False),
-    )
+    ) + ((bench.namespace(f"{suffix}-req", served=False),) if required else ())
 
 
 def _raw(answer: Any) -> bytes:
@@ -210,6 +253,41 @@ def _hpas(bench: Bench) -> Callable[[Obj, str], object]:
             ns, resource_version="0", _preload_content=False
         )
     )
+
+
+def _review(bench: Bench, obj: Obj, namespace: str, hpa: str) -> None:
+    """The operator's question before it sets a size through an HPA: may the requester,
+    as admission recorded them, patch it?"""
+    notes = obj["metadata"].get("annotations") or {}
+    groups = notes.get("ops.mailscore.com/requested-by-groups") or ""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "LocalSubjectAccessReview",
+        "metadata": {"namespace": namespace},
+        "spec": {
+            "user": notes.get("ops.mailscore.com/requested-by") or "benchmark",
+            "groups": [g for g in groups.split(",") if g],
+            "resourceAttributes": {
+                "verb": "patch",
+                "group": "autoscaling",
+                "resource": "horizontalpodautoscalers",
+                "namespace": namespace,
+                "name": hpa,
+            },
+        },
+    }
+    authorization = client.AuthorizationV1Api(bench.api)
+    _raw(
+        authorization.create_namespaced_local_subject_access_review(
+            namespace, review, _preload_content=False
+        )
+    )
+
+
+def _hold(bench: Bench, name: str, namespace: str) -> None:
+    """The hold the operator puts on a Deployment it changes, an annotation."""
+    hold = {"metadata": {"annotations": {f"{GROUP}/held-by": "benchmark"}}}
+    _raw(bench.apps.patch_namespaced_deployment(name, namespace, hold, _preload_content=False))
 
 
 def _es(target: str, replicas: int, name: str) -> Obj:
@@ -233,10 +311,13 @@ def _scaled(d: Obj) -> bool:
     return int(d["spec"].get("replicas", 1)) == 2
 
 
-def _loops(spaces: tuple[str, str, str], n: int) -> dict[str, list[str]]:
+def _loops(spaces: tuple[str, ...], n: int) -> dict[str, list[str]]:
     """Per namespace, the twins it holds: `d<i>` everywhere, `k<i>` beside the bare loop."""
     twins = [f"d{i}" for i in range(n)]
-    return {spaces[0]: twins, spaces[1]: twins + [f"k{i}" for i in range(n)], spaces[2]: twins}
+    return {
+        space: twins + ([f"k{i}" for i in range(n)] if space == spaces[1] else [])
+        for space in spaces
+    }
 
 
 def emergency_scale(bench: Bench, n: int, suffix: str = "react-es") -> list[Figure]:
@@ -273,7 +354,7 @@ def _hpa(name: str, namespace: str) -> Obj:
 
 
 def emergency_scale_hpa(bench: Bench, n: int) -> list[Figure]:
-    spaces = _spaces(bench, "react-hpa")
+    spaces = _spaces(bench, "react-hpa", required=True)
     loops = _loops(spaces, n)
     bench.apply(
         [doc for ns, ts in loops.items() for t in ts for doc in (deployment(t, ns, 1), _hpa(t, ns))]
@@ -292,6 +373,18 @@ def emergency_scale_hpa(bench: Bench, n: int) -> list[Figure]:
     def raised(h: Obj) -> bool:
         return int(h["spec"].get("minReplicas", 1)) == 2
 
+    hpas = _hpas(bench)
+    pool = ThreadPoolExecutor(2, thread_name_prefix="required")
+
+    def required(es: Obj, ns: str) -> None:
+        """The HPA found, the requester's review, then the hold beside the status."""
+        hpas(es, ns)
+        target = es["spec"]["targets"][0]["name"]
+        _review(bench, es, ns, f"{target}-hpa")
+        hold: Future[None] = pool.submit(_hold, bench, target, ns)
+        _record(bench, "emergencyscales", es, ns)
+        hold.result()
+
     case = Case(
         "EmergencyScale apply -> HPA raised",
         "emergencyscales",
@@ -301,9 +394,11 @@ def emergency_scale_hpa(bench: Bench, n: int) -> list[Figure]:
         lambda twin: raised,
         raise_min,
         lambda twin: ["patch", f"hpa/{twin}-hpa", "-p", '{"spec":{"minReplicas":2}}'],
-        _hpas(bench),
+        hpas,
+        required,
     )
-    return _measure(bench, case, spaces, n)
+    with pool:
+        return _measure(bench, case, spaces, n)
 
 
 def _two_revisions(bench: Bench, namespace: str, names: list[str]) -> None:
@@ -382,7 +477,7 @@ def _configmap(name: str, namespace: str) -> Obj:
 
 
 def maintenance_window(bench: Bench, n: int) -> list[Figure]:
-    spaces = _spaces(bench, "react-mw")
+    spaces = _spaces(bench, "react-mw", required=True)
     bench.apply([_configmap(t, ns) for ns, ts in _loops(spaces, n).items() for t in ts])
 
     def flip(mw: Obj, ns: str) -> None:
@@ -391,6 +486,29 @@ def maintenance_window(bench: Bench, n: int) -> list[Figure]:
 
     def flipped(cm: Obj) -> bool:
         return (cm.get("data") or {}).get("MAINTENANCE_MODE") == "true"
+
+    def flag(mw: Obj, ns: str) -> bytes:
+        name = mw["spec"]["maintenanceMode"]["configMap"]
+        return _raw(bench.core.read_namespaced_config_map(name, ns, _preload_content=False))
+
+    def policies() -> bytes:  # from the watch cache, as the operator reads them
+        return _raw(
+            bench.custom.list_cluster_custom_object(
+                GROUP, VERSION, "maintenancepolicies", resource_version="0", _preload_content=False
+            )
+        )
+
+    pool = ThreadPoolExecutor(2, thread_name_prefix="required")
+
+    def required(mw: Obj, ns: str) -> None:
+        """The namespace (its labels select the policies) and the MaintenancePolicies
+        beside the ConfigMap, then the status."""
+        labels = pool.submit(lambda: _raw(bench.core.read_namespace(ns, _preload_content=False)))
+        checklist = pool.submit(policies)
+        flag(mw, ns)
+        labels.result()
+        checklist.result()
+        _record(bench, "maintenancewindows", mw, ns)
 
     case = Case(
         "MaintenanceWindow apply -> flag set (first change)",
@@ -401,13 +519,11 @@ def maintenance_window(bench: Bench, n: int) -> list[Figure]:
         lambda twin: flipped,
         flip,
         lambda twin: ["patch", f"configmap/{twin}", "-p", '{"data":{"MAINTENANCE_MODE":"true"}}'],
-        lambda mw, ns: _raw(
-            bench.core.read_namespaced_config_map(
-                mw["spec"]["maintenanceMode"]["configMap"], ns, _preload_content=False
-            )
-        ),
+        flag,
+        required,
     )
-    return _measure(bench, case, spaces, n)
+    with pool:
+        return _measure(bench, case, spaces, n)
 
 
 QUIET_SECONDS = 95.0
