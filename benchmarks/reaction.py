@@ -249,13 +249,13 @@ def _review(bench: Bench, obj: Obj, namespace: str, hpa: str) -> None:
     """The operator's question before it sets a size through an HPA: may the requester,
     as admission recorded them, patch it?"""
     notes = obj["metadata"].get("annotations") or {}
-    groups = notes.get("ops.mailscore.com/requested-by-groups") or ""
+    groups = notes.get(f"{GROUP}/requested-by-groups") or ""
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "LocalSubjectAccessReview",
         "metadata": {"namespace": namespace},
         "spec": {
-            "user": notes.get("ops.mailscore.com/requested-by") or "benchmark",
+            "user": notes.get(f"{GROUP}/requested-by") or "benchmark",
             "groups": [g for g in groups.split(",") if g],
             "resourceAttributes": {
                 "verb": "patch",
