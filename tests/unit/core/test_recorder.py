@@ -1,5 +1,5 @@
-"""The recorder posts each Event once, beside the pass that waits for it before its next
-status write, and never fails the pass over it."""
+"""The recorder posts each Event once, after the change it precedes (at the pass's next
+status write, its end, or HOLD_SECONDS later), and never fails the pass over it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from runbook_operator.adapters.kube import Forbidden
+from runbook_operator.core import recorder as recording
 from runbook_operator.core.context import Pass
 from runbook_operator.core.events import Event
 from runbook_operator.core.kind import Kind, Result
@@ -114,7 +115,8 @@ def test_the_pass_goes_on_while_its_events_are_posted() -> None:
     kube = Slow()
     recorder = Recorder(OBJ, kube)
     for reason in ("RecordedOriginals", "Applied", "Scaling"):
-        recorder.info(reason, "x")  # returns although no post was answered
+        recorder.info(reason, "x")
+    recorder.release()  # returns although no post was answered
     assert kube.posting.wait(5) and kube.events == []
     kube.go.set()
     recorder.settle()
@@ -122,6 +124,46 @@ def test_the_pass_goes_on_while_its_events_are_posted() -> None:
     recorder.info("Scaled", "y")
     recorder.settle()
     assert [e["reason"] for e in kube.events].count("Scaled") == 1
+
+
+class Counting(FakeKube):
+    """Counts the Events posted while a change (a ConfigMap patch) is being made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beside_change: list[int] = []
+
+    def patch_configmap(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        before = len(self.events)
+        threading.Event().wait(0.02)  # the change's round trip
+        self.beside_change.append(len(self.events) - before)
+        return {}
+
+
+def test_events_decided_before_a_change_are_not_posted_beside_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recording, "HOLD_SECONDS", 5.0)  # however slow this machine is
+    kube = Counting()
+    recorder = Recorder(OBJ, kube)
+    recorder.events([Event("Normal", "Starting", "a"), Event("Normal", "MaintenanceOn", "b")])
+    kube.patch_configmap("mail-score", "flags", {})  # the change they announce
+    assert kube.beside_change == [0] and kube.events == []
+    recorder.settle()
+    assert [e["reason"] for e in kube.events] == ["Starting", "MaintenanceOn"]
+
+
+def test_events_of_a_pass_that_goes_on_for_long_are_posted_all_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recording, "HOLD_SECONDS", 0.01)
+    kube = Slow()
+    kube.go.set()
+    recorder = Recorder(OBJ, kube)
+    recorder.info("CreatingSilence", "x")  # then a slow call outside the cluster
+    assert kube.posting.wait(5)  # with no status write and no end of the pass
+    recorder.settle()
+    assert [e["reason"] for e in kube.events] == ["CreatingSilence"]
 
 
 def test_a_status_write_finds_the_events_decided_before_it_posted() -> None:
