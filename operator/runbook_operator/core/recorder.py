@@ -23,8 +23,11 @@ telling must not block doing.
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -66,6 +69,45 @@ def event_body(ref: Obj, event: Event, now: datetime, instance: str = "") -> Obj
     }
 
 
+class _Releaser:
+    """One thread that sends the Events no pass sent within HOLD_SECONDS (a timer thread
+    per pass made the pass wait, on its way to the change, until that thread ran). A recorder sent
+    meanwhile has nothing left to send. It sleeps while none is due."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Recorder]] = []
+        self._order = itertools.count()
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, recorder: Recorder) -> None:
+        with self._ready:
+            entry = (time.monotonic() + HOLD_SECONDS, next(self._order), recorder)
+            heapq.heappush(self._due, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="runbook-events", daemon=True
+                )
+                self._thread.start()
+            elif self._due[0] is entry:  # due before the one it sleeps for
+                self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._due:
+                    self._ready.wait()
+                due, _, recorder = self._due[0]
+                if due > time.monotonic():
+                    self._ready.wait(due - time.monotonic())
+                    continue
+                heapq.heappop(self._due)
+            recorder.release()
+
+
+_RELEASER = _Releaser()
+
+
 class Recorder:
     def __init__(self, obj: Obj, kube: KubePort | None = None, *, instance: str = "") -> None:
         meta = obj.get("metadata") or {}
@@ -84,8 +126,6 @@ class Recorder:
         self._posts: list[Future[None]] = []
         self._queued: list[Obj] = []
         """Events decided and not yet sent (`release`)."""
-        self._timer: threading.Timer | None = None
-        """Sends them after HOLD_SECONDS, if nothing sent them before."""
 
     def _extra(self, **more: Any) -> dict[str, Any]:
         return {"k8s_ref": self.ref, "k8s_skip": True, **more}
@@ -95,11 +135,10 @@ class Recorder:
         if self.kube is not None:
             body = event_body(self.ref, event, datetime.now(UTC), self.instance)
             with self._lock:
+                first = not self._queued
                 self._queued.append(body)
-                if self._timer is None:
-                    self._timer = threading.Timer(HOLD_SECONDS, self.release)
-                    self._timer.daemon = True
-                    self._timer.start()
+            if first:
+                _RELEASER.schedule(self)
         level = logging.WARNING if event.type == WARNING else logging.INFO
         LOGGER.log(
             level, f"{event.reason}: {event.message}", extra=self._extra(reason=event.reason)
@@ -109,10 +148,7 @@ class Recorder:
         """Send every Event decided and not yet sent, side by side; nothing waits here."""
         with self._lock:
             queued, self._queued = self._queued, []
-            timer, self._timer = self._timer, None
             self._posts += [fanout.start(functools.partial(self._post, b)) for b in queued]
-        if timer is not None:
-            timer.cancel()
 
     def settle(self) -> None:
         """Every Event decided so far is posted (or its failure logged)."""
