@@ -134,18 +134,6 @@ class Runtime:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-class _QuietEvents(logging.Filter):
-    """Kopf logs every run of an on.event handler ("Handler 'deployments-event' succeeded."):
-    one line per watch event of every Deployment. Steps taken are logged on their own."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        return not (text.startswith("Handler '") and text.endswith("-event' succeeded."))
-
-
-logging.getLogger("kopf.objects").addFilter(_QuietEvents())
-
-
 class _NoDiffBase(kopf.DiffBaseStorage):
     """No diff base: the operator has only `on.event` handlers, and Kopf's diff base (the
     "essence" it compares to detect a creation or an update) serves only the changing
