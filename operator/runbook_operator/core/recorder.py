@@ -71,8 +71,8 @@ def event_body(ref: Obj, event: Event, now: datetime, instance: str = "") -> Obj
 
 class _Releaser:
     """One thread that sends the Events no pass sent within HOLD_SECONDS (a timer thread
-    per pass made the pass wait, on its way to the change, until that thread ran). A recorder sent
-    meanwhile has nothing left to send. It sleeps while none is due."""
+    per pass made the pass wait, on its way to the change, until that thread ran). A
+    recorder sent meanwhile has nothing left to send. It sleeps while none is due."""
 
     def __init__(self) -> None:
         self._due: list[tuple[float, int, Recorder]] = []
@@ -102,7 +102,10 @@ class _Releaser:
                     self._ready.wait(due - time.monotonic())
                     continue
                 heapq.heappop(self._due)
-            recorder.release()
+            try:
+                recorder.release()
+            except Exception:  # never the end of this thread: every later pass needs it
+                LOGGER.exception("events not sent", extra=recorder._extra())
 
 
 _RELEASER = _Releaser()

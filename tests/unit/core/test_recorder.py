@@ -206,3 +206,21 @@ def test_a_pass_ends_only_once_its_events_are_posted() -> None:
     harness.delete("quick-fix", "mail-score")
     harness.run("quick-fix", "mail-score")  # a finalize pass that writes nothing
     assert [e["reason"] for e in kube.events] == ["Looked", "StillUndoing"]
+
+
+class Failing(Recorder):
+    def release(self) -> None:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+
+def test_one_failed_release_leaves_the_later_passes_their_events(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(recording, "HOLD_SECONDS", 0.01)
+    with caplog.at_level(logging.ERROR, logger="runbook_operator"):
+        Failing(OBJ, FakeKube()).info("Lost", "x")
+        kube = Slow()
+        kube.go.set()
+        Recorder(OBJ, kube).info("Told", "y")  # no status write, no end: only the thread
+        assert kube.posting.wait(5)
+    assert any(r.getMessage() == "events not sent" for r in caplog.records)
