@@ -94,6 +94,9 @@ class Controller:
         self._guard = threading.Lock()
         self._active: set[Key] = set()
         self._dirty: set[Key] = set()
+        self._unsure: dict[Key, int] = {}
+        """Per object whose pass runs, the newest version a watch event brought meanwhile
+        that was not known then to be an echo of the pass's own writes."""
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
         self._cancels: dict[Key, threading.Event] = {}
@@ -120,6 +123,11 @@ class Controller:
             written = self._written.get(key)
             echo = written is not None and _version(body) <= written
             echo = echo and not meta.get("deletionTimestamp")
+            if not echo and key in self._active and not meta.get("deletionTimestamp"):
+                # Perhaps the echo of a write whose answer the running pass has not taken
+                # yet (the watch is often faster): decided when the pass ends (`_drive`).
+                self._unsure[key] = max(_version(body), self._unsure.get(key, 0))
+                return
         if not echo:
             self.enqueue(key)
 
@@ -149,6 +157,7 @@ class Controller:
                 self._deleted[key] = deleted_at
             metrics.DOMAIN.forget((self.kind.resource.kind, *key))
         self._failures.pop(key, None)
+        self._unsure.pop(key, None)
         self.notifying.forget(key)
         self.guarding.forget(key)
         cancel = self._cancels.pop(key, None)
@@ -186,6 +195,7 @@ class Controller:
                 if timer is not None:
                     timer.cancel()
                 result = await self._one(key)
+                self._news(key)
                 if key in self._dirty and self.enabled:
                     continue
                 break
@@ -194,6 +204,20 @@ class Controller:
         if result is not None and result.requeue_after is not None and self.enabled:
             loop = asyncio.get_running_loop()
             self._timers[key] = loop.call_later(result.requeue_after, self.enqueue, key)
+
+    def _news(self, key: Key) -> None:
+        """Whether the events that came during the pass bring anything it did not write
+        itself: one that does runs the object once more. Without this, a write's own
+        event that beat its answer ran a pass for nothing, and the pass after it could
+        set a wake-up of its own: idle MaintenanceWindows re-checked their policy every
+        15 s for minutes, each check a status write whose echo raced its answer again."""
+        seen = self._unsure.pop(key, None)
+        if seen is None:
+            return
+        with self._guard:
+            written = self._written.get(key)
+        if written is None or seen > written:
+            self._dirty.add(key)
 
     def ended(self, key: Key) -> None:
         """No pass of `key` runs any more: a deletion seen meanwhile has done its work."""
