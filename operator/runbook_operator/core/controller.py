@@ -73,6 +73,7 @@ class Controller:
         new_pass: Callable[[Kind, Obj, threading.Event], Pass],
         on_result: Callable[[Kind, Key, Result | None], None],
         notifying: Notifying | None = None,
+        on_start: Callable[[Kind, Key], None] | None = None,
     ) -> None:
         self.kind = kind
         self.notifying = notifying or Notifying()
@@ -83,6 +84,8 @@ class Controller:
         self.executor = executor
         self.new_pass = new_pass
         self.on_result = on_result
+        self.on_start = on_start
+        """Told (in the event loop) as each pass is sent to its thread."""
         self.enabled = True
         """False while this process may not act (not the leader, or stopping)."""
         self._bodies: dict[Key, Obj] = {}
@@ -227,6 +230,8 @@ class Controller:
 
     async def _one(self, key: Key) -> Result | None:
         loop = asyncio.get_running_loop()
+        if self.on_start is not None:
+            self.on_start(self.kind, key)
         call = functools.partial(contextvars.copy_context().run, self._pass, key)
         try:
             result = await loop.run_in_executor(self.executor, call)

@@ -71,6 +71,8 @@ class Runtime:
     pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     cache: WatchCache = field(default_factory=WatchCache)
     """The workloads as the watches delivered them (core.watchcache)."""
+    _since: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """Per operation whose pass runs, the last change `interest` had seen as it began."""
 
     def __post_init__(self) -> None:
         sizes = {PASSES: self.settings.pass_workers, DATABASE: self.settings.database_workers}
@@ -78,7 +80,12 @@ class Runtime:
             self.pools[pool] = ThreadPoolExecutor(size, thread_name_prefix=f"runbook-{pool}")
         for kind in self.kinds:
             self.controllers[kind.resource.kind] = Controller(
-                kind, self.kube, self.pools[kind.pool], self.new_pass, self._after
+                kind,
+                self.kube,
+                self.pools[kind.pool],
+                self.new_pass,
+                self._after,
+                on_start=self._started,
             )
 
     def new_pass(self, kind: Kind, body: Obj, stopped: threading.Event) -> Pass:
@@ -97,11 +104,16 @@ class Runtime:
             cache=self.cache,
         )
 
+    def _started(self, kind: Kind, key: Key) -> None:
+        self._since[(kind.resource.kind, key[0], key[1])] = self.interest.seq
+
     def _after(self, kind: Kind, key: Key, result: Result | None) -> None:
         owner = (kind.resource.kind, key[0], key[1])
-        if self.interest.watch(owner, result.watch if result is not None else ()):
+        since = self._since.pop(owner, 0)
+        if self.interest.watch(owner, result.watch if result is not None else (), since):
             # A change of a newly watched object during the pass woke nobody: look again.
             self.controllers[kind.resource.kind].enqueue(key)
+        self.interest.prune(min(self._since.values(), default=self.interest.seq))
 
     # --- events -----------------------------------------------------------
 
@@ -123,6 +135,7 @@ class Runtime:
         """Wake the operations that watch this object."""
         meta = body.get("metadata") or {}
         namespace = meta.get("namespace")
+        self.interest.changed(str(namespace) if namespace else None, kind, str(meta.get("name")))
         for owner_kind, owner_namespace, name in self.interest.owners(
             str(namespace) if namespace else None, kind, str(meta.get("name"))
         ):

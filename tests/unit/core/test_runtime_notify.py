@@ -76,3 +76,18 @@ def test_a_workload_event_is_kept_before_the_operations_watching_it_are_woken() 
     assert rt.cache.workload("Deployment", "bank", "web") is None
     rt.seen("Namespace", "MODIFIED", body("shop"))  # woken, not kept
     assert len(rt.cache) == 0
+
+
+def test_a_pass_looks_again_only_if_what_it_starts_watching_changed_while_it_ran() -> None:
+    rt = Runtime(Settings(), FakeKube(), [MaintenanceWindowKind()])
+    queue = Queue()
+    rt.controllers[MW] = queue  # type: ignore[assignment]
+    kind = rt.kinds[0]
+    watching = Result(watch=frozenset({("Namespace", "shop")}))
+    rt._started(kind, ("shop", "weekly"))
+    rt._after(kind, ("shop", "weekly"), watching)
+    assert queue.keys == []  # nothing it watches changed: no pass for nothing
+    rt._started(kind, ("shop", "daily"))
+    rt.notify("Namespace", body("shop"))  # while daily's first pass runs
+    rt._after(kind, ("shop", "daily"), watching)
+    assert queue.keys == [("shop", "weekly"), ("shop", "daily")]
