@@ -25,7 +25,8 @@ Target = tuple[str, str, str]
 Seen = tuple[str | None, str, str]
 """(namespace, None for a cluster-scoped object; its kind; its name or "*")"""
 KEEP_CHANGES = 10_000
-"""Changes remembered before those older than every pass still running are let go."""
+"""Changes remembered before those older than every pass still running are let go (and,
+while a long pass holds them, twice as many as were kept then)."""
 
 
 class Interest:
@@ -35,6 +36,7 @@ class Interest:
         self.seq = 0
         """The number of the last change seen (`changed`)."""
         self._changes: dict[Seen, int] = {}
+        self._limit = KEEP_CHANGES
 
     def changed(self, namespace: str | None, kind: str, name: str) -> None:
         """A watched kind's object changed (a watch event): numbered, for `watch`."""
@@ -46,9 +48,12 @@ class Interest:
 
     def prune(self, oldest: int) -> None:
         """Forget the changes numbered `oldest` or less (no pass began before them), once
-        there are many."""
-        if len(self._changes) > KEEP_CHANGES:
+        there are many. A pass that runs for minutes (a dump) holds every change since it
+        began: the next pruning waits until they have doubled, so that each pass's end
+        does not go through them all again for nothing."""
+        if len(self._changes) > self._limit:
             self._changes = {k: v for k, v in self._changes.items() if v > oldest}
+            self._limit = max(KEEP_CHANGES, 2 * len(self._changes))
 
     def _changed_since(self, target: Target, since: int) -> bool:
         namespace, kind, name = target

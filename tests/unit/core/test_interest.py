@@ -91,3 +91,19 @@ def test_a_namespace_is_its_own_namespace() -> None:
     interest.watch(MW_BANK, [("Namespace", "bank")])
     assert interest.owners(None, "Namespace", "shop") == {MW_SHOP}
     assert interest.owners(None, "Namespace", "other") == set()
+
+
+def test_changes_a_long_pass_holds_are_gone_through_again_only_once_doubled() -> None:
+    interest = Interest()
+    for i in range(11_000):
+        interest.changed("ns", "Deployment", f"d{i}")
+    interest.prune(0)  # a pass began before all of them: nothing can go
+    assert len(interest._changes) == 11_001
+    kept = interest._changes
+    interest.changed("ns", "Deployment", "one-more")
+    interest.prune(interest.seq)  # not gone through again: far from twice as many
+    assert interest._changes is kept
+    for i in range(11_001):
+        interest.changed("ns", "Deployment", f"e{i}")
+    interest.prune(interest.seq)  # more than twice as many: all older than any pass go
+    assert interest._changes == {}
