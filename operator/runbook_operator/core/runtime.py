@@ -134,12 +134,11 @@ class Runtime:
     def notify(self, kind: str, body: Obj) -> None:
         """Wake the operations that watch this object."""
         meta = body.get("metadata") or {}
-        namespace = meta.get("namespace")
-        self.interest.changed(str(namespace) if namespace else None, kind, str(meta.get("name")))
-        for owner_kind, owner_namespace, name in self.interest.owners(
-            str(namespace) if namespace else None, kind, str(meta.get("name"))
-        ):
-            self.controllers[owner_kind].enqueue((owner_namespace, name))
+        namespace = str(meta["namespace"]) if meta.get("namespace") else None
+        name = str(meta.get("name"))
+        self.interest.changed(namespace, kind, name)
+        for owner_kind, owner_namespace, owner in self.interest.owners(namespace, kind, name):
+            self.controllers[owner_kind].enqueue((owner_namespace, owner))
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop(STOP_SECONDS) for c in self.controllers.values()))
